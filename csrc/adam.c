@@ -1,0 +1,275 @@
+/*
+ * adam.c: fused Adam / AdamW, one pass over memory, many tensors per call.
+ *
+ * Per element, in torch.optim.Adam's order (single-tensor path, float32 math for float32 data):
+ *   g = grad / grad_scale            (TP_ADAM_GRAD_SCALE)
+ *   g = -g                           (TP_ADAM_MAXIMIZE)
+ *   p = p * (1 - lr*wd)              (TP_ADAM_DECOUPLED, AdamW)   or   g = g + wd*p   (Adam, wd != 0)
+ *   m = lerp(m, g, 1 - beta1)        (torch's lerp: two formulas depending on the weight)
+ *   v = v*beta2 + ((1 - beta2)*g)*g
+ *   vmax = max(vmax, v)              (TP_ADAM_AMSGRAD; the denominator then uses vmax)
+ *   denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+ *   p = p + ((-lr / (1 - beta1^t)) * m) / denom
+ * The per-step scalars are computed once in double and rounded to the element type, as torch does.
+ *
+ * One body, several compilations: adam_body_* is always inlined into a plain-scalar reference,
+ * a baseline build (auto-vectorized for the compiler's default target) and AVX2 / AVX-512
+ * builds chosen at run time. The build uses -ffp-contract=off so no variant fuses a multiply
+ * and an add: every variant gives the same bits as the scalar reference.
+ */
+#include <math.h>
+#include "common.h"
+
+/* Below this many elements per thread a second thread costs more than it saves. */
+#define ADAM_MIN_PER_THREAD 32768
+/* Threads split the concatenation of all tensors at multiples of this many elements, so two
+ * threads never write the same cache line. */
+#define ADAM_SPLIT_ALIGN 16
+
+#define DEFINE_ADAM_CONSTS(T, SUF)                                                          \
+    typedef struct {                                                                        \
+        T grad_scale, sign, weight_decay, decay, lerp_weight, lerp_weight_c, beta2,         \
+            one_minus_beta2, eps, bias_correction2_sqrt, neg_step_size;                      \
+        int scaled, l2, decoupled, lerp_low, amsgrad;                                       \
+    } adam_consts_##SUF;                                                                    \
+                                                                                            \
+    static void adam_consts_init_##SUF(adam_consts_##SUF *c, int64_t step, double lr,       \
+                                       double beta1, double beta2, double eps, double wd,   \
+                                       double grad_scale, int32_t flags) {                  \
+        double bias_correction1 = 1.0 - pow(beta1, (double)step);                           \
+        double bias_correction2 = 1.0 - pow(beta2, (double)step);                           \
+        c->scaled = (flags & TP_ADAM_GRAD_SCALE) != 0;                                      \
+        c->grad_scale = (T)(c->scaled ? grad_scale : 1.0);                                  \
+        c->sign = (T)((flags & TP_ADAM_MAXIMIZE) ? -1.0 : 1.0);                             \
+        c->decoupled = (flags & TP_ADAM_DECOUPLED) != 0;                                    \
+        c->l2 = !c->decoupled && wd != 0.0;                                                 \
+        c->weight_decay = (T)wd;                                                            \
+        c->decay = (T)(1.0 - lr * wd);                                                      \
+        /* torch.lerp(m, g, w) = w < 0.5 ? m + w*(g-m) : g - (g-m)*(1-w), 1-w in T */          \
+        c->lerp_weight = (T)(1.0 - beta1);                                                  \
+        c->lerp_weight_c = (T)1 - c->lerp_weight;                                           \
+        c->lerp_low = fabs((double)c->lerp_weight) < 0.5;                                   \
+        c->beta2 = (T)beta2;                                                                \
+        c->one_minus_beta2 = (T)(1.0 - beta2);                                              \
+        c->eps = (T)eps;                                                                    \
+        c->bias_correction2_sqrt = (T)sqrt(bias_correction2);                               \
+        c->neg_step_size = (T)(-(lr / bias_correction1));                                   \
+        c->amsgrad = (flags & TP_ADAM_AMSGRAD) != 0;                                        \
+    }
+
+/* The body, written once per element type and inlined into each variant. Options that only
+ * change arithmetic are selects on loop invariants (the vectorizer keeps them branch-free);
+ * amsgrad, which adds a fourth stream, is a compile-time parameter so the common loop carries
+ * no conditional load or store. */
+#define DEFINE_ADAM_BODY(T, SUF, SQRT)                                                      \
+    TP_ALWAYS_INLINE void adam_body_##SUF(const adam_consts_##SUF *c, T *TP_RESTRICT p,     \
+                                          const T *TP_RESTRICT gr, T *TP_RESTRICT m,        \
+                                          T *TP_RESTRICT v, T *TP_RESTRICT vmax, int64_t n, \
+                                          const int amsgrad) {                              \
+        const adam_consts_##SUF k = *c;                                                     \
+        for (int64_t i = 0; i < n; i++) {                                                   \
+            T g = gr[i];                                                                    \
+            g = k.scaled ? g / k.grad_scale : g;                                            \
+            g = g * k.sign;                                                                 \
+            T pi = p[i];                                                                    \
+            pi = k.decoupled ? pi * k.decay : pi;                                           \
+            g = k.l2 ? g + k.weight_decay * pi : g;                                         \
+            T mi = m[i];                                                                    \
+            mi = k.lerp_low ? mi + k.lerp_weight * (g - mi) : g - (g - mi) * k.lerp_weight_c; \
+            T vi = v[i] * k.beta2 + (k.one_minus_beta2 * g) * g;                            \
+            m[i] = mi;                                                                      \
+            v[i] = vi;                                                                      \
+            if (amsgrad) {                                                                  \
+                T mx = vmax[i];                                                             \
+                /* torch.maximum: NaN wins from either side */                              \
+                mx = (mx < vi || vi != vi) ? vi : mx;                                       \
+                vmax[i] = mx;                                                               \
+                vi = mx;                                                                    \
+            }                                                                               \
+            T denom = SQRT(vi) / k.bias_correction2_sqrt + k.eps;                           \
+            p[i] = pi + (k.neg_step_size * mi) / denom;                                     \
+        }                                                                                   \
+    }
+
+#define DEFINE_ADAM_VARIANT(T, SUF, NAME, ATTRS)                                            \
+    ATTRS static void adam_##SUF##_##NAME(const adam_consts_##SUF *c, T *TP_RESTRICT p,     \
+                                          const T *TP_RESTRICT g, T *TP_RESTRICT m,         \
+                                          T *TP_RESTRICT v, T *TP_RESTRICT vmax, int64_t n) { \
+        if (vmax)                                                                           \
+            adam_body_##SUF(c, p, g, m, v, vmax, n, 1);                                     \
+        else                                                                                \
+            adam_body_##SUF(c, p, g, m, v, vmax, n, 0);                                     \
+    }
+
+#define DEFINE_ADAM_FAMILY(T, SUF, SQRT)                                                    \
+    DEFINE_ADAM_CONSTS(T, SUF)                                                              \
+    DEFINE_ADAM_BODY(T, SUF, SQRT)                                                          \
+    DEFINE_ADAM_VARIANT(T, SUF, scalar, TP_NO_VECTORIZE)                                    \
+    DEFINE_ADAM_VARIANT(T, SUF, baseline, )
+
+DEFINE_ADAM_FAMILY(float, f32, sqrtf)
+DEFINE_ADAM_FAMILY(double, f64, sqrt)
+
+#if TP_HAVE_X86_VARIANTS
+DEFINE_ADAM_VARIANT(float, f32, avx2, TP_TARGET_AVX2)
+DEFINE_ADAM_VARIANT(float, f32, avx512, TP_TARGET_AVX512)
+DEFINE_ADAM_VARIANT(double, f64, avx2, TP_TARGET_AVX2)
+DEFINE_ADAM_VARIANT(double, f64, avx512, TP_TARGET_AVX512)
+#endif
+
+typedef struct {
+    adam_consts_f32 f32;
+    adam_consts_f64 f64;
+    int isa;
+} adam_plan;
+
+/* Update elements [lo, hi) of one tensor with the plan's variant. */
+static void adam_run(const adam_plan *plan, const tp_adam_tensor *t, int64_t lo, int64_t hi) {
+    int64_t n = hi - lo;
+    if (n <= 0) return;
+    if (t->dtype == TP_FLOAT32) {
+        float *p = (float *)t->param + lo, *m = (float *)t->exp_avg + lo;
+        float *v = (float *)t->exp_avg_sq + lo;
+        const float *g = (const float *)t->grad + lo;
+        float *vmax = plan->f32.amsgrad ? (float *)t->max_exp_avg_sq + lo : NULL;
+        switch (plan->isa) {
+            case TP_ISA_SCALAR: adam_f32_scalar(&plan->f32, p, g, m, v, vmax, n); return;
+#if TP_HAVE_X86_VARIANTS
+            case TP_ISA_AVX2: adam_f32_avx2(&plan->f32, p, g, m, v, vmax, n); return;
+            case TP_ISA_AVX512: adam_f32_avx512(&plan->f32, p, g, m, v, vmax, n); return;
+#endif
+            default: adam_f32_baseline(&plan->f32, p, g, m, v, vmax, n); return;
+        }
+    } else {
+        double *p = (double *)t->param + lo, *m = (double *)t->exp_avg + lo;
+        double *v = (double *)t->exp_avg_sq + lo;
+        const double *g = (const double *)t->grad + lo;
+        double *vmax = plan->f64.amsgrad ? (double *)t->max_exp_avg_sq + lo : NULL;
+        switch (plan->isa) {
+            case TP_ISA_SCALAR: adam_f64_scalar(&plan->f64, p, g, m, v, vmax, n); return;
+#if TP_HAVE_X86_VARIANTS
+            case TP_ISA_AVX2: adam_f64_avx2(&plan->f64, p, g, m, v, vmax, n); return;
+            case TP_ISA_AVX512: adam_f64_avx512(&plan->f64, p, g, m, v, vmax, n); return;
+#endif
+            default: adam_f64_baseline(&plan->f64, p, g, m, v, vmax, n); return;
+        }
+    }
+}
+
+/* Update elements [lo, hi) of the virtual concatenation of all tensors. */
+static void adam_run_range(const adam_plan *plan, const tp_adam_tensor *t, int64_t count,
+                           int64_t lo, int64_t hi) {
+    int64_t offset = 0;
+    for (int64_t i = 0; i < count && offset < hi; i++) {
+        int64_t n = t[i].numel;
+        int64_t a = lo > offset ? lo - offset : 0;
+        int64_t b = hi - offset < n ? hi - offset : n;
+        if (a < b) adam_run(plan, &t[i], a, b);
+        offset += n;
+    }
+}
+
+/* 1 if any grad / grad_scale is NaN or Inf. x - x is 0 for finite x and NaN otherwise; an
+ * integer OR (unlike a float sum) is a reduction the compiler vectorizes without reassociating. */
+#define DEFINE_NONFINITE_SCAN(T, SUF)                                                       \
+    static int any_nonfinite_##SUF(const T *TP_RESTRICT g, int64_t n, T scale) {            \
+        int bad = 0;                                                                        \
+        for (int64_t i = 0; i < n; i++) {                                                   \
+            T x = g[i] / scale;                                                             \
+            bad |= !(x - x == 0);                                                           \
+        }                                                                                   \
+        return bad;                                                                         \
+    }
+DEFINE_NONFINITE_SCAN(float, f32)
+DEFINE_NONFINITE_SCAN(double, f64)
+
+static int grads_nonfinite(const adam_plan *plan, const tp_adam_tensor *t, int64_t count,
+                           int64_t total) {
+    int found = 0;
+    int threads = tp_threads_for(total, 4 * ADAM_MIN_PER_THREAD);
+    (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) reduction(| : found) if (threads > 1)
+#endif
+    for (int64_t i = 0; i < count; i++) {
+        if (t[i].dtype == TP_FLOAT32)
+            found |= any_nonfinite_f32((const float *)t[i].grad, t[i].numel, plan->f32.grad_scale);
+        else
+            found |= any_nonfinite_f64((const double *)t[i].grad, t[i].numel, plan->f64.grad_scale);
+    }
+    return found;
+}
+
+static int check_hyper(int64_t step, double lr, double beta1, double beta2, double eps,
+                       double wd, double grad_scale, int32_t flags) {
+    TP_RETURN_IF(step < 1, TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(lr >= 0.0) || !isfinite(lr), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(beta1 >= 0.0 && beta1 < 1.0), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(beta2 >= 0.0 && beta2 < 1.0), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(eps >= 0.0) || !isfinite(eps), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(wd >= 0.0) || !isfinite(wd), TP_ERR_ARGUMENT);
+    if (flags & TP_ADAM_GRAD_SCALE)
+        TP_RETURN_IF(!isfinite(grad_scale) || grad_scale == 0.0, TP_ERR_ARGUMENT);
+    TP_RETURN_IF(flags & ~(TP_ADAM_DECOUPLED | TP_ADAM_AMSGRAD | TP_ADAM_MAXIMIZE |
+                           TP_ADAM_GRAD_SCALE),
+                 TP_ERR_ARGUMENT);
+    return TP_OK;
+}
+
+int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step, double lr,
+                     double beta1, double beta2, double eps, double weight_decay,
+                     double grad_scale, int32_t flags, int32_t *found_inf, int isa) {
+    TP_RETURN_IF(found_inf == NULL || count < 0 || (count > 0 && tensors == NULL), TP_ERR_ARGUMENT);
+    *found_inf = 0;
+    TP_RETURN_IF(!tp_isa_available(isa), TP_ERR_UNSUPPORTED);
+    int status = check_hyper(step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags);
+    TP_RETURN_IF(status != TP_OK, status);
+
+    int64_t total = 0;
+    for (int64_t i = 0; i < count; i++) {
+        const tp_adam_tensor *t = &tensors[i];
+        TP_RETURN_IF(t->numel < 0, TP_ERR_ARGUMENT);
+        TP_RETURN_IF(t->dtype != TP_FLOAT32 && t->dtype != TP_FLOAT64, TP_ERR_ARGUMENT);
+        if (t->numel == 0) continue;
+        TP_RETURN_IF(!t->param || !t->grad || !t->exp_avg || !t->exp_avg_sq, TP_ERR_ARGUMENT);
+        TP_RETURN_IF((flags & TP_ADAM_AMSGRAD) && !t->max_exp_avg_sq, TP_ERR_ARGUMENT);
+        total += t->numel;
+    }
+
+    adam_plan plan;
+    adam_consts_init_f32(&plan.f32, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags);
+    adam_consts_init_f64(&plan.f64, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags);
+    plan.isa = isa;
+
+    if ((flags & TP_ADAM_GRAD_SCALE) && grads_nonfinite(&plan, tensors, count, total)) {
+        *found_inf = 1;
+        return TP_OK;
+    }
+
+    int threads = tp_threads_for(total, ADAM_MIN_PER_THREAD);
+    if (threads <= 1) {
+        adam_run_range(&plan, tensors, count, 0, total);
+        return TP_OK;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+        /* Each thread takes one contiguous share of all elements, across tensor borders, so
+         * two hundred small tensors balance as well as one large one. */
+        int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int64_t lo = (int64_t)((double)total * id / nt) & ~(int64_t)(ADAM_SPLIT_ALIGN - 1);
+        int64_t hi = id == nt - 1 ? total
+                                  : (int64_t)((double)total * (id + 1) / nt) &
+                                        ~(int64_t)(ADAM_SPLIT_ALIGN - 1);
+        adam_run_range(&plan, tensors, count, lo, hi);
+    }
+#endif
+    return TP_OK;
+}
+
+int tp_adam_step(const tp_adam_tensor *tensors, int64_t count, int64_t step, double lr,
+                 double beta1, double beta2, double eps, double weight_decay, double grad_scale,
+                 int32_t flags, int32_t *found_inf) {
+    return tp_adam_step_isa(tensors, count, step, lr, beta1, beta2, eps, weight_decay,
+                            grad_scale, flags, found_inf, tp_isa_current());
+}

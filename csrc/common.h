@@ -1,0 +1,47 @@
+/* common.h: internal helpers shared by the kernel files (never seen by cffi). */
+#ifndef TP_COMMON_H
+#define TP_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "tensorpress.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TP_RESTRICT __restrict__
+#define TP_ALWAYS_INLINE static inline __attribute__((always_inline))
+/* The scalar reference must stay scalar, so tests compare SIMD code against real scalar code. */
+#if defined(__clang__)
+#define TP_NO_VECTORIZE
+#else
+#define TP_NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
+#endif
+#else
+#define TP_RESTRICT
+#define TP_ALWAYS_INLINE static inline
+#define TP_NO_VECTORIZE
+#endif
+
+/* x86 variants are compiled with function target attributes, never global -m flags, so one
+ * binary runs on any x86-64 and uses AVX2 / AVX-512 only where cpu.c found them. */
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define TP_HAVE_X86_VARIANTS 1
+#define TP_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define TP_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#else
+#define TP_HAVE_X86_VARIANTS 0
+#endif
+
+#define TP_RETURN_IF(cond, status) \
+    do {                           \
+        if (cond) return (status); \
+    } while (0)
+
+/* Threads worth using for `work` items when each thread should get at least `min_per_thread`:
+ * 1 below that size (spawning a team costs microseconds), never more than tp_get_num_threads(). */
+int tp_threads_for(int64_t work, int64_t min_per_thread);
+
+#endif /* TP_COMMON_H */

@@ -1,0 +1,91 @@
+/* cpu.c: one-time CPU feature detection, the active kernel variant, and the thread count. */
+#include "common.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int best_isa(void) {
+#if TP_HAVE_X86_VARIANTS
+    /* __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV). */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return TP_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return TP_ISA_AVX2;
+#endif
+    return TP_ISA_BASELINE;
+}
+
+/* -1 = not chosen yet. Written by tp_isa_select (load time, or tests forcing a variant). */
+static int current_isa = -1;
+static int num_threads = 0;
+
+int tp_isa_available(int isa) {
+    if (isa == TP_ISA_SCALAR || isa == TP_ISA_BASELINE) return 1;
+#if TP_HAVE_X86_VARIANTS
+    if (isa == TP_ISA_AVX2 || isa == TP_ISA_AVX512) return isa <= best_isa();
+#endif
+    return 0;
+}
+
+int tp_isa_current(void) {
+    if (current_isa < 0) current_isa = best_isa();
+    return current_isa;
+}
+
+int tp_isa_select(int isa) {
+    if (isa == -1) {
+        current_isa = best_isa();
+        return TP_OK;
+    }
+    TP_RETURN_IF(!tp_isa_available(isa), TP_ERR_UNSUPPORTED);
+    current_isa = isa;
+    return TP_OK;
+}
+
+int tp_openmp_enabled(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int tp_get_num_threads(void) {
+    if (num_threads <= 0) {
+#ifdef _OPENMP
+        num_threads = omp_get_max_threads(); /* honours OMP_NUM_THREADS */
+#else
+        num_threads = 1;
+#endif
+    }
+    return num_threads;
+}
+
+int tp_set_num_threads(int n) {
+    TP_RETURN_IF(n < 1, TP_ERR_ARGUMENT);
+#ifndef _OPENMP
+    TP_RETURN_IF(n != 1, TP_ERR_UNSUPPORTED);
+#endif
+    num_threads = n;
+    return TP_OK;
+}
+
+int tp_threads_for(int64_t work, int64_t min_per_thread) {
+    int limit = tp_get_num_threads();
+    if (min_per_thread < 1) min_per_thread = 1;
+    int64_t useful = work / min_per_thread;
+    if (useful < 1) return 1;
+    return useful < limit ? (int)useful : limit;
+}
+
+const char *tp_status_message(int status) {
+    switch (status) {
+        case TP_OK: return "ok";
+        case TP_ERR_ARGUMENT: return "invalid argument";
+        case TP_ERR_CORRUPT: return "corrupt or truncated data";
+        case TP_ERR_NONFINITE: return "non-finite value (NaN or Inf)";
+        case TP_ERR_BUFFER: return "buffer too small";
+        case TP_ERR_UNSUPPORTED: return "not supported by this build or CPU";
+        default: return "unknown error";
+    }
+}

@@ -1,0 +1,60 @@
+/*
+ * tensorpress.h: the one public C header of tensorpress.
+ *
+ * Everything between the "cdef" markers (here and in the family headers included below) is plain
+ * C that cffi parses as the binding's declarations (csrc/build.py reads it), so the Python
+ * binding can never drift from the prototypes the kernels are compiled against.
+ *
+ * Rules every kernel follows: arithmetic on raw pointers and lengths, a status code returned
+ * (TP_OK or a negative TP_ERR_*), no allocation behind the caller's back, no printing.
+ */
+#ifndef TENSORPRESS_H
+#define TENSORPRESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* cdef: begin */
+#define TP_OK 0
+#define TP_ERR_ARGUMENT -1      /* an argument is out of range or inconsistent */
+#define TP_ERR_CORRUPT -2       /* encoded data is damaged or truncated */
+#define TP_ERR_NONFINITE -3     /* NaN or Inf where finite values are required */
+#define TP_ERR_BUFFER -4        /* an output or workspace buffer is too small */
+#define TP_ERR_UNSUPPORTED -5   /* not available in this build or on this CPU */
+
+/* element types understood by the kernels */
+#define TP_FLOAT32 0
+#define TP_FLOAT64 1
+
+/* instruction-set variants a kernel may be compiled for (csrc/cpu.c picks one at load) */
+#define TP_ISA_SCALAR 0     /* the plain C reference, never vectorized */
+#define TP_ISA_BASELINE 1   /* portable build: whatever the compiler's default target allows */
+#define TP_ISA_AVX2 2       /* x86-64 with AVX2 + FMA */
+#define TP_ISA_AVX512 3     /* x86-64 with AVX-512F */
+
+const char *tp_status_message(int status);
+
+/* 1 when this build has the variant and this CPU can run it */
+int tp_isa_available(int isa);
+/* the variant the kernels use now; tp_isa_select(-1) restores the best available */
+int tp_isa_current(void);
+int tp_isa_select(int isa);
+
+/* threads: 1 when the build has OpenMP; the count every parallel kernel may use */
+int tp_openmp_enabled(void);
+int tp_get_num_threads(void);
+int tp_set_num_threads(int n);
+/* cdef: end */
+
+#include "tp_adam.h"
+#include "tp_stream.h"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TENSORPRESS_H */

@@ -1,0 +1,40 @@
+"""tensorpress: compiled CPU kernels for training and shrinking neural-network weights.
+
+    import tensorpress as tp
+    tp.backend                       # "c" or "numba" (TENSORPRESS_BACKEND=auto|c|numba)
+    found_inf = tp.adam_step(params, grads, exp_avgs, exp_avg_sqs, step=1, lr=1e-3)
+"""
+
+from . import _backend, _threads
+from .errors import (
+    BackendError,
+    CorruptDataError,
+    DTypeError,
+    InvalidArgumentError,
+    NonFiniteError,
+    TensorpressError,
+)
+from .optim import Adam, AdamW, adam_step
+
+__version__ = "0.1.0"
+
+#: The live backend: "c" (compiled kernels) or "numba" (jitted twins).
+backend = _backend.BACKEND
+get_num_threads = _threads.get_num_threads
+set_num_threads = _threads.set_num_threads
+_threads._apply_default()
+
+__all__ = [
+    "backend",
+    "get_num_threads",
+    "set_num_threads",
+    "adam_step",
+    "Adam",
+    "AdamW",
+    "TensorpressError",
+    "InvalidArgumentError",
+    "DTypeError",
+    "NonFiniteError",
+    "CorruptDataError",
+    "BackendError",
+]

@@ -1,0 +1,90 @@
+"""The one place that chooses the backend.
+
+TENSORPRESS_BACKEND=auto (default) uses the compiled C kernels when they import, else the
+Numba twins with a warning; =c or =numba forces one and fails loudly when it is unavailable.
+Public modules ask ``kernels("adam")`` for the family module of the live backend; both
+backends' family modules expose the same functions, taking already validated arguments.
+"""
+
+import importlib
+import os
+import warnings
+
+from .errors import BackendError
+
+_CHOICES = ("auto", "c", "numba")
+
+
+def _c_import_error():
+    """None when the compiled extension imports, else why it does not."""
+    try:
+        importlib.import_module("tensorpress._tensorpress_c")
+    except ImportError as exc:
+        return exc
+    return None
+
+
+def _numba_import_error():
+    try:
+        importlib.import_module("numba")
+    except ImportError as exc:
+        return exc
+    return None
+
+
+def _choose():
+    requested = os.environ.get("TENSORPRESS_BACKEND", "auto").strip().lower() or "auto"
+    if requested not in _CHOICES:
+        raise BackendError(
+            f"TENSORPRESS_BACKEND={requested!r} is not one of {', '.join(_CHOICES)}"
+        )
+    if requested == "c":
+        err = _c_import_error()
+        if err is not None:
+            raise BackendError(
+                "TENSORPRESS_BACKEND=c but the compiled extension tensorpress._tensorpress_c "
+                f"does not import ({err}); reinstall with a working C compiler"
+            )
+        return "c"
+    if requested == "numba":
+        err = _numba_import_error()
+        if err is not None:
+            raise BackendError(f"TENSORPRESS_BACKEND=numba but numba does not import ({err})")
+        return "numba"
+    err = _c_import_error()
+    if err is None:
+        return "c"
+    if _numba_import_error() is None:
+        warnings.warn(
+            f"tensorpress: the compiled C kernels are not available ({err}); using the slower "
+            "Numba backend. Reinstall with a working C compiler for full speed.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return "numba"
+    raise BackendError(f"tensorpress has no usable backend: the C extension fails ({err}) and numba does not import")
+
+
+BACKEND = _choose()
+_PACKAGE = "tensorpress._native" if BACKEND == "c" else "tensorpress._numba"
+
+
+def kernels(family):
+    """The module of kernel family `family` ("adam", ...) for the live backend."""
+    return importlib.import_module(f"{_PACKAGE}.{family}")
+
+
+def kernels_of(backend, family):
+    """The module of `family` for a named backend ("c" or "numba"), for tests and benchmarks."""
+    package = {"c": "tensorpress._native", "numba": "tensorpress._numba"}[backend]
+    return importlib.import_module(f"{package}.{family}")
+
+
+def available_backends():
+    """The backends that work in this process."""
+    names = []
+    if _c_import_error() is None:
+        names.append("c")
+    if _numba_import_error() is None:
+        names.append("numba")
+    return names

@@ -1,0 +1,77 @@
+"""Timing helpers shared by the benchmark families: best-of timing, the measured bandwidth
+bound, and the table layout."""
+
+import time
+
+import numpy as np
+
+
+def best_time(fn, *, repeat=5, min_time=0.02, max_calls=100000):
+    """Best seconds per call of fn() over `repeat` rounds, each round long enough to time."""
+    fn()  # warm up (JIT compilation, page faults, caches)
+    calls = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time or calls >= max_calls:
+            break
+        calls = min(max_calls, calls * 2 if elapsed <= 0 else max(calls * 2, int(calls * min_time / elapsed) + 1))
+    best = elapsed / calls
+    for _ in range(repeat - 1):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+_bound_cache = {}
+
+
+def bound_seconds(n, reads, writes, *, repeat=5):
+    """Seconds the C streaming probe takes to read `reads` and write `writes` float32 streams
+    of n elements with all threads: the best any kernel moving those bytes can do here.
+    None without the C extension."""
+    key = (n, reads, writes)
+    if key in _bound_cache:
+        return _bound_cache[key]
+    try:
+        from .._native import ffi, lib
+    except ImportError:
+        return None
+    inputs = [np.random.default_rng(k).random(n, dtype=np.float32) for k in range(reads)]
+    outputs = [np.empty(n, np.float32) for _ in range(writes)]
+    in_ptrs = ffi.new("float *[]", [ffi.cast("float *", ffi.from_buffer(a)) for a in inputs])
+    out_ptrs = ffi.new("float *[]", [ffi.cast("float *", ffi.from_buffer(a)) for a in outputs])
+    seconds = best_time(lambda: lib.tp_stream_probe(in_ptrs, reads, out_ptrs, writes, n), repeat=repeat)
+    _bound_cache[key] = seconds
+    return seconds
+
+
+def rate(n, seconds):
+    """'1.23e9' elements per second, or '-'."""
+    return "-" if not seconds else f"{n / seconds:.3g}"
+
+
+def ratio(a_seconds, b_seconds):
+    """How many times faster a is than b ('2.5x'), or '-'."""
+    return "-" if not a_seconds or not b_seconds else f"{b_seconds / a_seconds:.2f}x"
+
+
+def format_table(title, headers, rows):
+    """A plain-text table: title line, header, rule, rows (all cells str)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [title, line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def torch_or_none():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch

@@ -1,0 +1,136 @@
+"""Argument validation shared by both backends, so both raise the same exceptions.
+
+Each check raises a TensorpressError subclass whose message names the argument, the position
+in a list when there is one, and what was expected.
+"""
+
+import math
+import numbers
+import operator
+
+import numpy as np
+
+from .errors import DTypeError, InvalidArgumentError, NonFiniteError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def where(name, index):
+    """'params' or 'params[3]'."""
+    return name if index is None else f"{name}[{index}]"
+
+
+def require_ndarray(x, name, index=None):
+    if not isinstance(x, np.ndarray):
+        raise DTypeError(f"{where(name, index)} must be a numpy.ndarray, got {type(x).__name__}")
+    return x
+
+
+def require_dtype(x, dtypes, name, index=None):
+    if x.dtype not in dtypes:
+        allowed = ", ".join(str(d) for d in dtypes)
+        raise DTypeError(f"{where(name, index)} has dtype {x.dtype}; expected {allowed}")
+
+
+def require_contiguous(x, name, index=None):
+    if not x.flags.c_contiguous:
+        raise InvalidArgumentError(
+            f"{where(name, index)} is not C-contiguous; tensorpress never copies silently: "
+            "pass np.ascontiguousarray(x) (and copy the result back if it is updated in place)"
+        )
+
+
+def require_writable(x, name, index=None):
+    if not x.flags.writeable:
+        raise InvalidArgumentError(f"{where(name, index)} is read-only but is updated in place")
+
+
+def memory_span(x):
+    """[start, end) of a C-contiguous array's bytes."""
+    start = x.__array_interface__["data"][0]
+    return start, start + x.nbytes
+
+
+def require_no_overlap(named_arrays):
+    """`named_arrays`: (label, array, written) triples. A written array may share no byte with any
+    other array; arrays that are only read may share memory with each other."""
+    spans = sorted(
+        (memory_span(a) + (label, written) for label, a, written in named_arrays if a.nbytes),
+        key=lambda s: s[0],
+    )
+    end_any = end_written = 0
+    label_any = label_written = None
+    for start, end, label, written in spans:
+        if start < end_written:
+            raise InvalidArgumentError(f"{label} overlaps {label_written} in memory; in-place updates need separate buffers")
+        if written and start < end_any:
+            raise InvalidArgumentError(f"{label} overlaps {label_any} in memory; in-place updates need separate buffers")
+        if end > end_any:
+            end_any, label_any = end, label
+        if written and end > end_written:
+            end_written, label_written = end, label
+
+
+def real_scalar(value, name):
+    """A finite-or-not Python float from a real number (bools refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise DTypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value):
+        raise NonFiniteError(f"{name} is NaN")
+    return value
+
+
+def nonnegative_finite(value, name):
+    value = real_scalar(value, name)
+    if not math.isfinite(value) or value < 0:
+        raise InvalidArgumentError(f"{name} must be finite and >= 0, got {value}")
+    return value
+
+
+def in_unit_interval(value, name):
+    """0 <= value < 1."""
+    value = real_scalar(value, name)
+    if not 0.0 <= value < 1.0:
+        raise InvalidArgumentError(f"{name} must be in [0, 1), got {value}")
+    return value
+
+
+def positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)):
+        raise DTypeError(f"{name} must be an int, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise DTypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if value < 1:
+        raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+ADAM_ROLES = ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
+
+
+def check_adam_tensors(lists):
+    """Validate the tuples of arrays of one Adam step: `lists` holds params, grads, exp_avgs,
+    exp_avg_sqs and (with amsgrad) max_exp_avg_sqs. Raises on the first problem."""
+    count = len(lists[0])
+    for name, seq in zip(ADAM_ROLES[1:], lists[1:]):
+        if len(seq) != count:
+            raise InvalidArgumentError(f"{name} has {len(seq)} arrays but params has {count}")
+    spans = []
+    for i in range(count):
+        p = require_ndarray(lists[0][i], "params", i)
+        require_dtype(p, FLOAT_DTYPES, "params", i)
+        for name, seq in zip(ADAM_ROLES, lists):
+            a = require_ndarray(seq[i], name, i)
+            if a.dtype != p.dtype:
+                raise DTypeError(f"{name}[{i}] has dtype {a.dtype} but params[{i}] has {p.dtype}")
+            if a.shape != p.shape:
+                raise InvalidArgumentError(f"{name}[{i}] has shape {a.shape} but params[{i}] has {p.shape}")
+            require_contiguous(a, name, i)
+            written = name != "grads"
+            if written:
+                require_writable(a, name, i)
+            spans.append((f"{name}[{i}]", a, written))
+    require_no_overlap(spans)

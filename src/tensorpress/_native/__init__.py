@@ -1,0 +1,65 @@
+"""The C backend: the compiled cffi module, its status codes, threads and CPU variants.
+
+Family modules (adam.py, ...) take arguments already validated by the public layer, take
+pointers, make one call and turn a status into an exception with ``check``.
+"""
+
+import contextlib
+
+from .._tensorpress_c import ffi, lib
+from ..errors import BackendError, CorruptDataError, InvalidArgumentError, NonFiniteError
+
+ISA_NAMES = {
+    lib.TP_ISA_SCALAR: "scalar",
+    lib.TP_ISA_BASELINE: "baseline",
+    lib.TP_ISA_AVX2: "avx2",
+    lib.TP_ISA_AVX512: "avx512",
+}
+ISA_CODES = {name: code for code, name in ISA_NAMES.items()}
+
+_STATUS_ERRORS = {
+    lib.TP_ERR_ARGUMENT: InvalidArgumentError,
+    lib.TP_ERR_CORRUPT: CorruptDataError,
+    lib.TP_ERR_NONFINITE: NonFiniteError,
+    lib.TP_ERR_BUFFER: InvalidArgumentError,
+    lib.TP_ERR_UNSUPPORTED: BackendError,
+}
+
+
+def check(status, what):
+    """Raise the exception that matches a C status code; `what` names the failed operation."""
+    if status != lib.TP_OK:
+        message = ffi.string(lib.tp_status_message(status)).decode()
+        raise _STATUS_ERRORS.get(status, BackendError)(f"{what}: {message}")
+
+
+def available_isas():
+    """Names of the kernel variants this build has and this CPU can run, best last."""
+    return [name for code, name in sorted(ISA_NAMES.items()) if lib.tp_isa_available(code)]
+
+
+def current_isa():
+    return ISA_NAMES[lib.tp_isa_current()]
+
+
+@contextlib.contextmanager
+def forced_isa(name):
+    """Run the kernels with one named variant inside the block (tests and benchmarks)."""
+    previous = lib.tp_isa_current()
+    check(lib.tp_isa_select(ISA_CODES[name]), f"selecting the {name} kernels")
+    try:
+        yield
+    finally:
+        lib.tp_isa_select(previous)
+
+
+def openmp_enabled():
+    return bool(lib.tp_openmp_enabled())
+
+
+def get_num_threads():
+    return lib.tp_get_num_threads()
+
+
+def set_num_threads(n):
+    check(lib.tp_set_num_threads(n), f"set_num_threads({n})")

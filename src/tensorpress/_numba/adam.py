@@ -1,0 +1,123 @@
+"""Numba twin of csrc/adam.c: the same operations in the same order, hence the same bits."""
+
+import math
+
+import numba as nb
+import numpy as np
+
+from .. import _checks
+from . import PARALLEL_CHUNK
+
+_PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
+
+
+@nb.njit(cache=True, inline="always")
+def _update(p, g, m, v, vmax, lo, hi, grad_scale, sign, wd, decay, lerp_w, lerp_wc, beta2,
+            one_minus_beta2, eps, bc2_sqrt, neg_step_size, scaled, l2, decoupled, lerp_low,
+            amsgrad):
+    for i in range(lo, hi):
+        gi = g[i]
+        if scaled:
+            gi = gi / grad_scale
+        gi = gi * sign
+        pi = p[i]
+        if decoupled:
+            pi = pi * decay
+        if l2:
+            gi = gi + wd * pi
+        mi = m[i]
+        if lerp_low:
+            mi = mi + lerp_w * (gi - mi)
+        else:
+            mi = gi - (gi - mi) * lerp_wc
+        vi = v[i] * beta2 + (one_minus_beta2 * gi) * gi
+        m[i] = mi
+        v[i] = vi
+        if amsgrad:
+            mx = vmax[i]
+            if mx < vi or vi != vi:  # torch.maximum: NaN wins from either side
+                mx = vi
+            vmax[i] = mx
+            vi = mx
+        denom = np.sqrt(vi) / bc2_sqrt + eps
+        p[i] = pi + (neg_step_size * mi) / denom
+
+
+@nb.njit(cache=True)
+def _adam_serial(p, g, m, v, vmax, c, flags):
+    _update(p, g, m, v, vmax, 0, p.size, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8],
+            c[9], c[10], flags[0], flags[1], flags[2], flags[3], flags[4])
+
+
+@nb.njit(parallel=True)
+def _adam_parallel(p, g, m, v, vmax, c, flags):
+    n = p.size
+    chunks = (n + PARALLEL_CHUNK - 1) // PARALLEL_CHUNK
+    for k in nb.prange(chunks):
+        lo = k * PARALLEL_CHUNK
+        hi = min(lo + PARALLEL_CHUNK, n)
+        _update(p, g, m, v, vmax, lo, hi, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8],
+                c[9], c[10], flags[0], flags[1], flags[2], flags[3], flags[4])
+
+
+@nb.njit(cache=True)
+def _any_nonfinite(g, scale):
+    acc = g.dtype.type(0)
+    for i in range(g.size):
+        x = g[i] / scale
+        acc += x - x  # 0 for finite x, NaN otherwise
+    return acc != 0
+
+
+def constants(dtype, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
+    """The per-step scalars, computed in double and rounded to `dtype` exactly as adam.c does."""
+    t = np.dtype(dtype).type
+    bias_correction1 = 1.0 - math.pow(beta1, float(step))
+    bias_correction2 = 1.0 - math.pow(beta2, float(step))
+    lerp_w = t(1.0 - beta1)
+    values = np.array(
+        [
+            grad_scale if flags & 8 else 1.0,
+            -1.0 if flags & 4 else 1.0,
+            weight_decay,
+            1.0 - lr * weight_decay,
+            lerp_w,
+            t(1) - lerp_w,
+            beta2,
+            1.0 - beta2,
+            eps,
+            math.sqrt(bias_correction2),
+            -(lr / bias_correction1),
+        ],
+        dtype=dtype,
+    )
+    decoupled = bool(flags & 1)
+    switches = np.array(
+        [bool(flags & 8), (not decoupled) and weight_decay != 0.0, decoupled,
+         abs(float(lerp_w)) < 0.5, bool(flags & 2)],
+        dtype=np.bool_,
+    )
+    return values, switches
+
+
+def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
+    _checks.check_adam_tensors([seq for seq in lists if seq is not None])
+    params, grads, exp_avgs, exp_avg_sqs, maxes = lists
+    per_dtype = {}
+    for dtype in {p.dtype for p in params}:
+        per_dtype[dtype] = constants(dtype, step, lr, beta1, beta2, eps, weight_decay,
+                                     grad_scale, flags)
+    if flags & 8:
+        for g in grads:
+            if g.size and _any_nonfinite(g.reshape(-1), per_dtype[g.dtype][0][0]):
+                return True
+    for i, p in enumerate(params):
+        if p.size == 0:
+            continue
+        values, switches = per_dtype[p.dtype]
+        flat = p.reshape(-1)
+        vmax = maxes[i].reshape(-1) if maxes is not None else flat[:0]
+        kernel = _adam_parallel if p.size >= _PARALLEL_MIN else _adam_serial
+        kernel(flat, grads[i].reshape(-1), exp_avgs[i].reshape(-1), exp_avg_sqs[i].reshape(-1),
+               vmax, values, switches)
+    return False

@@ -1,0 +1,235 @@
+"""Fused Adam / AdamW: the functional ``adam_step`` and the ``Adam`` / ``AdamW`` classes for NumPy.
+
+The update follows torch.optim.Adam's operation order exactly (see csrc/adam.c), so results
+match torch to float32 rounding. A list of tensors is updated in one native call.
+"""
+
+import math
+
+import numpy as np
+
+from . import _backend, _checks
+from .errors import DTypeError, InvalidArgumentError
+
+_kernels = _backend.kernels("adam")
+
+DECOUPLED, AMSGRAD, MAXIMIZE, GRAD_SCALE = 1, 2, 4, 8
+
+
+def _float(value, name):
+    # Fast path for the common case; everything else goes through the full check.
+    if type(value) is float and value == value:
+        return value
+    return _checks.real_scalar(value, name)
+
+
+def _hyper(step, lr, betas, eps, weight_decay, grad_scale):
+    if type(step) is not int or step < 1:
+        step = _checks.positive_int(step, "step")
+    lr = _float(lr, "lr")
+    if not 0.0 <= lr < math.inf:
+        raise InvalidArgumentError(f"lr must be finite and >= 0, got {lr}")
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+    beta1, beta2 = _float(beta1, "betas[0]"), _float(beta2, "betas[1]")
+    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+        raise InvalidArgumentError(f"betas must be in [0, 1), got ({beta1}, {beta2})")
+    eps = _float(eps, "eps")
+    if not 0.0 <= eps < math.inf:
+        raise InvalidArgumentError(f"eps must be finite and >= 0, got {eps}")
+    weight_decay = _float(weight_decay, "weight_decay")
+    if not 0.0 <= weight_decay < math.inf:
+        raise InvalidArgumentError(f"weight_decay must be finite and >= 0, got {weight_decay}")
+    if grad_scale is not None:
+        grad_scale = _float(grad_scale, "grad_scale")
+        if not math.isfinite(grad_scale) or grad_scale == 0.0:
+            raise InvalidArgumentError(f"grad_scale must be finite and non-zero, got {grad_scale}")
+    return step, lr, beta1, beta2, eps, weight_decay, grad_scale
+
+
+def _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
+    """Each argument as a tuple of arrays (a single array becomes a 1-tuple). The tuples also
+    keep every array alive while the kernel runs without the GIL."""
+    args = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
+    if isinstance(params, np.ndarray):
+        for name, a in zip(_checks.ADAM_ROLES, args):
+            if a is not None and not isinstance(a, np.ndarray):
+                raise DTypeError(f"params is one array, so {name} must be one array too, got {type(a).__name__}")
+        return tuple(None if a is None else (a,) for a in args)
+    out = []
+    for name, a in zip(_checks.ADAM_ROLES, args):
+        if a is None:
+            out.append(None)
+        elif isinstance(a, np.ndarray):
+            raise DTypeError(f"params is a list, so {name} must be a list of arrays too, got one array")
+        else:
+            try:
+                out.append(tuple(a))
+            except TypeError:
+                raise DTypeError(f"{name} must be an array or a list of arrays, got {type(a).__name__}") from None
+    return out
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9, 0.999),
+              eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False,
+              max_exp_avg_sqs=None, maximize=False, grad_scale=None):
+    """One Adam (or AdamW) update of `params`, `exp_avgs` and `exp_avg_sqs`, in place.
+
+    Each array argument is one ndarray or a list of them (float32 or float64, C-contiguous,
+    the four arrays of one tensor alike in shape and dtype); a list is updated in one native
+    call. `step` is the 1-based step number used in the bias corrections. With
+    ``decoupled_weight_decay=True`` the decay is AdamW's (``p *= 1 - lr*weight_decay``), else
+    Adam's L2 term (``g += weight_decay*p``). ``amsgrad=True`` needs `max_exp_avg_sqs`.
+
+    When `grad_scale` is given, gradients are divided by it first, and if any unscaled
+    gradient of any tensor is NaN or Inf nothing is updated and True is returned (torch's
+    ``found_inf``). Without `grad_scale` there is no such check (as in torch.optim.Adam) and the
+    result is always False. Gradients are only read; they may be read-only arrays.
+
+    Raises DTypeError / InvalidArgumentError (TypeError / ValueError) before touching anything
+    when arrays disagree in shape or dtype, are non-contiguous, read-only (other than grads),
+    overlap in memory, or a hyper-parameter is out of range.
+    """
+    hyper = _hyper(step, lr, betas, eps, weight_decay, grad_scale)
+    flags = (DECOUPLED if decoupled_weight_decay else 0) | (MAXIMIZE if maximize else 0)
+    if grad_scale is not None:
+        flags |= GRAD_SCALE
+    if amsgrad:
+        if max_exp_avg_sqs is None:
+            raise InvalidArgumentError("amsgrad=True needs max_exp_avg_sqs")
+        flags |= AMSGRAD
+    elif max_exp_avg_sqs is not None:
+        raise InvalidArgumentError("max_exp_avg_sqs is only used with amsgrad=True")
+    lists = _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
+    return _kernels.adam_step(lists, *hyper, flags)
+
+
+class Adam:
+    """Adam over a list of NumPy arrays, updated in place by one native call per step.
+
+        opt = tp.Adam([w, b], lr=1e-3)
+        opt.step([dw, db])          # a None grad skips that array this step
+
+    Hyper-parameters are attributes (``opt.lr = 1e-4`` between steps is how a schedule is
+    applied). Each array keeps its own step count, as in torch.optim.Adam. ``state_dict()``
+    returns copies of the state in torch's layout; ``load_state_dict`` restores it exactly.
+    """
+
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
+                 amsgrad=False, maximize=False):
+        if isinstance(params, np.ndarray):
+            params = [params]
+        self.params = list(params)
+        checked = []
+        for i, p in enumerate(self.params):
+            _checks.require_ndarray(p, "params", i)
+            _checks.require_dtype(p, _checks.FLOAT_DTYPES, "params", i)
+            _checks.require_contiguous(p, "params", i)
+            _checks.require_writable(p, "params", i)
+            checked.append((f"params[{i}]", p, True))
+        _checks.require_no_overlap(checked)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
+        _hyper(1, lr, self.betas, eps, weight_decay, None)
+        self.amsgrad, self.maximize = bool(amsgrad), bool(maximize)
+        self._steps = [0] * len(self.params)
+        self._exp_avgs = [np.zeros_like(p) for p in self.params]
+        self._exp_avg_sqs = [np.zeros_like(p) for p in self.params]
+        self._max_exp_avg_sqs = [np.zeros_like(p) for p in self.params] if self.amsgrad else None
+
+    def _options(self):
+        return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
+                    decoupled_weight_decay=self._decoupled, amsgrad=self.amsgrad,
+                    maximize=self.maximize)
+
+    def step(self, grads, *, grad_scale=None):
+        """Update every array whose grad is not None. Returns found_inf (see adam_step)."""
+        if isinstance(grads, np.ndarray):
+            grads = [grads]
+        grads = list(grads)
+        if len(grads) != len(self.params):
+            raise InvalidArgumentError(f"step got {len(grads)} grads for {len(self.params)} params")
+        # Arrays whose step counts agree are updated together (normally all of them, in one call).
+        groups = {}
+        for i, g in enumerate(grads):
+            if g is not None:
+                groups.setdefault(self._steps[i], []).append(i)
+        if grad_scale is not None and len(groups) > 1:
+            # found_inf must cover every group before any group is updated.
+            scale = _float(grad_scale, "grad_scale")
+            if not all(np.isfinite(np.divide(grads[i], scale)).all() for ix in groups.values() for i in ix):
+                return True
+        options = self._options()
+        for step, ix in groups.items():
+            maxes = None if self._max_exp_avg_sqs is None else [self._max_exp_avg_sqs[i] for i in ix]
+            found_inf = adam_step([self.params[i] for i in ix], [grads[i] for i in ix],
+                                  [self._exp_avgs[i] for i in ix], [self._exp_avg_sqs[i] for i in ix],
+                                  step=step + 1, max_exp_avg_sqs=maxes, grad_scale=grad_scale,
+                                  **options)
+            if found_inf:
+                return True
+            for i in ix:
+                self._steps[i] = step + 1
+        return False
+
+    def state_dict(self):
+        """Copies of the state, laid out like torch.optim.Adam.state_dict()."""
+        state = {}
+        for i in range(len(self.params)):
+            if self._steps[i] == 0:
+                continue
+            entry = {"step": self._steps[i], "exp_avg": self._exp_avgs[i].copy(),
+                     "exp_avg_sq": self._exp_avg_sqs[i].copy()}
+            if self._max_exp_avg_sqs is not None:
+                entry["max_exp_avg_sq"] = self._max_exp_avg_sqs[i].copy()
+            state[i] = entry
+        group = self._options()
+        group["params"] = list(range(len(self.params)))
+        return {"state": state, "param_groups": [group]}
+
+    def load_state_dict(self, state_dict):
+        """Restore a state_dict() of an optimizer over arrays of the same shapes and dtypes."""
+        try:
+            (group,) = state_dict["param_groups"]
+            state = state_dict["state"]
+        except (KeyError, TypeError, ValueError):
+            raise InvalidArgumentError("not an Adam state_dict with one param group") from None
+        if list(group.get("params", ())) != list(range(len(self.params))):
+            raise InvalidArgumentError(f"the state_dict is for {len(group.get('params', ()))} arrays, this optimizer has {len(self.params)}")
+        amsgrad = bool(group.get("amsgrad", False))
+        steps = [0] * len(self.params)
+        keys = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
+        for i, entry in state.items():
+            p = self.params[int(i)]
+            steps[int(i)] = _checks.positive_int(int(entry["step"]), f"state[{i}]['step']")
+            for key in keys:
+                a = np.asarray(entry[key])
+                if a.shape != p.shape or a.dtype != p.dtype:
+                    raise InvalidArgumentError(f"state[{i}][{key!r}] is {a.dtype}{list(a.shape)}, the param is {p.dtype}{list(p.shape)}")
+        # Everything checked: now apply.
+        self.lr, self.betas, self.eps = group["lr"], tuple(group["betas"]), group["eps"]
+        self.weight_decay, self.maximize = group["weight_decay"], bool(group.get("maximize", False))
+        self.amsgrad = amsgrad
+        self._steps = steps
+        self._exp_avgs = [np.zeros_like(p) for p in self.params]
+        self._exp_avg_sqs = [np.zeros_like(p) for p in self.params]
+        self._max_exp_avg_sqs = [np.zeros_like(p) for p in self.params] if amsgrad else None
+        for i, entry in state.items():
+            i = int(i)
+            np.copyto(self._exp_avgs[i], entry["exp_avg"])
+            np.copyto(self._exp_avg_sqs[i], entry["exp_avg_sq"])
+            if amsgrad:
+                np.copyto(self._max_exp_avg_sqs[i], entry["max_exp_avg_sq"])
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (``p *= 1 - lr*weight_decay``), default 1e-2."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, *,
+                 amsgrad=False, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad=amsgrad, maximize=maximize)
