@@ -51,6 +51,9 @@ int tp_set_num_threads(int n);
 /* cdef: end */
 
 #include "tp_adam.h"
+#include "tp_quant.h"
+#include "tp_topk.h"
+#include "tp_huffman.h"
 #include "tp_stream.h"
 
 #ifdef __cplusplus

@@ -15,6 +15,9 @@ from .errors import (
     TensorpressError,
 )
 from .optim import Adam, AdamW, adam_step
+# quantization (csrc/quant.c)
+# pruning (csrc/topk.c)
+# Huffman coding (csrc/huffman.c)
 
 __version__ = "0.1.0"
 
