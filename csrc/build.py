@@ -15,6 +15,7 @@ import sys
 import sysconfig
 import tempfile
 
+import numpy
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,7 +102,7 @@ ffibuilder.set_source(
     "tensorpress._tensorpress_c",
     '#include "tensorpress.h"\n#include "tp_pyargs.h"\n',
     sources=kernel_sources(),
-    include_dirs=["csrc"],
+    include_dirs=["csrc", numpy.get_include()],  # NumPy headers: pyargs.c reads array fields
     extra_compile_args=_cflags,
     extra_link_args=_ldflags,
     libraries=[] if sys.platform == "win32" else ["m"],

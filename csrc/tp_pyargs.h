@@ -1,4 +1,4 @@
-/* tp_pyargs.h: argument gathering through the CPython buffer protocol (see pyargs.c).
+/* tp_pyargs.h: argument gathering straight from NumPy arrays (see pyargs.c).
  * Compiled only into the Python extension, never part of the plain C kernels. */
 #ifndef TP_PYARGS_H
 #define TP_PYARGS_H
@@ -13,6 +13,7 @@
 #define TP_ARG_READ_ONLY 6
 #define TP_ARG_OVERLAP 7
 #define TP_ARG_LENGTH_MISMATCH 8
+#define TP_ARG_MISALIGNED 9
 
 typedef struct {
     uintptr_t start, end;
@@ -26,14 +27,19 @@ typedef struct {
     int32_t reason; /* TP_ARG_* */
 } tp_arg_problem;
 
-/* Fill `out[0..count)` from four (five with max_exp_avg_sqs) Python lists or tuples of
- * C-contiguous float32/float64 ndarrays, passed as their id(). The grads may be read-only; the
- * rest must be writable; no written buffer may overlap any other. `spans` is a workspace of
- * 5*count entries. Returns TP_OK, or TP_ERR_ARGUMENT with *problem filled. */
-int tp_py_gather_adam(uintptr_t ndarray_type, uintptr_t params, uintptr_t grads,
-                      uintptr_t exp_avgs, uintptr_t exp_avg_sqs, uintptr_t max_exp_avg_sqs,
-                      int64_t count, tp_adam_tensor *out, tp_span *spans,
-                      tp_arg_problem *problem);
+/* Gather the arrays of one Adam step and run it, in one call. The lists (four, or five with
+ * max_exp_avg_sqs) are Python lists or tuples of NumPy arrays, passed as their id(): float32 or
+ * float64, aligned, C-contiguous, native byte order, alike in shape and dtype per tensor; grads
+ * may be read-only, the rest must be writable; no written buffer may overlap any other. The
+ * checks hold the GIL; the update runs without it. `table` (count entries) and `spans`
+ * (5*count) are workspaces. `isa` is a TP_ISA_* variant or -1 for the current one. Returns the
+ * status of tp_adam_step, or TP_ERR_ARGUMENT with *problem filled when an array is unfit. */
+int tp_py_adam_step(uintptr_t ndarray_type, uintptr_t params, uintptr_t grads,
+                    uintptr_t exp_avgs, uintptr_t exp_avg_sqs, uintptr_t max_exp_avg_sqs,
+                    int64_t count, tp_adam_tensor *table, tp_span *spans,
+                    tp_arg_problem *problem, int64_t step, double lr, double beta1,
+                    double beta2, double eps, double weight_decay, double grad_scale,
+                    int32_t flags, int32_t *found_inf, int isa);
 /* cdef: end */
 
 #endif /* TP_PYARGS_H */

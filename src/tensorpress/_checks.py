@@ -28,6 +28,8 @@ def require_ndarray(x, name, index=None):
 
 def require_dtype(x, dtypes, name, index=None):
     if x.dtype not in dtypes:
+        if x.dtype.newbyteorder("=") in dtypes:
+            raise DTypeError(f"{where(name, index)} is byte-swapped ({x.dtype}); convert it to native byte order first")
         allowed = ", ".join(str(d) for d in dtypes)
         raise DTypeError(f"{where(name, index)} has dtype {x.dtype}; expected {allowed}")
 
@@ -129,6 +131,10 @@ def check_adam_tensors(lists):
             if a.shape != p.shape:
                 raise InvalidArgumentError(f"{name}[{i}] has shape {a.shape} but params[{i}] has {p.shape}")
             require_contiguous(a, name, i)
+            if not a.flags.aligned:
+                raise InvalidArgumentError(f"{name}[{i}] is not aligned to its dtype; copy it into a fresh array")
+            if a.dtype.byteorder == (">" if np.little_endian else "<"):
+                raise DTypeError(f"{name}[{i}] is byte-swapped ({a.dtype}); use native byte order")
             written = name != "grads"
             if written:
                 require_writable(a, name, i)

@@ -52,6 +52,10 @@ def _hyper(step, lr, betas, eps, weight_decay, grad_scale):
 def _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
     """Each argument as a tuple of arrays (a single array becomes a 1-tuple). The tuples also
     keep every array alive while the kernel runs without the GIL."""
+    if type(params) is np.ndarray:
+        # The kernel layer checks every element; a wrong kind of argument is worded there.
+        return ((params,), (grads,), (exp_avgs,), (exp_avg_sqs,),
+                None if max_exp_avg_sqs is None else (max_exp_avg_sqs,))
     args = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
     if isinstance(params, np.ndarray):
         for name, a in zip(_checks.ADAM_ROLES, args):

@@ -1,10 +1,12 @@
-"""C backend of the fused Adam step: gather every pointer in one call, update in one call."""
+"""C backend of the fused Adam step: one native call gathers every pointer and updates."""
+
+import threading
 
 import numpy as np
 
 from .. import _checks
 from ..errors import InvalidArgumentError
-from . import check, ffi, lib
+from . import ISA_CODES, check, ffi, lib
 
 _NDARRAY = id(np.ndarray)
 _REASONS = {
@@ -13,56 +15,50 @@ _REASONS = {
     lib.TP_ARG_DTYPE_MISMATCH: "differs in dtype from its param",
     lib.TP_ARG_SHAPE_MISMATCH: "differs in shape from its param",
     lib.TP_ARG_NOT_CONTIGUOUS: "is not C-contiguous",
+    lib.TP_ARG_MISALIGNED: "is not aligned",
     lib.TP_ARG_READ_ONLY: "is read-only",
     lib.TP_ARG_OVERLAP: "overlaps another buffer",
     lib.TP_ARG_LENGTH_MISMATCH: "has a different length",
 }
+
+# Workspaces reused per thread: allocating them costs more than a small step itself.
+_KEEP_UP_TO = 4096
+_local = threading.local()
+
+
+def _workspace(count):
+    ws = getattr(_local, "ws", None)
+    if ws is None or ws[0] < count:
+        capacity = max(count, 16)
+        ws = (capacity, ffi.new("tp_adam_tensor[]", capacity), ffi.new("tp_span[]", 5 * capacity),
+              ffi.new("tp_arg_problem *"), ffi.new("int32_t *"))
+        if capacity <= _KEEP_UP_TO:
+            _local.ws = ws
+    return ws
 
 
 def _raise_problem(lists, problem):
     # The Python checks word the same exception the Numba backend raises.
     _checks.check_adam_tensors([seq for seq in lists if seq is not None])
     role = _checks.ADAM_ROLES[problem.role] if problem.role >= 0 else "an array"
-    raise InvalidArgumentError(f"adam_step: {role} {_REASONS.get(problem.reason, 'is invalid')}")
+    where = f"[{problem.index}]" if problem.index >= 0 else ""
+    raise InvalidArgumentError(f"adam_step: {role}{where} {_REASONS.get(problem.reason, 'is invalid')}")
 
 
-def gather(lists):
-    """A cdata array of tp_adam_tensor for validated-by-C tuples of arrays."""
-    count = len(lists[0])
-    table = ffi.new("tp_adam_tensor[]", count)
-    spans = ffi.new("tp_span[]", 5 * count)
-    problem = ffi.new("tp_arg_problem *")
-    maxes = lists[4]
-    status = lib.tp_py_gather_adam(
-        _NDARRAY, id(lists[0]), id(lists[1]), id(lists[2]), id(lists[3]),
+def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags, isa=-1):
+    """`lists`: tuples of arrays (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or None).
+    `isa` names a kernel variant ("scalar", "baseline", "avx2", "avx512") for tests."""
+    params, grads, exp_avgs, exp_avg_sqs, maxes = lists
+    count = len(params)
+    _, table, spans, problem, found_inf = _workspace(count)
+    status = lib.tp_py_adam_step(
+        _NDARRAY, id(params), id(grads), id(exp_avgs), id(exp_avg_sqs),
         0 if maxes is None else id(maxes), count, table, spans, problem,
+        step, lr, beta1, beta2, eps, weight_decay, 1.0 if grad_scale is None else grad_scale,
+        flags, found_inf, isa if isa == -1 else ISA_CODES[isa],
     )
     if status != lib.TP_OK:
-        _raise_problem(lists, problem)
-    return table, count
-
-
-def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
-    table, count = gather(lists)
-    found_inf = ffi.new("int32_t *")
-    check(
-        lib.tp_adam_step(table, count, step, lr, beta1, beta2, eps, weight_decay,
-                         1.0 if grad_scale is None else grad_scale, flags, found_inf),
-        "adam_step",
-    )
-    return bool(found_inf[0])
-
-
-def adam_step_isa(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags, isa):
-    """adam_step with one named kernel variant ("scalar", "baseline", "avx2", "avx512")."""
-    from . import ISA_CODES
-
-    table, count = gather(lists)
-    found_inf = ffi.new("int32_t *")
-    check(
-        lib.tp_adam_step_isa(table, count, step, lr, beta1, beta2, eps, weight_decay,
-                             1.0 if grad_scale is None else grad_scale, flags, found_inf,
-                             ISA_CODES[isa]),
-        "adam_step",
-    )
+        if status == lib.TP_ERR_ARGUMENT and problem.reason:
+            _raise_problem(lists, problem)
+        check(status, "adam_step")
     return bool(found_inf[0])
