@@ -19,9 +19,35 @@
 
 #define ROLES 5
 
-static int compare_spans(const void *a, const void *b) {
-    uintptr_t x = ((const tp_span *)a)->start, y = ((const tp_span *)b)->start;
-    return (x > y) - (x < y);
+/* Sort spans by start: a natural merge sort (merge neighbouring ascending runs until one is
+ * left) into `tmp`. Spans are laid out role by role, and each role's arrays were usually
+ * allocated in order, so there are a handful of runs and this is close to linear, several times
+ * faster than qsort on the lists of hundreds of arrays this exists for. Result ends in `a`. */
+static void sort_spans(tp_span *a, tp_span *tmp, int64_t n) {
+    tp_span *src = a, *dst = tmp;
+    for (;;) {
+        int64_t i = 0, out = 0, runs = 0;
+        while (i < n) {
+            int64_t mid = i + 1;
+            while (mid < n && src[mid - 1].start <= src[mid].start) mid++;
+            int64_t end = mid;
+            if (end < n) {
+                end++;
+                while (end < n && src[end - 1].start <= src[end].start) end++;
+            }
+            int64_t x = i, y = mid;
+            while (x < mid && y < end) dst[out++] = src[y].start < src[x].start ? src[y++] : src[x++];
+            while (x < mid) dst[out++] = src[x++];
+            while (y < end) dst[out++] = src[y++];
+            i = end;
+            runs++;
+        }
+        tp_span *t = src;
+        src = dst;
+        dst = t;
+        if (runs <= 1) break;
+    }
+    if (src != a) memcpy(a, src, sizeof(tp_span) * (size_t)n);
 }
 
 static int report(tp_arg_problem *problem, int64_t index, int role, int reason) {
@@ -45,7 +71,6 @@ static int gather(PyTypeObject *ndarray, PyObject *lists[ROLES], int64_t count,
                          : PyTuple_Check(seq) ? PyTuple_GET_SIZE(seq) : -1;
         if (len != count) return report(problem, -1, r, TP_ARG_LENGTH_MISMATCH);
     }
-    int64_t n_spans = 0;
     for (int64_t i = 0; i < count; i++) {
         PyArrayObject *param = NULL;
         void *ptrs[ROLES] = {NULL, NULL, NULL, NULL, NULL};
@@ -70,12 +95,12 @@ static int gather(PyTypeObject *ndarray, PyObject *lists[ROLES], int64_t count,
             if (!(flags & NPY_ARRAY_ALIGNED)) return report(problem, i, r, TP_ARG_MISALIGNED);
             if (r != 1 && !(flags & NPY_ARRAY_WRITEABLE)) return report(problem, i, r, TP_ARG_READ_ONLY);
             ptrs[r] = PyArray_DATA(a);
-            if (numel > 0) {
-                spans[n_spans].start = (uintptr_t)ptrs[r];
-                spans[n_spans].end = (uintptr_t)ptrs[r] + (uintptr_t)numel * (type == NPY_FLOAT ? 4u : 8u);
-                spans[n_spans].writes = r != 1;
-                n_spans++;
-            }
+            /* Role-major order keeps each role's (usually ascending) addresses together. An
+             * empty array gets the empty span [0, 0), which overlaps nothing. */
+            tp_span *span = &spans[r * count + i];
+            span->start = numel > 0 ? (uintptr_t)ptrs[r] : 0;
+            span->end = numel > 0 ? span->start + (uintptr_t)numel * (type == NPY_FLOAT ? 4u : 8u) : 0;
+            span->writes = numel > 0 && r != 1;
         }
         out[i].param = ptrs[0];
         out[i].grad = ptrs[1];
@@ -88,7 +113,8 @@ static int gather(PyTypeObject *ndarray, PyObject *lists[ROLES], int64_t count,
     /* No buffer that is written may overlap any other one (grads may share memory with each
      * other: they are only read). Sorted by start, a span overlaps an earlier one exactly when
      * it starts before that one's end. */
-    qsort(spans, (size_t)n_spans, sizeof(tp_span), compare_spans);
+    int64_t n_spans = (int64_t)roles * count;
+    sort_spans(spans, spans + n_spans, n_spans);
     uintptr_t end_any = 0, end_written = 0;
     for (int64_t s = 0; s < n_spans; s++) {
         if (spans[s].start < end_written || (spans[s].writes && spans[s].start < end_any))

@@ -32,7 +32,7 @@ typedef struct {
  * float64, aligned, C-contiguous, native byte order, alike in shape and dtype per tensor; grads
  * may be read-only, the rest must be writable; no written buffer may overlap any other. The
  * checks hold the GIL; the update runs without it. `table` (count entries) and `spans`
- * (5*count) are workspaces. `isa` is a TP_ISA_* variant or -1 for the current one. Returns the
+ * (10*count) are workspaces. `isa` is a TP_ISA_* variant or -1 for the current one. Returns the
  * status of tp_adam_step, or TP_ERR_ARGUMENT with *problem filled when an array is unfit. */
 int tp_py_adam_step(uintptr_t ndarray_type, uintptr_t params, uintptr_t grads,
                     uintptr_t exp_avgs, uintptr_t exp_avg_sqs, uintptr_t max_exp_avg_sqs,

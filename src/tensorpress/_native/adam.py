@@ -30,7 +30,7 @@ def _workspace(count):
     ws = getattr(_local, "ws", None)
     if ws is None or ws[0] < count:
         capacity = max(count, 16)
-        ws = (capacity, ffi.new("tp_adam_tensor[]", capacity), ffi.new("tp_span[]", 5 * capacity),
+        ws = (capacity, ffi.new("tp_adam_tensor[]", capacity), ffi.new("tp_span[]", 10 * capacity),
               ffi.new("tp_arg_problem *"), ffi.new("int32_t *"))
         if capacity <= _KEEP_UP_TO:
             _local.ws = ws
