@@ -4,7 +4,7 @@ import os
 import operator
 
 from . import _backend
-from .errors import InvalidArgumentError
+from .errors import DTypeError, InvalidArgumentError
 
 
 def _default_threads():
@@ -30,9 +30,11 @@ def set_num_threads(n):
     """
     global _num_threads
     try:
+        if isinstance(n, bool):
+            raise TypeError
         n = operator.index(n)
     except TypeError:
-        raise InvalidArgumentError(f"set_num_threads expects an int, got {type(n).__name__}") from None
+        raise DTypeError(f"set_num_threads expects an int, got {type(n).__name__}") from None
     if n < 1:
         raise InvalidArgumentError(f"set_num_threads expects n >= 1, got {n}")
     if "c" in _backend.available_backends():
