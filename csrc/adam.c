@@ -33,11 +33,10 @@
         int scaled, l2, decoupled, lerp_low, amsgrad;                                       \
     } adam_consts_##SUF;                                                                    \
                                                                                             \
-    static void adam_consts_init_##SUF(adam_consts_##SUF *c, int64_t step, double lr,       \
-                                       double beta1, double beta2, double eps, double wd,   \
+    static void adam_consts_init_##SUF(adam_consts_##SUF *c, double bias_correction1,      \
+                                       double bias_correction2, double lr, double beta1,    \
+                                       double beta2, double eps, double wd,                 \
                                        double grad_scale, int32_t flags) {                  \
-        double bias_correction1 = 1.0 - pow(beta1, (double)step);                           \
-        double bias_correction2 = 1.0 - pow(beta2, (double)step);                           \
         c->scaled = (flags & TP_ADAM_GRAD_SCALE) != 0;                                      \
         c->grad_scale = (T)(c->scaled ? grad_scale : 1.0);                                  \
         c->sign = (T)((flags & TP_ADAM_MAXIMIZE) ? -1.0 : 1.0);                             \
@@ -237,8 +236,12 @@ int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step,
     }
 
     adam_plan plan;
-    adam_consts_init_f32(&plan.f32, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags);
-    adam_consts_init_f64(&plan.f64, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags);
+    double bias_correction1 = 1.0 - pow(beta1, (double)step);
+    double bias_correction2 = 1.0 - pow(beta2, (double)step);
+    adam_consts_init_f32(&plan.f32, bias_correction1, bias_correction2, lr, beta1, beta2, eps,
+                         weight_decay, grad_scale, flags);
+    adam_consts_init_f64(&plan.f64, bias_correction1, bias_correction2, lr, beta1, beta2, eps,
+                         weight_decay, grad_scale, flags);
     plan.isa = isa;
 
     if ((flags & TP_ADAM_GRAD_SCALE) && grads_nonfinite(&plan, tensors, count, total)) {
