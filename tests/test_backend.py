@@ -97,3 +97,30 @@ def test_cpu_variants():
         with pytest.raises(tp.BackendError):
             with _native.forced_isa(name):
                 pass
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_kernels_work_in_a_forked_child_after_threads_were_used():
+    # GCC's OpenMP runtime hangs when a forked child enters a parallel region its parent used;
+    # tensorpress keeps forked children on one thread instead.
+    result = run_python("""
+        import os, numpy as np, tensorpress as tp
+        n = 1 << 20
+        arrays = [np.ones(n, np.float32) for _ in range(2)] + [np.zeros(n, np.float32) for _ in range(2)]
+        tp.adam_step(*arrays, step=1, grad_scale=2.0)
+        before = tp.get_num_threads()
+        pid = os.fork()
+        if pid == 0:
+            tp.adam_step(*arrays, step=2, grad_scale=2.0)
+            ok = tp.get_num_threads() == 1
+            try:
+                tp.set_num_threads(2)
+                ok = False
+            except tp.BackendError:
+                pass
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), tp.get_num_threads() == before)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "True"]

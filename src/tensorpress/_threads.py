@@ -4,7 +4,7 @@ import os
 import operator
 
 from . import _backend
-from .errors import DTypeError, InvalidArgumentError
+from .errors import BackendError, DTypeError, InvalidArgumentError
 
 
 def _default_threads():
@@ -15,6 +15,10 @@ def _default_threads():
 
 
 _num_threads = _default_threads()
+# True in a child forked from a process that may have started OpenMP threads: GCC's OpenMP
+# runtime hangs if a forked child enters a parallel region the parent had already used, so such
+# a child keeps every kernel on one thread.
+_forked_child = False
 
 
 def get_num_threads():
@@ -37,6 +41,12 @@ def set_num_threads(n):
         raise DTypeError(f"set_num_threads expects an int, got {type(n).__name__}") from None
     if n < 1:
         raise InvalidArgumentError(f"set_num_threads expects n >= 1, got {n}")
+    if _forked_child and n > 1:
+        raise BackendError(
+            "this process was forked from one that used tensorpress's OpenMP threads, which cannot "
+            "be restarted after fork(); it runs kernels on one thread. Use the 'spawn' or "
+            "'forkserver' multiprocessing start method for multi-threaded kernels in workers."
+        )
     if "c" in _backend.available_backends():
         from . import _native
 
@@ -49,10 +59,22 @@ def set_num_threads(n):
     _num_threads = n
 
 
+def _after_fork_in_child():
+    global _num_threads, _forked_child
+    _forked_child = True
+    _num_threads = 1
+    if "c" in _backend.available_backends():
+        from . import _native
+
+        _native.set_num_threads(1)
+
+
 def _apply_default():
-    """Make both backends start from the same default."""
+    """Make both backends start from the same default, and keep forked children safe."""
     if "c" in _backend.available_backends():
         from . import _native
 
         if _native.openmp_enabled():
             _native.set_num_threads(_num_threads)
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_after_fork_in_child)
