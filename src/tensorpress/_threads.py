@@ -70,11 +70,12 @@ def _after_fork_in_child():
 
 
 def _apply_default():
-    """Make both backends start from the same default, and keep forked children safe."""
+    """Make both backends start from the same default, and keep forked children safe (the
+    Numba twins also check get_num_threads() before using their parallel kernels)."""
     if "c" in _backend.available_backends():
         from . import _native
 
         if _native.openmp_enabled():
             _native.set_num_threads(_num_threads)
-            if hasattr(os, "register_at_fork"):
-                os.register_at_fork(after_in_child=_after_fork_in_child)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)

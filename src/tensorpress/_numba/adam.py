@@ -6,7 +6,7 @@ import numba as nb
 import numpy as np
 
 from .. import _checks
-from . import PARALLEL_CHUNK
+from . import PARALLEL_CHUNK, use_parallel
 
 _PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
 
@@ -117,7 +117,7 @@ def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
         values, switches = per_dtype[p.dtype]
         flat = p.reshape(-1)
         vmax = maxes[i].reshape(-1) if maxes is not None else flat[:0]
-        kernel = _adam_parallel if p.size >= _PARALLEL_MIN else _adam_serial
+        kernel = _adam_parallel if use_parallel(p.size, _PARALLEL_MIN) else _adam_serial
         kernel(flat, grads[i].reshape(-1), exp_avgs[i].reshape(-1), exp_avg_sqs[i].reshape(-1),
                vmax, values, switches)
     return False
