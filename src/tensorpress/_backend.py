@@ -7,6 +7,7 @@ backends' family modules expose the same functions, taking already validated arg
 """
 
 import importlib
+import importlib.util
 import os
 import warnings
 
@@ -25,11 +26,23 @@ def _c_import_error():
 
 
 def _numba_import_error():
+    # Importing numba takes a second or more, so only when the Numba backend is really needed;
+    # elsewhere c_available() / numba_installed() answer cheaply.
     try:
         importlib.import_module("numba")
     except ImportError as exc:
         return exc
     return None
+
+
+def c_available():
+    """True when the compiled extension imports (cheap after the first call)."""
+    return _c_import_error() is None
+
+
+def numba_installed():
+    """True when numba is installed (found, not imported)."""
+    return importlib.util.find_spec("numba") is not None
 
 
 def _choose():
@@ -81,9 +94,9 @@ def kernels_of(backend, family):
 
 
 def available_backends():
-    """The backends that work in this process."""
+    """The backends that work in this process (imports numba to be sure of it)."""
     names = []
-    if _c_import_error() is None:
+    if c_available():
         names.append("c")
     if _numba_import_error() is None:
         names.append("numba")

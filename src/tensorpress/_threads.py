@@ -47,7 +47,7 @@ def set_num_threads(n):
             "be restarted after fork(); it runs kernels on one thread. Use the 'spawn' or "
             "'forkserver' multiprocessing start method for multi-threaded kernels in workers."
         )
-    if "c" in _backend.available_backends():
+    if _backend.c_available():
         from . import _native
 
         if _native.openmp_enabled():
@@ -63,7 +63,7 @@ def _after_fork_in_child():
     global _num_threads, _forked_child
     _forked_child = True
     _num_threads = 1
-    if "c" in _backend.available_backends():
+    if _backend.c_available():
         from . import _native
 
         _native.set_num_threads(1)
@@ -72,7 +72,7 @@ def _after_fork_in_child():
 def _apply_default():
     """Make both backends start from the same default, and keep forked children safe (the
     Numba twins also check get_num_threads() before using their parallel kernels)."""
-    if "c" in _backend.available_backends():
+    if _backend.c_available():
         from . import _native
 
         if _native.openmp_enabled():
