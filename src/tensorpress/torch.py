@@ -45,14 +45,32 @@ def _number(value, name):
     return value
 
 
+_HYPER_CACHE = {}
+
+
 def _group_hyper(group, where):
     """Validated (lr, betas, eps, weight_decay) of a param group, as Python floats."""
-    lr = _number(group["lr"], f"{where}['lr']")
-    beta1, beta2 = group["betas"]
+    try:
+        beta1, beta2 = group["betas"]
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{where}['betas'] must be a pair, got {group['betas']!r}") from None
+    key = (group["lr"], beta1, beta2, group["eps"], group["weight_decay"])
+    # Plain numbers already validated are not checked again (a scheduler yields few values).
+    cacheable = all(type(v) is float or type(v) is int for v in key)
+    if cacheable:
+        hit = _HYPER_CACHE.get(key)
+        if hit is not None:
+            return hit
+    lr = _number(key[0], f"{where}['lr']")
     betas = (_number(beta1, f"{where}['betas'][0]"), _number(beta2, f"{where}['betas'][1]"))
     # optim._hyper raises the same exceptions tensorpress.adam_step would, but before any update.
-    _, lr, beta1, beta2, eps, wd, _ = _optim._hyper(1, lr, betas, group["eps"], group["weight_decay"], None)
-    return lr, (beta1, beta2), eps, wd
+    _, lr, beta1, beta2, eps, wd, _ = _optim._hyper(1, lr, betas, key[3], key[4], None)
+    hyper = (lr, (beta1, beta2), eps, wd)
+    if cacheable:
+        if len(_HYPER_CACHE) > 4096:  # a new lr every step: stay bounded
+            _HYPER_CACHE.clear()
+        _HYPER_CACHE[key] = hyper
+    return hyper
 
 
 def _check_param(p, where):
@@ -245,7 +263,6 @@ class Adam(torch.optim.Optimizer):
             rec = self._views[p] = _Views(p, state, amsgrad, where)
         return rec
 
-    @torch.no_grad()
     def step(self, closure=None, *, grad_scale=None):
         """One Adam step over every parameter whose ``.grad`` is not None; returns the closure's
         loss (None without a closure).
