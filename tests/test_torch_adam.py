@@ -23,7 +23,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import tensorpress  # noqa: E402
+import tensorpress  # noqa: E402,F401  (the backend is chosen on import)
 from tensorpress.errors import DTypeError, InvalidArgumentError  # noqa: E402
 from tensorpress.torch import Adam, AdamW  # noqa: E402
 
@@ -506,3 +506,41 @@ def test_importing_tensorpress_does_not_import_torch():
 
     code = "import sys, tensorpress; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_old_state_dicts_with_number_steps_load():
+    """Very old torch checkpoints stored 'step' as a Python number; torch converts it on load."""
+    ours, theirs, opt, topt = make_pair(Adam, torch.optim.Adam, [(5,)], torch.float32, lr=LR)
+    run_both(ours, theirs, opt, topt, 4)
+    sd = copy.deepcopy(topt.state_dict())
+    sd["state"][0]["step"] = 4
+    fresh = Adam([ours[0]], lr=LR)
+    fresh.load_state_dict(sd)
+    step = fresh.state[ours[0]]["step"]
+    assert torch.is_tensor(step) and step.dtype == torch.float32 and step.item() == 4.0
+
+
+def test_mismatched_loaded_state_raises_before_any_update():
+    ours, theirs, opt, topt = make_pair(Adam, torch.optim.Adam, [(5,), (3,)], torch.float32, lr=LR)
+    run_both(ours, theirs, opt, topt, 2)
+    sd = copy.deepcopy(opt.state_dict())
+    sd["state"][1]["exp_avg"] = torch.zeros(4)
+    opt.load_state_dict(sd)
+    before = [p.detach().clone() for p in ours]
+    with pytest.raises(InvalidArgumentError, match="exp_avg"):
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(ours, before))
+
+
+def test_deepcopy_and_pickle_keep_training_identically():
+    import pickle
+
+    ours, theirs, opt, topt = make_pair(AdamW, torch.optim.AdamW, [(6,), (2, 2)], torch.float32, lr=LR)
+    run_both(ours, theirs, opt, topt, 3)
+    bundle = pickle.loads(pickle.dumps((ours, opt)))
+    ours2, opt2 = bundle
+    run_both(ours, theirs, opt, topt, 3)
+    run_both(ours2, [p.detach().clone().requires_grad_() for p in ours2], opt2,
+             torch.optim.AdamW([torch.zeros(1, requires_grad=True)]), 3)
+    for p, q in zip(ours, ours2):
+        assert torch.equal(p, q)

@@ -19,7 +19,6 @@ This module imports torch; ``import tensorpress`` does not import it.
 
 import math
 
-import numpy as np
 import torch
 
 from . import optim as _optim
@@ -125,7 +124,7 @@ class _Views:
     same objects over the same memory, so a replaced state entry, ``p.data = ...`` or a loaded
     state_dict is picked up (the views are then rebuilt)."""
 
-    __slots__ = ("key", "p", "state_tensors", "step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    __slots__ = ("param", "key", "p", "state_tensors", "step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, p, state, amsgrad, where):
         names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
@@ -141,9 +140,9 @@ class _Views:
                 )
             if not t.is_contiguous():
                 raise InvalidArgumentError(f"state of {where}: {n!r} is not contiguous; tensorpress never copies silently")
-        tensors = [state[n] for n in names] + [state["step"]]
+        self.param = p
         self.key = (p.data_ptr(), p.shape, p.dtype)
-        self.state_tensors = [(t, t.data_ptr()) for t in tensors]
+        self.state_tensors = tuple((n, state[n], state[n].data_ptr()) for n in names + ("step",))
         self.p = _view(p, where)
         self.exp_avg = _view(state["exp_avg"], f"state of {where}: exp_avg")
         self.exp_avg_sq = _view(state["exp_avg_sq"], f"state of {where}: exp_avg_sq")
@@ -153,13 +152,14 @@ class _Views:
             raise InvalidArgumentError(f"state of {where}: 'step' must be a one-element CPU tensor")
         self.step = _view(step, f"state of {where}: step").reshape(())
 
-    def valid(self, p, state, amsgrad):
-        if (p.data_ptr(), p.shape, p.dtype) != self.key or not p.is_contiguous():
-            return False
+    def param_valid(self, p):
+        """`p` is still the tensor these views were made for, over the same contiguous memory."""
+        return self.param is p and (p.data_ptr(), p.shape, p.dtype) == self.key and p.is_contiguous() and p.is_cpu
+
+    def state_valid(self, state, amsgrad):
         if amsgrad != (self.max_exp_avg_sq is not None):
             return False
-        names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
-        for name, (t, ptr) in zip(names + ("step",), self.state_tensors):
+        for name, t, ptr in self.state_tensors:
             s = state.get(name)
             if s is not t or s.data_ptr() != ptr:
                 return False
@@ -247,8 +247,8 @@ class Adam(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         self._views = {}
 
-    def _record(self, p, amsgrad, where):
-        """The cached views of `p` and its state, creating the state on first use."""
+    def _record(self, p, rec, amsgrad, where):
+        """The views of `p` and its state (`rec` if still valid), creating the state on first use."""
         state = self.state[p]
         if len(state) == 0:
             state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
@@ -258,9 +258,8 @@ class Adam(torch.optim.Optimizer):
             # A group switched to amsgrad after it started: the running max starts at zero,
             # which is what max(0, v) over the coming steps needs.
             state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        rec = self._views.get(p)
-        if rec is None or not rec.valid(p, state, amsgrad):
-            rec = self._views[p] = _Views(p, state, amsgrad, where)
+        if rec is None or not rec.state_valid(state, amsgrad):
+            rec = self._views[id(p)] = _Views(p, state, amsgrad, where)
         return rec
 
     def step(self, closure=None, *, grad_scale=None):
@@ -290,6 +289,7 @@ class Adam(torch.optim.Optimizer):
 
         # Pass 1: check everything before anything is touched (state creation included).
         plans = []
+        views = self._views  # keyed by id(param); each record also holds its param
         for gi, group in enumerate(self.param_groups):
             hyper = _group_hyper(group, f"param_groups[{gi}]")
             members = []
@@ -298,11 +298,12 @@ class Adam(torch.optim.Optimizer):
                 if g is None:
                     continue
                 where = f"param_groups[{gi}]['params'][{i}]"
-                rec = self._views.get(p)
-                if rec is None or rec.key != (p.data_ptr(), p.shape, p.dtype) or not p.is_contiguous() or not p.is_cpu:
+                rec = views.get(id(p))
+                if rec is None or not rec.param_valid(p):
                     _check_param(p, where)
+                    rec = None
                 _check_grad(g, p, where)
-                members.append((p, g, where))
+                members.append((p, g, rec, where))
             if members:
                 plans.append((group, hyper, members))
 
@@ -312,8 +313,8 @@ class Adam(torch.optim.Optimizer):
         for group, (lr, betas, eps, wd), members in plans:
             amsgrad = bool(group["amsgrad"])
             buckets = {}
-            for p, g, where in members:
-                rec = self._record(p, amsgrad, where)
+            for p, g, rec, where in members:
+                rec = self._record(p, rec, amsgrad, where)
                 step = float(rec.step)
                 if not (step >= 0 and step == int(step)):
                     raise InvalidArgumentError(f"state of {where}: step is {step}, expected a whole number >= 0")
