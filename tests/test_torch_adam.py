@@ -23,7 +23,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import tensorpress  # noqa: E402,F401  (the backend is chosen on import)
 from tensorpress.errors import DTypeError, InvalidArgumentError  # noqa: E402
 from tensorpress.torch import Adam, AdamW  # noqa: E402
 
