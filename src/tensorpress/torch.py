@@ -169,6 +169,9 @@ class _Views:
 class Adam(torch.optim.Optimizer):
     """torch.optim.Adam for CPU float32/float64 tensors, one native call per param group.
 
+    (One call per group and step count: params whose grads were None on some earlier steps
+    have fewer steps and go to a second call. float32 and float64 share a call.)
+
     Arguments and defaults are torch.optim.Adam's. ``foreach`` and ``fused`` are accepted and
     recorded (for state_dict compatibility) but change nothing: the update is always fused.
     ``capturable=True`` and ``differentiable=True`` are not supported.
@@ -247,11 +250,13 @@ class Adam(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         self._views = {}
 
-    def _record(self, p, rec, amsgrad, where):
+    def _record(self, p, rec, group, where):
         """The views of `p` and its state (`rec` if still valid), creating the state on first use."""
         state = self.state[p]
+        amsgrad = bool(group["amsgrad"])
         if len(state) == 0:
-            state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+            # torch keeps a fused group's step in float32 whatever the default dtype.
+            state["step"] = torch.tensor(0.0, dtype=torch.float32 if group["fused"] else _scalar_dtype())
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         if amsgrad and "max_exp_avg_sq" not in state:
@@ -314,7 +319,7 @@ class Adam(torch.optim.Optimizer):
             amsgrad = bool(group["amsgrad"])
             buckets = {}
             for p, g, rec, where in members:
-                rec = self._record(p, rec, amsgrad, where)
+                rec = self._record(p, rec, group, where)
                 step = float(rec.step)
                 if not (step >= 0 and step == int(step)):
                     raise InvalidArgumentError(f"state of {where}: step is {step}, expected a whole number >= 0")
