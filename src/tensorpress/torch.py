@@ -1,0 +1,392 @@
+"""PyTorch adapters: ``Adam`` and ``AdamW`` as ``torch.optim.Optimizer`` subclasses.
+
+    from tensorpress.torch import AdamW
+    opt = AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    for x, y in batches:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+Drop-in replacements for ``torch.optim.Adam`` / ``AdamW`` on CPU float32/float64 tensors: the
+same constructor arguments and defaults, param groups, closures, ``zero_grad``, learning-rate
+schedulers, and the same state layout (``step`` as a 0-dim float32 tensor, ``exp_avg``,
+``exp_avg_sq``, ``max_exp_avg_sq``), so a state_dict saved from torch.optim.Adam loads here and
+the other way round. Each step runs the tensors of a param group in one native
+``tensorpress.adam_step`` call on NumPy views of the tensors' memory: nothing is copied.
+
+This module imports torch; ``import tensorpress`` does not import it.
+"""
+
+import math
+
+import torch
+
+from . import optim as _optim
+from .errors import DTypeError, InvalidArgumentError
+
+__all__ = ["Adam", "AdamW"]
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _scalar_dtype():
+    # torch.optim.Adam's choice for state["step"] (non-fused path): float32 unless the default
+    # dtype is float64.
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _number(value, name):
+    """A Python float from a float or a one-element tensor (torch allows tensor lr/betas)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise InvalidArgumentError(f"{name} as a tensor must have one element, got shape {tuple(value.shape)}")
+        return value.item()
+    return value
+
+
+_HYPER_CACHE = {}
+
+
+def _group_hyper(group, where):
+    """Validated (lr, betas, eps, weight_decay) of a param group, as Python floats."""
+    try:
+        beta1, beta2 = group["betas"]
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{where}['betas'] must be a pair, got {group['betas']!r}") from None
+    key = (group["lr"], beta1, beta2, group["eps"], group["weight_decay"])
+    # Plain numbers already validated are not checked again (a scheduler yields few values).
+    cacheable = all(type(v) is float or type(v) is int for v in key)
+    if cacheable:
+        hit = _HYPER_CACHE.get(key)
+        if hit is not None:
+            return hit
+    lr = _number(key[0], f"{where}['lr']")
+    betas = (_number(beta1, f"{where}['betas'][0]"), _number(beta2, f"{where}['betas'][1]"))
+    # optim._hyper raises the same exceptions tensorpress.adam_step would, but before any update.
+    _, lr, beta1, beta2, eps, wd, _ = _optim._hyper(1, lr, betas, key[3], key[4], None)
+    hyper = (lr, (beta1, beta2), eps, wd)
+    if cacheable:
+        if len(_HYPER_CACHE) > 4096:  # a new lr every step: stay bounded
+            _HYPER_CACHE.clear()
+        _HYPER_CACHE[key] = hyper
+    return hyper
+
+
+def _check_param(p, where):
+    """Refuse what the kernel cannot update in place without a copy."""
+    if not isinstance(p, torch.Tensor):
+        raise DTypeError(f"{where} must be a torch.Tensor, got {type(p).__name__}")
+    if p.layout is not torch.strided:
+        raise InvalidArgumentError(f"{where} has layout {p.layout}; only dense (strided) tensors are supported")
+    if not p.is_cpu:
+        raise InvalidArgumentError(f"{where} is on device {p.device}; tensorpress.torch optimizers update CPU tensors only")
+    if p.dtype not in _FLOATS:
+        kind = "complex tensors are not supported" if p.is_complex() else "expected torch.float32 or torch.float64"
+        raise DTypeError(f"{where} has dtype {p.dtype}; {kind}")
+    if not p.is_contiguous():
+        raise InvalidArgumentError(
+            f"{where} is not contiguous (shape {tuple(p.shape)}, strides {p.stride()}); tensorpress never "
+            "copies silently: make the parameter contiguous (e.g. not channels_last) before creating the optimizer"
+        )
+
+
+def _check_grad(g, p, where):
+    if g.layout is not torch.strided:
+        raise InvalidArgumentError(
+            f"{where}.grad is sparse ({g.layout}); Adam does not support sparse gradients, "
+            "consider torch.optim.SparseAdam"
+        )
+    if not g.is_cpu:
+        raise InvalidArgumentError(f"{where}.grad is on device {g.device}; expected a CPU tensor")
+    if g.dtype != p.dtype:
+        raise DTypeError(f"{where}.grad has dtype {g.dtype} but the parameter has {p.dtype}")
+    if g.shape != p.shape:
+        raise InvalidArgumentError(f"{where}.grad has shape {tuple(g.shape)} but the parameter has {tuple(p.shape)}")
+    if not g.is_contiguous():
+        raise InvalidArgumentError(
+            f"{where}.grad is not contiguous (strides {g.stride()}); tensorpress never copies silently"
+        )
+
+
+def _view(t, where):
+    """A NumPy array sharing `t`'s memory (never a copy)."""
+    try:
+        # .numpy() refuses tensors that require grad; detach() is a view, and grads (which
+        # normally do not require grad) skip it because it costs a microsecond or two.
+        return t.detach().numpy() if t.requires_grad else t.numpy()
+    except RuntimeError as e:  # e.g. a lazy negation/conjugation bit: numpy() would need a copy
+        raise InvalidArgumentError(f"{where} cannot be viewed as a NumPy array without a copy: {e}") from None
+
+
+class _Views:
+    """NumPy views of one parameter and its state, kept between steps because making a view of
+    a tensor costs several microseconds. `valid` re-checks, every step, that the tensors are the
+    same objects over the same memory, so a replaced state entry, ``p.data = ...`` or a loaded
+    state_dict is picked up (the views are then rebuilt)."""
+
+    __slots__ = ("param", "key", "p", "state_tensors", "step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+    def __init__(self, p, state, amsgrad, where):
+        names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
+        for n in names:
+            # Checked here, once per state tensor, so a bad loaded state is reported before
+            # any tensor of this step is updated (the kernel would only see it mid-step).
+            t = state[n]
+            if not isinstance(t, torch.Tensor) or t.layout is not torch.strided or not t.is_cpu:
+                raise InvalidArgumentError(f"state of {where}: {n!r} must be a dense CPU tensor")
+            if t.shape != p.shape or t.dtype != p.dtype:
+                raise InvalidArgumentError(
+                    f"state of {where}: {n!r} is {t.dtype}{list(t.shape)}, the parameter is {p.dtype}{list(p.shape)}"
+                )
+            if not t.is_contiguous():
+                raise InvalidArgumentError(f"state of {where}: {n!r} is not contiguous; tensorpress never copies silently")
+        self.param = p
+        self.key = (p.data_ptr(), p.shape, p.dtype)
+        self.state_tensors = tuple((n, state[n], state[n].data_ptr()) for n in names + ("step",))
+        self.p = _view(p, where)
+        self.exp_avg = _view(state["exp_avg"], f"state of {where}: exp_avg")
+        self.exp_avg_sq = _view(state["exp_avg_sq"], f"state of {where}: exp_avg_sq")
+        self.max_exp_avg_sq = _view(state["max_exp_avg_sq"], f"state of {where}: max_exp_avg_sq") if amsgrad else None
+        step = state["step"]
+        if not (isinstance(step, torch.Tensor) and step.numel() == 1 and step.is_cpu):
+            raise InvalidArgumentError(f"state of {where}: 'step' must be a one-element CPU tensor")
+        self.step = _view(step, f"state of {where}: step").reshape(())
+
+    def param_valid(self, p):
+        """`p` is still the tensor these views were made for, over the same contiguous memory."""
+        return self.param is p and (p.data_ptr(), p.shape, p.dtype) == self.key and p.is_contiguous() and p.is_cpu
+
+    def state_valid(self, state, amsgrad):
+        if amsgrad != (self.max_exp_avg_sq is not None):
+            return False
+        for name, t, ptr in self.state_tensors:
+            s = state.get(name)
+            if s is not t or s.data_ptr() != ptr:
+                return False
+        return True
+
+
+class Adam(torch.optim.Optimizer):
+    """torch.optim.Adam for CPU float32/float64 tensors, one native call per param group.
+
+    (One call per group and step count: params whose grads were None on some earlier steps
+    have fewer steps and go to a second call. float32 and float64 share a call.)
+
+    Arguments and defaults are torch.optim.Adam's. ``foreach`` and ``fused`` are accepted and
+    recorded (for state_dict compatibility) but change nothing: the update is always fused.
+    ``capturable=True`` and ``differentiable=True`` are not supported.
+
+    The update follows torch.optim.Adam's operation order; results agree with torch's
+    ``fused=False`` path to float32 rounding. State per parameter: ``step`` (0-dim float32
+    tensor), ``exp_avg``, ``exp_avg_sq`` and, with amsgrad, ``max_exp_avg_sq`` -- the same keys,
+    dtypes and shapes as torch, so state_dicts load in either direction.
+
+    Refused with a clear error, never copied: parameters or grads that are not contiguous,
+    sparse grads, complex / integer / half dtypes, tensors not on the CPU.
+
+    Gradient scaling (mixed precision): ``step(grad_scale=s)`` divides every gradient by `s`
+    inside the kernel, and if any unscaled gradient is NaN or Inf the whole step is skipped --
+    no parameter, moment or step count changes -- and ``opt.last_found_inf`` is True. The
+    optimizer also honours the ``grad_scale`` / ``found_inf`` attributes that
+    ``torch.amp.GradScaler`` sets on optimizers with ``_step_supports_amp_scaling`` (as torch's
+    fused Adam does), so ``scaler.step(opt)`` skips ``unscale_`` and lets the kernel unscale.
+    """
+
+    _step_supports_amp_scaling = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, fused=None, decoupled_weight_decay=False):
+        if capturable:
+            raise InvalidArgumentError("capturable=True is not supported (tensorpress.torch updates CPU tensors)")
+        if differentiable:
+            raise InvalidArgumentError("differentiable=True is not supported by the fused tensorpress kernel")
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+        defaults = dict(lr=lr, betas=(_number(beta1, "betas[0]"), _number(beta2, "betas[1]")), eps=eps,
+                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                        foreach=foreach, capturable=False, differentiable=False, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        _group_hyper(defaults, "defaults")
+        self._views = {}
+        self.last_found_inf = False
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group):
+        """torch's add_param_group, plus the checks the kernel needs (done once, here, so a bad
+        parameter is reported when the optimizer is built rather than at the first step)."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        where = f"param_groups[{len(self.param_groups) - 1}]"
+        _group_hyper(group, where)
+        for i, p in enumerate(group["params"]):
+            _check_param(p, f"{where}['params'][{i}]")
+
+    def __setstate__(self, state):
+        # As torch.optim.Adam.__setstate__ (used by load_state_dict and unpickling): fill
+        # options missing from old state_dicts and turn plain-number steps into tensors.
+        super().__setstate__(state)
+        self.__dict__.setdefault("last_found_inf", False)
+        self._views = {}  # views of replaced state tensors must not be kept alive
+        for group in self.param_groups:
+            group.setdefault("amsgrad", False)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("capturable", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("decoupled_weight_decay", False)
+            group.setdefault("fused", None)
+            for p in group["params"]:
+                p_state = self.state.get(p, [])
+                if len(p_state) != 0 and not torch.is_tensor(p_state["step"]):
+                    p_state["step"] = torch.tensor(float(p_state["step"]), dtype=_scalar_dtype())
+
+    def load_state_dict(self, state_dict):
+        """torch.optim.Optimizer.load_state_dict: accepts state_dicts of torch.optim.Adam/AdamW.
+        Like torch, tensors already of the right dtype are shared with `state_dict`, not copied."""
+        self._views = {}
+        super().load_state_dict(state_dict)
+        self._views = {}
+
+    def _record(self, p, rec, group, where):
+        """The views of `p` and its state (`rec` if still valid), creating the state on first use."""
+        state = self.state[p]
+        amsgrad = bool(group["amsgrad"])
+        if len(state) == 0:
+            # torch keeps a fused group's step in float32 whatever the default dtype.
+            state["step"] = torch.tensor(0.0, dtype=torch.float32 if group["fused"] else _scalar_dtype())
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if amsgrad and "max_exp_avg_sq" not in state:
+            # A group switched to amsgrad after it started: the running max starts at zero,
+            # which is what max(0, v) over the coming steps needs.
+            state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if rec is None or not rec.state_valid(state, amsgrad):
+            rec = self._views[id(p)] = _Views(p, state, amsgrad, where)
+        return rec
+
+    def step(self, closure=None, *, grad_scale=None):
+        """One Adam step over every parameter whose ``.grad`` is not None; returns the closure's
+        loss (None without a closure).
+
+        `closure` re-evaluates the model and returns the loss; it runs under
+        ``torch.enable_grad()``. `grad_scale` (a number or one-element tensor): gradients are
+        divided by it, and a step that finds a NaN/Inf unscaled gradient changes nothing and
+        sets ``self.last_found_inf = True``.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        # torch.amp.GradScaler hands the scale and its own inf check over as attributes.
+        found_inf_t = getattr(self, "found_inf", None)
+        if grad_scale is None:
+            grad_scale = getattr(self, "grad_scale", None)
+        if found_inf_t is not None and float(found_inf_t) != 0.0:
+            self.last_found_inf = True
+            return loss
+        if grad_scale is not None:
+            grad_scale = _number(grad_scale, "grad_scale")
+            _optim._hyper(1, 0.0, (0.0, 0.0), 0.0, 0.0, grad_scale)
+
+        # Pass 1: check everything before anything is touched (state creation included).
+        plans = []
+        views = self._views  # keyed by id(param); each record also holds its param
+        for gi, group in enumerate(self.param_groups):
+            hyper = _group_hyper(group, f"param_groups[{gi}]")
+            members = []
+            for i, p in enumerate(group["params"]):
+                g = p.grad
+                if g is None:
+                    continue
+                where = f"param_groups[{gi}]['params'][{i}]"
+                rec = views.get(id(p))
+                if rec is None or not rec.param_valid(p):
+                    _check_param(p, where)
+                    rec = None
+                _check_grad(g, p, where)
+                members.append((p, g, rec, where))
+            if members:
+                plans.append((group, hyper, members))
+
+        # Pass 2: views and step counts; the tensors of a group that share a step count (all of
+        # them, unless some grads were None in earlier steps) go to one native call.
+        calls = []
+        for group, (lr, betas, eps, wd), members in plans:
+            amsgrad = bool(group["amsgrad"])
+            buckets = {}
+            for p, g, rec, where in members:
+                rec = self._record(p, rec, group, where)
+                step = float(rec.step)
+                if not (step >= 0 and step == int(step)):
+                    raise InvalidArgumentError(f"state of {where}: step is {step}, expected a whole number >= 0")
+                b = buckets.get(step)
+                if b is None:
+                    b = buckets[step] = ([], [], [], [], [] if amsgrad else None, [], [])
+                b[0].append(rec.p)
+                b[1].append(_view(g, f"{where}.grad"))
+                b[2].append(rec.exp_avg)
+                b[3].append(rec.exp_avg_sq)
+                if amsgrad:
+                    b[4].append(rec.max_exp_avg_sq)
+                b[5].append(rec.step)
+                b[6].append(g)
+            options = dict(lr=lr, betas=betas, eps=eps, weight_decay=wd,
+                           decoupled_weight_decay=bool(group["decoupled_weight_decay"]),
+                           amsgrad=amsgrad, maximize=bool(group["maximize"]))
+            for step, b in buckets.items():
+                calls.append((int(step) + 1, b, options))
+
+        # found_inf must cover every call before the first one updates anything; one call
+        # checks its own tensors.
+        if grad_scale is not None and len(calls) > 1:
+            if _any_nonfinite([g for _, b, _ in calls for g in b[6]], grad_scale):
+                self.last_found_inf = True
+                return loss
+
+        self.last_found_inf = False
+        for step, b, options in calls:
+            found_inf = _optim.adam_step(b[0], b[1], b[2], b[3], step=step, max_exp_avg_sqs=b[4],
+                                         grad_scale=grad_scale, **options)
+            if found_inf:  # only possible for a single call: nothing was updated
+                self.last_found_inf = True
+                return loss
+            for s in b[5]:
+                s[()] = step
+        return loss
+
+
+def _any_nonfinite(grads, grad_scale):
+    """True if any grad / grad_scale is NaN or Inf, computed as adam_step does (the division in
+    the grad's dtype). Division is monotonic, so the largest |g| decides overflow, and NaN/Inf
+    propagate through the max: one max-abs per tensor, no tensor-sized temporaries."""
+    by_dtype = {}
+    for g in grads:
+        if g.numel():
+            by_dtype.setdefault(g.dtype, []).append(g)
+    for dtype, gs in by_dtype.items():
+        maxabs = torch.stack(torch._foreach_norm(gs, math.inf))
+        if not torch.isfinite(maxabs / torch.tensor(grad_scale, dtype=dtype)).all():
+            return True
+    return False
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW for CPU float32/float64 tensors: Adam with decoupled weight decay
+    (``p *= 1 - lr*weight_decay``), default ``weight_decay=1e-2``. See ``Adam``."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable, differentiable=differentiable,
+                         fused=fused, decoupled_weight_decay=True)
+
+    def __setstate__(self, state):
+        # As torch.optim.AdamW: loading any state keeps the decay decoupled.
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
