@@ -19,6 +19,7 @@
  */
 #include <math.h>
 #include "common.h"
+#include "spans.h"
 
 /* Below this many elements per thread a second thread costs more than it saves. */
 #define ADAM_MIN_PER_THREAD 32768
@@ -275,4 +276,31 @@ int tp_adam_step(const tp_adam_tensor *tensors, int64_t count, int64_t step, dou
                  int32_t flags, int32_t *found_inf) {
     return tp_adam_step_isa(tensors, count, step, lr, beta1, beta2, eps, weight_decay,
                             grad_scale, flags, found_inf, tp_isa_current());
+}
+
+int tp_adam_step_checked(const tp_adam_tensor *tensors, int64_t count, tp_span *spans,
+                         int64_t step, double lr, double beta1, double beta2, double eps,
+                         double weight_decay, double grad_scale, int32_t flags,
+                         int32_t *found_inf) {
+    TP_RETURN_IF(found_inf == NULL || count < 0 || (count > 0 && (!tensors || !spans)), TP_ERR_ARGUMENT);
+    *found_inf = 0;
+    int roles = (flags & TP_ADAM_AMSGRAD) ? 5 : 4;
+    for (int64_t i = 0; i < count; i++) {
+        const tp_adam_tensor *t = &tensors[i];
+        TP_RETURN_IF(t->dtype != TP_FLOAT32 && t->dtype != TP_FLOAT64, TP_ERR_ARGUMENT);
+        TP_RETURN_IF(t->numel < 0, TP_ERR_ARGUMENT);
+        uintptr_t size = t->dtype == TP_FLOAT32 ? 4 : 8;
+        const void *ptrs[5] = {t->param, t->grad, t->exp_avg, t->exp_avg_sq, t->max_exp_avg_sq};
+        for (int r = 0; r < 5; r++) {
+            tp_span *span = &spans[r * count + i];
+            int used = r < roles && t->numel > 0;
+            if (used) TP_RETURN_IF(ptrs[r] == NULL || (uintptr_t)ptrs[r] % size, TP_ERR_ARGUMENT);
+            span->start = used ? (uintptr_t)ptrs[r] : 0;
+            span->end = used ? span->start + (uintptr_t)t->numel * size : 0;
+            span->writes = used && r != 1;
+        }
+    }
+    TP_RETURN_IF(!tp_spans_disjoint(spans, 5 * count, spans + 5 * count), TP_ERR_ARGUMENT);
+    return tp_adam_step(tensors, count, step, lr, beta1, beta2, eps, weight_decay, grad_scale,
+                        flags, found_inf);
 }

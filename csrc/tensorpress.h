@@ -44,6 +44,14 @@ int tp_isa_available(int isa);
 int tp_isa_current(void);
 int tp_isa_select(int isa);
 
+/* A byte range [start, end) of one buffer, and whether a kernel writes it: the workspace entry
+ * of the overlap checks (a written buffer may share no byte with any other buffer). */
+typedef struct {
+    uintptr_t start, end;
+    int32_t writes;
+    int32_t pad;
+} tp_span;
+
 /* threads: 1 when the build has OpenMP; the count every parallel kernel may use */
 int tp_openmp_enabled(void);
 int tp_get_num_threads(void);

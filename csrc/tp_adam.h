@@ -26,6 +26,15 @@ int tp_adam_step(const tp_adam_tensor *tensors, int64_t count, int64_t step, dou
                  double beta1, double beta2, double eps, double weight_decay, double grad_scale,
                  int32_t flags, int32_t *found_inf);
 
+/* tp_adam_step for a table built by a caller that has raw pointers (e.g. from torch tensors'
+ * data_ptr()): first checks that every buffer is aligned to its element type and that no
+ * written buffer overlaps any other one (TP_ERR_ARGUMENT otherwise; nothing is written).
+ * `spans` is a workspace of 10*count entries. */
+int tp_adam_step_checked(const tp_adam_tensor *tensors, int64_t count, tp_span *spans,
+                         int64_t step, double lr, double beta1, double beta2, double eps,
+                         double weight_decay, double grad_scale, int32_t flags,
+                         int32_t *found_inf);
+
 /* The same with one named instruction-set variant (TP_ISA_*), for tests and benchmarks. */
 int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step, double lr,
                      double beta1, double beta2, double eps, double weight_decay,

@@ -16,12 +16,6 @@
 #define TP_ARG_MISALIGNED 9
 
 typedef struct {
-    uintptr_t start, end;
-    int32_t writes;
-    int32_t pad;
-} tp_span;
-
-typedef struct {
     int64_t index;  /* which tensor */
     int32_t role;   /* 0 param, 1 grad, 2 exp_avg, 3 exp_avg_sq, 4 max_exp_avg_sq */
     int32_t reason; /* TP_ARG_* */

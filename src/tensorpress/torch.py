@@ -106,6 +106,25 @@ def _check_grad(g, p, where):
         raise InvalidArgumentError(
             f"{where}.grad is not contiguous (strides {g.stride()}); tensorpress never copies silently"
         )
+    if g.is_neg() or g.is_conj():
+        # A lazily negated view: its memory holds -grad; reading it would need a copy.
+        raise InvalidArgumentError(f"{where}.grad is a lazily negated view; call .resolve_neg() first")
+
+
+class _Where:
+    """'param_groups[0]['params'][3]', formatted only when an error message needs it (the
+    per-parameter f-string was a measurable share of a step over hundreds of small tensors)."""
+
+    __slots__ = ("group", "index")
+
+    def __init__(self, group, index):
+        self.group, self.index = group, index
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+    def __str__(self):
+        return f"param_groups[{self.group}]['params'][{self.index}]"
 
 
 def _view(t, where):
@@ -124,7 +143,8 @@ class _Views:
     same objects over the same memory, so a replaced state entry, ``p.data = ...`` or a loaded
     state_dict is picked up (the views are then rebuilt)."""
 
-    __slots__ = ("param", "key", "p", "state_tensors", "step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    __slots__ = ("param", "key", "p", "state_tensors", "step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq",
+                 "row_head", "row_tail")
 
     def __init__(self, p, state, amsgrad, where):
         names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
@@ -151,6 +171,13 @@ class _Views:
         if not (isinstance(step, torch.Tensor) and step.numel() == 1 and step.is_cpu):
             raise InvalidArgumentError(f"state of {where}: 'step' must be a one-element CPU tensor")
         self.step = _view(step, f"state of {where}: step").reshape(())
+        if _PACKED is not None:
+            # This tensor's row of the C kernel's table, but for the grad pointer (see step).
+            self.row_head = _PACKED.ROW_POINTER.pack(p.data_ptr())
+            self.row_tail = _PACKED.ROW_TAIL.pack(
+                state["exp_avg"].data_ptr(), state["exp_avg_sq"].data_ptr(),
+                state["max_exp_avg_sq"].data_ptr() if amsgrad else 0, p.numel(),
+                _PACKED.DTYPE_CODES[str(p.dtype).replace("torch.", "")], 0)
 
     def param_valid(self, p):
         """`p` is still the tensor these views were made for, over the same contiguous memory."""
@@ -302,12 +329,15 @@ class Adam(torch.optim.Optimizer):
                 g = p.grad
                 if g is None:
                     continue
-                where = f"param_groups[{gi}]['params'][{i}]"
+                where = _Where(gi, i)
                 rec = views.get(id(p))
                 if rec is None or not rec.param_valid(p):
                     _check_param(p, where)
                     rec = None
-                _check_grad(g, p, where)
+                # The common case in one expression; anything else gets the full, worded check.
+                if not (g.layout is torch.strided and g.dtype is p.dtype and g.shape == p.shape
+                        and g.is_contiguous() and g.is_cpu and not g.is_neg()):
+                    _check_grad(g, p, where)
                 members.append((p, g, rec, where))
             if members:
                 plans.append((group, hyper, members))
@@ -326,8 +356,8 @@ class Adam(torch.optim.Optimizer):
                 b = buckets.get(step)
                 if b is None:
                     b = buckets[step] = ([], [], [], [], [] if amsgrad else None, [], [])
-                b[0].append(rec.p)
-                b[1].append(_view(g, f"{where}.grad"))
+                b[0].append(rec)
+                b[1].append(g.data_ptr() if _PACKED is not None else _view(g, f"{where}.grad"))
                 b[2].append(rec.exp_avg)
                 b[3].append(rec.exp_avg_sq)
                 if amsgrad:
@@ -349,14 +379,47 @@ class Adam(torch.optim.Optimizer):
 
         self.last_found_inf = False
         for step, b, options in calls:
-            found_inf = _optim.adam_step(b[0], b[1], b[2], b[3], step=step, max_exp_avg_sqs=b[4],
-                                         grad_scale=grad_scale, **options)
+            found_inf = _run(step, b, options, grad_scale)
             if found_inf:  # only possible for a single call: nothing was updated
                 self.last_found_inf = True
                 return loss
             for s in b[5]:
                 s[()] = step
         return loss
+
+
+def _run(step, b, options, grad_scale):
+    """One native call for a bucket: `b` holds the records, the grads (pointers on the C
+    backend, NumPy views otherwise), exp_avgs, exp_avg_sqs, max_exp_avg_sqs."""
+    recs = b[0]
+    if _PACKED is None:
+        return _optim.adam_step([r.p for r in recs], b[1], b[2], b[3], step=step,
+                                max_exp_avg_sqs=b[4], grad_scale=grad_scale, **options)
+    rows = []
+    pack = _PACKED.ROW_POINTER.pack
+    for rec, grad_ptr in zip(recs, b[1]):
+        rows += (rec.row_head, pack(grad_ptr), rec.row_tail)
+    flags = ((_optim.DECOUPLED if options["decoupled_weight_decay"] else 0)
+             | (_optim.AMSGRAD if options["amsgrad"] else 0)
+             | (_optim.MAXIMIZE if options["maximize"] else 0)
+             | (_optim.GRAD_SCALE if grad_scale is not None else 0))
+    beta1, beta2 = options["betas"]
+    return _PACKED.adam_step_packed(b"".join(rows), len(recs), step, options["lr"], beta1, beta2,
+                                    options["eps"], options["weight_decay"], grad_scale, flags)
+
+
+def _packed_backend():
+    """The C backend's packed-row entry when it is the live backend, else None (NumPy views)."""
+    from . import _backend
+
+    if _backend.BACKEND != "c":
+        return None
+    from ._native import adam as native_adam
+
+    return native_adam if native_adam.PACKED_ROWS else None
+
+
+_PACKED = _packed_backend()
 
 
 def _any_nonfinite(grads, grad_scale):

@@ -1,5 +1,6 @@
 """C backend of the fused Adam step: one native call gathers every pointer and updates."""
 
+import struct
 import threading
 
 import numpy as np
@@ -61,4 +62,32 @@ def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
         if status == lib.TP_ERR_ARGUMENT and problem.reason:
             _raise_problem(lists, problem)
         check(status, "adam_step")
+    return bool(found_inf[0])
+
+
+# --- raw-pointer entry for callers that hold tensors, not arrays (tensorpress.torch) ----------
+# A table row of tp_adam_tensor packed with struct: param, grad, exp_avg, exp_avg_sq,
+# max_exp_avg_sq (pointers), numel (int64), dtype (int32), padding. Building the table from
+# cached bytes costs well under a microsecond per tensor, where a NumPy view of a torch tensor
+# costs several. PACKED_ROWS is False where the layout differs (e.g. 32-bit pointers).
+ROW_POINTER = struct.Struct("=Q")
+ROW_TAIL = struct.Struct("=QQQqii")  # exp_avg, exp_avg_sq, max_exp_avg_sq, numel, dtype, pad
+PACKED_ROWS = (
+    ffi.sizeof("tp_adam_tensor") == 2 * ROW_POINTER.size + ROW_TAIL.size
+    and ffi.sizeof("void *") == 8
+    and [ffi.offsetof("tp_adam_tensor", f) for f in ("param", "grad", "exp_avg", "numel", "dtype")] == [0, 8, 16, 40, 48]
+)
+DTYPE_CODES = {"float32": lib.TP_FLOAT32, "float64": lib.TP_FLOAT64}
+
+
+def adam_step_packed(rows, count, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
+    """adam_step over a table of `count` packed rows (bytes). The caller has checked dtypes,
+    shapes and contiguity; C checks alignment and overlaps before writing anything."""
+    _, _, spans, _, found_inf = _workspace(count)
+    status = lib.tp_adam_step_checked(
+        ffi.from_buffer("tp_adam_tensor[]", rows), count, spans, step, lr, beta1, beta2, eps,
+        weight_decay, 1.0 if grad_scale is None else grad_scale, flags, found_inf)
+    if status == lib.TP_ERR_ARGUMENT:
+        raise InvalidArgumentError("adam_step: a buffer is misaligned, or a written buffer overlaps another one in memory")
+    check(status, "adam_step")
     return bool(found_inf[0])
