@@ -129,6 +129,8 @@ def huffman_code_lengths(counts, max_bits=11):
     if not 1 <= max_bits <= 32:
         raise InvalidArgumentError(f"max_bits must be in [1, 32], got {max_bits}")
     arr = np.asarray(counts)
+    if arr.size == 0 and arr.dtype == np.float64:  # [] has no dtype of its own
+        arr = arr.astype(np.int64)
     if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
         raise DTypeError(f"counts must be integers, got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.size > 256:

@@ -27,7 +27,7 @@ PAYLOAD_START = BLOCK_HEADER + 128 + 12
 MAGIC = b"TPHF"
 VERSION = 1
 RAW, RLE, HUFF = 0, 1, 2
-_PARALLEL_MIN = 1 << 19
+_PARALLEL_MIN = 1 << 22  # parallel drivers compile slowly; worth it for large inputs only
 
 OK = 0
 ERR_CORRUPT = -2
@@ -42,18 +42,18 @@ _P5 = np.uint64(374761393)
 
 # ---- xxHash32 -----------------------------------------------------------------------------
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _rotl(x, r):
     return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & _M32
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _read32(a, i):
     return (np.uint64(a[i]) | (np.uint64(a[i + 1]) << np.uint64(8))
             | (np.uint64(a[i + 2]) << np.uint64(16)) | (np.uint64(a[i + 3]) << np.uint64(24)))
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _xround(acc, x):
     acc = (acc + x * _P2) & _M32
     acc = _rotl(acc, 13)
@@ -100,6 +100,47 @@ def xxh32(a, lo, n):
 # ---- code lengths (huffman_codes.c) ---------------------------------------------------------
 
 @nb.njit(cache=True)
+def _sort_keys(keys, n):
+    """Bottom-up merge sort of keys[:n] (distinct keys: any sort gives csrc's order)."""
+    tmp = np.empty(n, np.uint64)
+    a = keys
+    b = tmp
+    width = 1
+    swapped = False
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i = lo
+            j = mid
+            k = lo
+            while i < mid and j < hi:
+                if a[i] <= a[j]:
+                    b[k] = a[i]
+                    i += 1
+                else:
+                    b[k] = a[j]
+                    j += 1
+                k += 1
+            while i < mid:
+                b[k] = a[i]
+                i += 1
+                k += 1
+            while j < hi:
+                b[k] = a[j]
+                j += 1
+                k += 1
+            lo += 2 * width
+        a, b = b, a
+        swapped = not swapped
+        width *= 2
+    if swapped:
+        for i in range(n):
+            keys[i] = a[i]
+
+
+@nb.njit(cache=True)
 def lengths_into(counts, n, max_bits, lengths):
     """tp_huff_lengths: 0 or -1 (more than 2^max_bits symbols used)."""
     keys = np.empty(256, np.uint64)
@@ -116,7 +157,7 @@ def lengths_into(counts, n, max_bits, lengths):
         return 0
     if max_bits < 32 and used > (1 << max_bits):
         return -1
-    keys = np.sort(keys[:used])
+    _sort_keys(keys, used)
     # two-queue Huffman, ties take the leaf
     inner = np.zeros(256, np.uint64)
     leaf_parent = np.zeros(256, np.int64)
@@ -212,7 +253,7 @@ def canonical_codes(lengths):
 def code_lengths(counts, max_bits):
     """tp_huffman_code_lengths on validated int64 counts."""
     lengths = np.zeros(counts.size, np.uint8)
-    if lengths_into(counts, counts.size, max_bits, lengths) != 0:
+    if lengths_into(_readonly(counts), counts.size, max_bits, lengths) != 0:
         raise InvalidArgumentError(
             f"huffman_code_lengths: more than 2**{max_bits} symbols are used")
     return lengths
@@ -259,7 +300,7 @@ def plan_block(src, lo, ln, lengths, stream_bytes):
     return RAW, size, 0
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _put32le(dst, p, v):
     for j in range(4):
         dst[p + j] = np.uint8((v >> np.uint64(8 * j)) & np.uint64(255))
@@ -430,12 +471,12 @@ def _write_all_serial(src, bs, lengths, sbytes, types, symbols, offsets, dst):
 @nb.njit(parallel=True)
 def _write_all_parallel(src, bs, lengths, sbytes, types, symbols, offsets, dst):
     n = src.size
-    bad = 0
+    status = np.zeros(types.size, np.int64)
     for b in nb.prange(types.size):
         lo = b * bs
-        bad |= write_block(src, lo, min(bs, n - lo), types[b], symbols[b], lengths[b],
-                           sbytes[b], dst, offsets[b])
-    return bad
+        status[b] = write_block(src, lo, min(bs, n - lo), types[b], symbols[b], lengths[b],
+                                sbytes[b], dst, offsets[b])
+    return status.min()
 
 
 def _header_size(count, ndim, block_log2):
@@ -450,6 +491,7 @@ def bound(count, ndim, block_log2=BLOCK_LOG2):
 
 def encode(src, dtype_code, shape, block_log2=BLOCK_LOG2):
     """The stream for validated 1-D uint8 `src` (dtype code and shape are stored)."""
+    src = _readonly(src)
     count = src.size
     ndim = len(shape)
     bs = 1 << block_log2
@@ -553,6 +595,7 @@ def _decode_all_parallel(blob, offsets, sizes, out, bs):
 
 def decode(blob, out):
     """Decode a stream into validated 1-D uint8 `out` of the header's count."""
+    blob = _readonly(blob)
     count, _, shape, hsize, block_log2 = parse(blob)
     if out.size != count:
         raise InvalidArgumentError(f"huffman_decode: out has {out.size} elements, the stream {count}")
@@ -581,8 +624,19 @@ def _histogram_serial(src):
     while i < n:
         c[0, src[i]] += 1
         i += 1
-    return c.sum(axis=0)
+    total = np.zeros(256, np.int64)
+    for s in range(256):
+        total[s] = c[0, s] + c[1, s] + c[2, s] + c[3, s]
+    return total
+
+
+def _readonly(a):
+    """A read-only view: Numba compiles one specialization per writability, so every input
+    array is passed read-only (no copy)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 def histogram(src):
-    return _histogram_serial(src)
+    return _histogram_serial(_readonly(src))
