@@ -64,23 +64,42 @@ TP_ALWAYS_INLINE void histogram4_body(const uint8_t *TP_RESTRICT src, int64_t le
     for (; i < len; i++) c[i & 3][src[i]]++;
 }
 
-/* Stream k: symbols src[k], src[k+4], ...; 5 codes (<= 55 bits) per 8-byte store while 8
- * bytes fit before `limit`, then byte-wise. */
+/* Stream k: symbols src[k], src[k+4], ...; 5 codes (<= 55 bits) per 8-byte store. A round
+ * advances p by at most 7 bytes, so how many rounds keep 8 writable bytes before `limit` is
+ * computed once per batch; the last codes are written byte-wise. */
 TP_ALWAYS_INLINE uint8_t *encode_stream_body(const uint8_t *TP_RESTRICT src, int64_t n,
                                              const uint16_t *TP_RESTRICT code,
                                              const uint8_t *TP_RESTRICT length, uint8_t *p,
                                              const uint8_t *limit) {
-    tp_bitwriter w = {0, 0, p};
+    uint64_t buf = 0;
+    unsigned bits = 0;
     int64_t i = 0;
-    for (; i + 5 <= n && w.p + 8 <= limit; i += 5) {
+    for (;;) {
+        int64_t rounds = (n - i) / 5, room = limit - p - 8;
+        int64_t safe = room < 0 ? 0 : room / 7 + 1;
+        if (safe < rounds) rounds = safe;
+        if (rounds <= 0) break;
         const uint8_t *x = src + 4 * i;
-        tp_bw_put(&w, code[x[0]], length[x[0]]);
-        tp_bw_put(&w, code[x[4]], length[x[4]]);
-        tp_bw_put(&w, code[x[8]], length[x[8]]);
-        tp_bw_put(&w, code[x[12]], length[x[12]]);
-        tp_bw_put(&w, code[x[16]], length[x[16]]);
-        tp_bw_flush8(&w);
+        i += 5 * rounds;
+        for (; rounds; rounds--, x += 20) {
+            unsigned s0 = x[0], s1 = x[4], s2 = x[8], s3 = x[12], s4 = x[16];
+            buf |= (uint64_t)code[s0] << bits;
+            bits += length[s0];
+            buf |= (uint64_t)code[s1] << bits;
+            bits += length[s1];
+            buf |= (uint64_t)code[s2] << bits;
+            bits += length[s2];
+            buf |= (uint64_t)code[s3] << bits;
+            bits += length[s3];
+            buf |= (uint64_t)code[s4] << bits;
+            bits += length[s4];
+            tp_store64le(p, buf);
+            p += bits >> 3;
+            buf >>= bits & ~7u;
+            bits &= 7;
+        }
     }
+    tp_bitwriter w = {buf, bits, p};
     for (; i < n; i++) {
         uint8_t x = src[4 * i];
         tp_bw_put(&w, code[x], length[x]);
@@ -200,15 +219,15 @@ TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8
 DEFINE_HUFF_VARIANT(scalar, TP_NO_VECTORIZE)
 DEFINE_HUFF_VARIANT(baseline, )
 #if TP_HAVE_X86_VARIANTS
-/* BMI2's shrx/shlx shift by any register (no %cl shuffling), LZCNT counts the marker. Every
+/* BMI2's shrx/shlx shift by any register (no %cl shuffling). Every
  * AVX2 CPU has them, but cpu.c only checks AVX2+FMA, so they are checked here too. */
-#define TP_TARGET_AVX2_BMI2 __attribute__((target("avx2,fma,bmi,bmi2,lzcnt")))
+#define TP_TARGET_AVX2_BMI2 __attribute__((target("avx2,fma,bmi,bmi2")))
 DEFINE_HUFF_VARIANT(avx2, TP_TARGET_AVX2_BMI2)
 
 static int huff_variant(int isa) {
     if (isa == TP_ISA_AVX2 || isa == TP_ISA_AVX512) {
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("bmi2") && __builtin_cpu_supports("abm")) return TP_ISA_AVX2;
+        if (__builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")) return TP_ISA_AVX2;
         return TP_ISA_BASELINE;
     }
     return isa;
