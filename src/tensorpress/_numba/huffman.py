@@ -42,18 +42,18 @@ _P5 = np.uint64(374761393)
 
 # ---- xxHash32 -----------------------------------------------------------------------------
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")  # a call per use would cost more than the work
 def _rotl(x, r):
     return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & _M32
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")  # a call per use would cost more than the work
 def _read32(a, i):
     return (np.uint64(a[i]) | (np.uint64(a[i + 1]) << np.uint64(8))
             | (np.uint64(a[i + 2]) << np.uint64(16)) | (np.uint64(a[i + 3]) << np.uint64(24)))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")  # a call per use would cost more than the work
 def _xround(acc, x):
     acc = (acc + x * _P2) & _M32
     acc = _rotl(acc, 13)
@@ -71,12 +71,23 @@ def xxh32(a, lo, n):
         v3 = np.uint64(0)
         v4 = (np.uint64(0x100000000) - _P1) & _M32
         limit = end - 16
-        while p <= limit:
-            v1 = _xround(v1, _read32(a, p))
-            v2 = _xround(v2, _read32(a, p + 4))
-            v3 = _xround(v3, _read32(a, p + 8))
-            v4 = _xround(v4, _read32(a, p + 12))
-            p += 16
+        if (a.ctypes.data + lo) % 4 == 0:
+            # aligned: read the 16-byte stripes as uint32 words (little-endian hosts only, as
+            # everything Numba targets)
+            words = a[lo:lo + (n // 16) * 16].view(np.uint32)
+            for w in range(0, words.size, 4):
+                v1 = _xround(v1, np.uint64(words[w]))
+                v2 = _xround(v2, np.uint64(words[w + 1]))
+                v3 = _xround(v3, np.uint64(words[w + 2]))
+                v4 = _xround(v4, np.uint64(words[w + 3]))
+            p = lo + words.size * 4
+        else:
+            while p <= limit:
+                v1 = _xround(v1, _read32(a, p))
+                v2 = _xround(v2, _read32(a, p + 4))
+                v3 = _xround(v3, _read32(a, p + 8))
+                v4 = _xround(v4, _read32(a, p + 12))
+                p += 16
         h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _M32
     else:
         h = _P5
@@ -335,15 +346,20 @@ def write_block(src, lo, ln, btype, symbol, lengths, stream_bytes, dst, off):
             s = src[i]
             buf |= codes[s] << nbits
             nbits += lens[s]
-            while nbits >= np.uint64(8):
+            if nbits >= np.uint64(32):  # 32 bits out at once (the stream's size is exact)
                 dst[p] = np.uint8(buf & np.uint64(255))
-                p += 1
-                buf >>= np.uint64(8)
-                nbits -= np.uint64(8)
+                dst[p + 1] = np.uint8((buf >> np.uint64(8)) & np.uint64(255))
+                dst[p + 2] = np.uint8((buf >> np.uint64(16)) & np.uint64(255))
+                dst[p + 3] = np.uint8((buf >> np.uint64(24)) & np.uint64(255))
+                p += 4
+                buf >>= np.uint64(32)
+                nbits -= np.uint64(32)
             i += 4
-        if nbits > np.uint64(0):
+        while nbits > np.uint64(0):
             dst[p] = np.uint8(buf & np.uint64(255))
             p += 1
+            buf >>= np.uint64(8)
+            nbits = nbits - np.uint64(8) if nbits > np.uint64(8) else np.uint64(0)
         if p - start != stream_bytes[k]:
             return -1
     return 0
@@ -408,14 +424,20 @@ def decode_block(blob, off, size, out, lo, ln, table):
             nbits = np.uint64(0)
             i = lo + k
             while i < lo + ln:
-                while nbits <= np.uint64(56) and p < end:
-                    buf |= np.uint64(blob[p]) << nbits
-                    p += 1
-                    nbits += np.uint64(8)
+                if nbits < np.uint64(32):
+                    if p + 4 <= end:  # 32 bits in at once while 4 bytes remain
+                        buf |= _read32(blob, p) << nbits
+                        p += 4
+                        nbits += np.uint64(32)
+                    else:
+                        while nbits <= np.uint64(56) and p < end:
+                            buf |= np.uint64(blob[p]) << nbits
+                            p += 1
+                            nbits += np.uint64(8)
                 e = table[buf & mask]
                 le = np.uint64(e & 0xFF)
                 if le > nbits:
-                    return ERR_CORRUPT
+                    return ERR_CORRUPT  # the code runs past the stream's end
                 out[i] = np.uint8(e >> 8)
                 buf >>= le
                 nbits -= le
