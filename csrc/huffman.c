@@ -458,21 +458,22 @@ int tp_huffman_encode_isa(const uint8_t *src, int64_t count, int32_t dtype, int3
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) reduction(min : status)
         {
-            /* Each thread owns one contiguous run of blocks in both phases. */
-            int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-            int64_t lo = n_blocks * id / nt, hi = n_blocks * (id + 1) / nt;
-            for (int64_t b = lo; b < hi; b++) {
+            /* Blocks are handed out one at a time (dynamic): on a busy machine a thread that
+             * gets less CPU simply takes fewer blocks. Each thread walks a cursor forward
+             * (it receives blocks in increasing order) to know where its next block starts. */
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t b = 0; b < n_blocks; b++) {
                 int64_t len = count - b * bs < bs ? count - b * bs : bs;
                 plan_block(isa, src + b * bs, len, &plans[b]);
             }
-#pragma omp barrier
-            int64_t offset = hsize;
-            for (int64_t b = 0; b < lo; b++) offset += plans[b].size;
-            for (int64_t b = lo; b < hi; b++) {
+            /* (the implicit barrier of the loop above: every size is known) */
+            int64_t cursor = 0, offset = hsize;
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t b = 0; b < n_blocks; b++) {
+                for (; cursor < b; cursor++) offset += plans[cursor].size;
                 int64_t len = count - b * bs < bs ? count - b * bs : bs;
                 int s = write_block(isa, src + b * bs, len, &plans[b], dst + offset);
                 if (s < status) status = s;
-                offset += plans[b].size;
             }
         }
 #endif
@@ -556,21 +557,19 @@ int tp_huffman_decode_isa(const uint8_t *blob, int64_t size, uint8_t *dst, int64
 #pragma omp parallel num_threads(threads) reduction(min : status) if (threads > 1)
 #endif
     {
-        int64_t nt = 1, id = 0;
-#ifdef _OPENMP
-        nt = omp_get_num_threads();
-        id = omp_get_thread_num();
-#endif
-        int64_t lo = n_blocks * id / nt, hi = n_blocks * (id + 1) / nt;
-        int64_t offset = info.header_size;
-        for (int64_t b = 0; b < lo; b++) offset += tp_load32le(sizes + 4 * b);
+        /* dynamic blocks and a forward cursor, as in the encoder */
+        int64_t cursor = 0, offset = info.header_size;
         uint16_t table[TP_HUFF_TABLE];
         int mine = TP_OK; /* the reduction's private copy starts at INT_MAX, not TP_OK */
-        for (int64_t b = lo; b < hi && mine == TP_OK; b++) {
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (int64_t b = 0; b < n_blocks; b++) {
+            for (; cursor < b; cursor++) offset += tp_load32le(sizes + 4 * cursor);
+            if (mine != TP_OK) continue; /* no break out of an OpenMP loop */
             int64_t len = count - b * bs < bs ? count - b * bs : bs;
-            int64_t bsize = tp_load32le(sizes + 4 * b);
-            mine = decode_block(isa, blob + offset, bsize, dst + b * bs, len, table);
-            offset += bsize;
+            mine = decode_block(isa, blob + offset, tp_load32le(sizes + 4 * b), dst + b * bs,
+                                len, table);
         }
         if (mine < status) status = mine;
     }
