@@ -11,7 +11,8 @@ OUT="${TMPDIR:-/tmp}/tp_huffman_fuzz.$$"
 mkdir -p "$OUT/corpus"
 SRC="tests/fuzz/huffman_fuzz.c csrc/huffman.c csrc/huffman_codes.c csrc/cpu.c"
 CLANG="$(command -v clang-14 || command -v clang || true)"
-if [ -n "$CLANG" ] && "$CLANG" -fsanitize=fuzzer -x c /dev/null -o /dev/null 2>/dev/null; then
+PROBE='int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }'
+if [ -n "$CLANG" ] && echo "$PROBE" | "$CLANG" -fsanitize=fuzzer -x c - -o "$OUT/probe" 2>/dev/null; then
     "$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
         -DTP_FUZZ_LIBFUZZER -Icsrc $SRC -o "$OUT/huffman_fuzz"
     "$OUT/huffman_fuzz" -max_total_time="$SECONDS_TO_RUN" -max_len=20000 -print_final_stats=1 \
