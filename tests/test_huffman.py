@@ -15,7 +15,6 @@ from reference import huffman as ref
 from conftest import isa_variants, requires_c
 
 BLOCK = 1 << 17
-RNG = np.random.default_rng(2024)
 
 
 def gaussian_int8(n, sigma=32.0, seed=0):
