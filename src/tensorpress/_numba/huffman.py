@@ -274,8 +274,24 @@ def code_lengths(counts, max_bits):
 
 @nb.njit(cache=True)
 def _histogram4(src, lo, ln, c):
-    for i in range(ln):
-        c[i & 3, src[lo + i]] += 1
+    c0 = np.zeros(256, np.int64)
+    c1 = np.zeros(256, np.int64)
+    c2 = np.zeros(256, np.int64)
+    c3 = np.zeros(256, np.int64)
+    m = ln // 4
+    for j in range(m):
+        i = lo + 4 * j
+        c0[src[i]] += 1
+        c1[src[i + 1]] += 1
+        c2[src[i + 2]] += 1
+        c3[src[i + 3]] += 1
+    for i in range(lo + 4 * m, lo + ln):
+        c[i - lo - 4 * m, src[i]] += 1  # the stream of symbol i: (i - lo) % 4
+    for s in range(256):
+        c[0, s] += c0[s]
+        c[1, s] += c1[s]
+        c[2, s] += c2[s]
+        c[3, s] += c3[s]
 
 
 @nb.njit(cache=True)
@@ -311,7 +327,7 @@ def plan_block(src, lo, ln, lengths, stream_bytes):
     return RAW, size, 0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")  # a call per use would cost more than the work
 def _put32le(dst, p, v):
     for j in range(4):
         dst[p + j] = np.uint8((v >> np.uint64(8 * j)) & np.uint64(255))
@@ -337,30 +353,75 @@ def write_block(src, lo, ln, btype, symbol, lengths, stream_bytes, dst, off):
     p += 12
     codes = canonical_codes(lengths)
     lens = lengths.astype(np.uint64)
+    # Four writers at their streams' exact offsets, one symbol each per round (independent
+    # dependency chains). A writer stores 4 bytes once it holds 32 bits: those are its own
+    # stream's bytes, so no writer passes its stream's end.
+    ps = np.empty(4, np.int64)
+    ps[0] = p
+    for k in range(1, 4):
+        ps[k] = ps[k - 1] + stream_bytes[k - 1]
+    p0, p1, p2, p3 = ps[0], ps[1], ps[2], ps[3]
+    b0 = np.uint64(0)
+    b1 = np.uint64(0)
+    b2 = np.uint64(0)
+    b3 = np.uint64(0)
+    n0 = np.uint64(0)
+    n1 = np.uint64(0)
+    n2 = np.uint64(0)
+    n3 = np.uint64(0)
+    thirty_two = np.uint64(32)
+    for j in range(ln // 4):
+        i = lo + 4 * j
+        s0 = src[i]
+        s1 = src[i + 1]
+        s2 = src[i + 2]
+        s3 = src[i + 3]
+        b0 |= codes[s0] << n0
+        b1 |= codes[s1] << n1
+        b2 |= codes[s2] << n2
+        b3 |= codes[s3] << n3
+        n0 += lens[s0]
+        n1 += lens[s1]
+        n2 += lens[s2]
+        n3 += lens[s3]
+        if n0 >= thirty_two:
+            _put32le(dst, p0, b0)
+            p0 += 4
+            b0 >>= thirty_two
+            n0 -= thirty_two
+        if n1 >= thirty_two:
+            _put32le(dst, p1, b1)
+            p1 += 4
+            b1 >>= thirty_two
+            n1 -= thirty_two
+        if n2 >= thirty_two:
+            _put32le(dst, p2, b2)
+            p2 += 4
+            b2 >>= thirty_two
+            n2 -= thirty_two
+        if n3 >= thirty_two:
+            _put32le(dst, p3, b3)
+            p3 += 4
+            b3 >>= thirty_two
+            n3 -= thirty_two
+    state_b = np.array([b0, b1, b2, b3], np.uint64)
+    state_n = np.array([n0, n1, n2, n3], np.uint64)
+    state_p = np.array([p0, p1, p2, p3], np.int64)
     for k in range(4):
-        start = p
-        buf = np.uint64(0)
-        nbits = np.uint64(0)
-        i = lo + k
-        while i < lo + ln:
+        buf = state_b[k]
+        nbits = state_n[k]
+        p = state_p[k]
+        i = lo + 4 * (ln // 4) + k
+        if i < lo + ln:  # the streams' last, uneven symbols
             s = src[i]
             buf |= codes[s] << nbits
             nbits += lens[s]
-            if nbits >= np.uint64(32):  # 32 bits out at once (the stream's size is exact)
-                dst[p] = np.uint8(buf & np.uint64(255))
-                dst[p + 1] = np.uint8((buf >> np.uint64(8)) & np.uint64(255))
-                dst[p + 2] = np.uint8((buf >> np.uint64(16)) & np.uint64(255))
-                dst[p + 3] = np.uint8((buf >> np.uint64(24)) & np.uint64(255))
-                p += 4
-                buf >>= np.uint64(32)
-                nbits -= np.uint64(32)
-            i += 4
         while nbits > np.uint64(0):
             dst[p] = np.uint8(buf & np.uint64(255))
             p += 1
             buf >>= np.uint64(8)
             nbits = nbits - np.uint64(8) if nbits > np.uint64(8) else np.uint64(0)
-        if p - start != stream_bytes[k]:
+        if p != ps[k] + stream_bytes[k]:
             return -1
     return 0
 
