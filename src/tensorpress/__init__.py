@@ -17,7 +17,7 @@ from .errors import (
 from .optim import Adam, AdamW, adam_step
 # quantization (csrc/quant.c)
 # pruning (csrc/topk.c)
-# Huffman coding (csrc/huffman.c)
+from .huffman import entropy_bits, huffman_code_lengths, huffman_decode, huffman_encode
 
 __version__ = "0.1.0"
 
@@ -34,6 +34,10 @@ __all__ = [
     "adam_step",
     "Adam",
     "AdamW",
+    "huffman_encode",
+    "huffman_decode",
+    "huffman_code_lengths",
+    "entropy_bits",
     "TensorpressError",
     "InvalidArgumentError",
     "DTypeError",

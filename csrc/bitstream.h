@@ -1,0 +1,168 @@
+/*
+ * bitstream.h: little-endian loads/stores, the LSB-first bit writer and reader of the Huffman
+ * coder, and xxHash32 (the checksum of decoded data). Internal: never seen by cffi.
+ *
+ * Bit order: the first code of a stream sits in the lowest bits of its first byte (as in
+ * deflate). Canonical codes are defined MSB-first, so each code is stored bit-reversed; then a
+ * reader looks up the next symbol with `table[buf & mask]` and drops it with `buf >>= len`.
+ */
+#ifndef TP_BITSTREAM_H
+#define TP_BITSTREAM_H
+
+#include <stdint.h>
+#include <string.h>
+#include "common.h"
+
+/* memcpy compiles to one unaligned load/store; the format is little-endian on every host. */
+TP_ALWAYS_INLINE uint64_t tp_load64le(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+TP_ALWAYS_INLINE uint32_t tp_load32le(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+
+TP_ALWAYS_INLINE void tp_store64le(uint8_t *p, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
+}
+
+TP_ALWAYS_INLINE void tp_store32le(uint8_t *p, uint32_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    memcpy(p, &v, 4);
+}
+
+/* ---- bit writer ------------------------------------------------------------------------- */
+/* `n` bits (n < 64) are pending in `buf`. put() appends up to 64 - n bits; flush8() stores 8
+ * bytes unconditionally (the caller guarantees 8 writable bytes at p) and advances over the
+ * whole bytes, keeping the 0..7 leftover bits. */
+typedef struct {
+    uint64_t buf;
+    unsigned n;
+    uint8_t *p;
+} tp_bitwriter;
+
+TP_ALWAYS_INLINE void tp_bw_put(tp_bitwriter *w, uint32_t code, unsigned len) {
+    w->buf |= (uint64_t)code << w->n;
+    w->n += len;
+}
+
+TP_ALWAYS_INLINE void tp_bw_flush8(tp_bitwriter *w) {
+    tp_store64le(w->p, w->buf);
+    w->p += w->n >> 3;
+    w->buf >>= w->n & ~7u;
+    w->n &= 7;
+}
+
+/* Byte-wise flush that never writes past the last whole byte (used near a buffer's end). */
+TP_ALWAYS_INLINE void tp_bw_flush_safe(tp_bitwriter *w) {
+    while (w->n >= 8) {
+        *w->p++ = (uint8_t)w->buf;
+        w->buf >>= 8;
+        w->n -= 8;
+    }
+}
+
+/* The final partial byte (zero-padded). */
+TP_ALWAYS_INLINE void tp_bw_finish(tp_bitwriter *w) {
+    tp_bw_flush_safe(w);
+    if (w->n) {
+        *w->p++ = (uint8_t)w->buf;
+        w->buf = 0;
+        w->n = 0;
+    }
+}
+
+/* ---- bit reader ------------------------------------------------------------------------- */
+/* Bits [0, n) of `buf` are loaded and not yet consumed; bits above n are either zero or the
+ * true next bits of the stream (so OR-ing them in again is harmless); p is the first byte not
+ * fully counted in n. */
+typedef struct {
+    uint64_t buf;
+    unsigned n;
+    const uint8_t *p;
+} tp_bitreader;
+
+/* Branch-free refill to >= 56 bits (F. Giesen's "variant 4"): reads p[0..7], so the caller
+ * guarantees p + 8 <= end of the stream. Advances p by at most 7. */
+TP_ALWAYS_INLINE void tp_br_refill_fast(tp_bitreader *r) {
+    r->buf |= tp_load64le(r->p) << r->n;
+    r->p += (63 - r->n) >> 3;
+    r->n |= 56;
+}
+
+/* Byte-wise refill that never reads at or past `end`. */
+TP_ALWAYS_INLINE void tp_br_refill_safe(tp_bitreader *r, const uint8_t *end) {
+    while (r->n <= 56 && r->p < end) {
+        r->buf |= (uint64_t)*r->p++ << r->n;
+        r->n += 8;
+    }
+}
+
+/* ---- xxHash32 (Yann Collet's reference algorithm, seed 0 in this format) ------------------ */
+#define TP_XXH_P1 2654435761u
+#define TP_XXH_P2 2246822519u
+#define TP_XXH_P3 3266489917u
+#define TP_XXH_P4 668265263u
+#define TP_XXH_P5 374761393u
+
+TP_ALWAYS_INLINE uint32_t tp_rotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+
+TP_ALWAYS_INLINE uint32_t tp_xxh_round(uint32_t acc, uint32_t input) {
+    acc += input * TP_XXH_P2;
+    acc = tp_rotl32(acc, 13);
+    return acc * TP_XXH_P1;
+}
+
+static inline uint32_t tp_xxh32(const uint8_t *p, size_t len, uint32_t seed) {
+    const uint8_t *end = p + len;
+    uint32_t h;
+    if (len >= 16) {
+        const uint8_t *limit = end - 16;
+        uint32_t v1 = seed + TP_XXH_P1 + TP_XXH_P2, v2 = seed + TP_XXH_P2, v3 = seed,
+                 v4 = seed - TP_XXH_P1;
+        do {
+            v1 = tp_xxh_round(v1, tp_load32le(p));
+            v2 = tp_xxh_round(v2, tp_load32le(p + 4));
+            v3 = tp_xxh_round(v3, tp_load32le(p + 8));
+            v4 = tp_xxh_round(v4, tp_load32le(p + 12));
+            p += 16;
+        } while (p <= limit);
+        h = tp_rotl32(v1, 1) + tp_rotl32(v2, 7) + tp_rotl32(v3, 12) + tp_rotl32(v4, 18);
+    } else {
+        h = seed + TP_XXH_P5;
+    }
+    h += (uint32_t)len;
+    while (p + 4 <= end) {
+        h += tp_load32le(p) * TP_XXH_P3;
+        h = tp_rotl32(h, 17) * TP_XXH_P4;
+        p += 4;
+    }
+    while (p < end) {
+        h += (*p) * TP_XXH_P5;
+        h = tp_rotl32(h, 11) * TP_XXH_P1;
+        p++;
+    }
+    h ^= h >> 15;
+    h *= TP_XXH_P2;
+    h ^= h >> 13;
+    h *= TP_XXH_P3;
+    h ^= h >> 16;
+    return h;
+}
+
+#endif /* TP_BITSTREAM_H */

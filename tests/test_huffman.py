@@ -1,0 +1,373 @@
+"""Huffman coder: round trips, the format against a bit-by-bit reference decoder, C / Numba /
+instruction-set variants writing identical bytes, code-length rules, and damaged streams that
+must always raise CorruptDataError. Runs on the live backend (TENSORPRESS_BACKEND)."""
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tensorpress as tp
+from tensorpress import _backend
+from reference import huffman as ref
+from conftest import isa_variants, requires_c
+
+BLOCK = 1 << 17
+
+
+def gaussian_int8(n, sigma=32.0, seed=0):
+    x = np.random.default_rng(seed).standard_normal(n) * sigma
+    return np.clip(np.round(x), -128, 127).astype(np.int8)
+
+
+def skewed(n, seed=1):
+    return np.minimum(np.random.default_rng(seed).geometric(0.3, n) - 1, 255).astype(np.uint8)
+
+
+CASES = {
+    "empty": np.zeros(0, np.uint8),
+    "empty_2d": np.zeros((3, 0), np.int8),
+    "one": np.array([7], np.uint8),
+    "scalar_0d": np.array(-5, np.int8),
+    "one_symbol_run": np.full(5000, 200, np.uint8),
+    "two_symbols": np.random.default_rng(3).integers(0, 2, 3001).astype(np.uint8),
+    "all_256": np.arange(256, dtype=np.uint8),
+    "all_256_repeated": np.tile(np.arange(256, dtype=np.uint8), 40),
+    "skewed": skewed(20000),
+    "uniform": np.random.default_rng(4).integers(0, 256, 20000).astype(np.uint8),
+    "gaussian_int8": gaussian_int8(30000),
+    "multi_dim": gaussian_int8(2 * 3 * 50 * 7).reshape(2, 3, 50, 7),
+    "tail_5": skewed(5),
+    "tail_21": skewed(21),
+}
+
+
+def roundtrip(x):
+    blob = tp.huffman_encode(x)
+    y = tp.huffman_decode(blob)
+    assert isinstance(blob, bytes)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    np.testing.assert_array_equal(y, x)
+    return blob
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_roundtrip_and_reference_decoder(name):
+    x = CASES[name]
+    blob = roundtrip(x)
+    dtype, shape, data = ref.decode(blob)
+    assert dtype == (1 if x.dtype == np.int8 else 0)
+    assert shape == x.shape
+    assert data == x.tobytes()
+
+
+@pytest.mark.parametrize("n", [BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 3])
+def test_sizes_around_block_boundaries(n):
+    x = gaussian_int8(n, seed=n)
+    x[-1] = 127  # a rare symbol in the last, short block
+    blob = roundtrip(x)
+    n_blocks = -(-n // BLOCK)
+    assert len(blob) < n  # every Huffman block shrinks
+    (count,) = struct.unpack_from("<Q", blob, 8)
+    assert count == n and blob[7] == 17
+    sizes = struct.unpack_from(f"<{n_blocks}I", blob, 24)
+    assert sum(sizes) + 24 + 4 * n_blocks + 4 == len(blob)
+
+
+def test_block_kinds_raw_rle_huffman():
+    x = np.concatenate([np.full(BLOCK, 9, np.uint8),
+                        np.random.default_rng(5).integers(0, 256, BLOCK).astype(np.uint8),
+                        skewed(BLOCK)])
+    blob = roundtrip(x)
+    hsize = 16 + 8 + 4 * 3 + 4
+    sizes = struct.unpack_from("<3I", blob, 24)
+    offsets = [hsize, hsize + sizes[0], hsize + sizes[0] + sizes[1]]
+    assert [blob[o] for o in offsets] == [1, 0, 2]
+    assert sizes[0] == 6 and sizes[1] == 5 + BLOCK
+
+
+def test_incompressible_growth_is_tiny():
+    x = np.random.default_rng(6).integers(0, 256, 4 * BLOCK).astype(np.uint8)
+    blob = tp.huffman_encode(x)
+    assert len(blob) - x.size == 20 + 8 + 4 * 9  # header + 9 bytes per block
+    assert (len(blob) - x.size) / x.size < 1e-3
+
+
+def test_gaussian_close_to_entropy():
+    x = gaussian_int8(3 << 19)
+    blob = tp.huffman_encode(x)
+    h = tp.entropy_bits(x)
+    assert 8 * len(blob) < 1.015 * h
+    assert 8 * len(blob) > h
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_bytes_like_input(kind):
+    raw = bytes(skewed(3000))
+    blob = tp.huffman_encode(kind(raw))
+    back = tp.huffman_decode(blob)
+    assert isinstance(back, bytes) and back == raw
+    assert tp.huffman_decode(bytearray(blob)) == raw
+    assert tp.huffman_decode(np.frombuffer(blob, np.uint8)) == raw
+
+
+def test_int8_and_uint8_same_payload_different_dtype():
+    u = skewed(1000)
+    a, b = tp.huffman_encode(u), tp.huffman_encode(u.view(np.int8))
+    hsize = first_block(a)
+    assert a[5] == 0 and b[5] == 1
+    assert a[6:hsize - 4] == b[6:hsize - 4] and a[hsize:] == b[hsize:]  # only dtype (and the
+    assert a[hsize - 4:hsize] != b[hsize - 4:hsize]                      # header checksum) differ
+    assert tp.huffman_decode(b).dtype == np.int8
+
+
+def test_out_argument():
+    x = gaussian_int8(4000).reshape(40, 100)
+    blob = tp.huffman_encode(x)
+    out = np.empty_like(x)
+    assert tp.huffman_decode(blob, out=out) is out
+    np.testing.assert_array_equal(out, x)
+    with pytest.raises(tp.InvalidArgumentError):
+        tp.huffman_decode(blob, out=np.empty((100, 40), np.int8))
+    with pytest.raises(tp.DTypeError):
+        tp.huffman_decode(blob, out=np.empty((40, 100), np.uint8))
+    with pytest.raises(tp.InvalidArgumentError):
+        tp.huffman_decode(blob, out=np.empty((40, 200), np.int8)[:, ::2])
+    ro = np.empty_like(x)
+    ro.flags.writeable = False
+    with pytest.raises(tp.InvalidArgumentError):
+        tp.huffman_decode(blob, out=ro)
+
+
+def test_bad_arguments():
+    with pytest.raises(tp.DTypeError):
+        tp.huffman_encode(np.zeros(4, np.float32))
+    with pytest.raises(tp.DTypeError):
+        tp.huffman_encode([1, 2, 3])
+    with pytest.raises(tp.DTypeError):
+        tp.huffman_encode("text")
+    with pytest.raises(tp.InvalidArgumentError):
+        tp.huffman_encode(np.zeros((4, 4), np.uint8)[:, ::2])
+    with pytest.raises(tp.DTypeError):
+        tp.huffman_decode("not bytes")
+    with pytest.raises(tp.DTypeError):
+        tp.huffman_decode(np.zeros(30, np.float32))
+
+
+# ---- identical bytes everywhere ------------------------------------------------------------
+
+BYTES_CASES = ["one", "one_symbol_run", "two_symbols", "all_256", "skewed", "uniform",
+               "gaussian_int8", "multi_dim", "tail_21", "empty_2d"]
+
+
+@requires_c
+@pytest.mark.skipif("numba" not in _backend.available_backends(), reason="numba missing")
+@pytest.mark.parametrize("name", BYTES_CASES)
+def test_c_and_numba_write_identical_bytes(name):
+    x = CASES[name]
+    c, nb = _backend.kernels_of("c", "huffman"), _backend.kernels_of("numba", "huffman")
+    flat = x.reshape(-1).view(np.uint8)
+    code = 1 if x.dtype == np.int8 else 0
+    for block_log2 in (10, 17):
+        a = c.encode(flat, code, x.shape, block_log2)
+        b = nb.encode(flat, code, x.shape, block_log2)
+        assert a == b
+        for kernels in (c, nb):
+            out = np.empty(x.size, np.uint8)
+            kernels.decode(np.frombuffer(a, np.uint8), out)
+            np.testing.assert_array_equal(out, flat)
+
+
+@pytest.mark.slow  # compiles Numba's parallel drivers (tens of seconds on 2 busy cores)
+@requires_c
+@pytest.mark.skipif("numba" not in _backend.available_backends(), reason="numba missing")
+def test_c_and_numba_identical_on_large_parallel_input():
+    x = gaussian_int8(33 * BLOCK + 77, seed=9)
+    flat = x.view(np.uint8)
+    a = _backend.kernels_of("c", "huffman").encode(flat, 1, x.shape)
+    b = _backend.kernels_of("numba", "huffman").encode(flat, 1, x.shape)
+    assert a == b
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+def test_isa_variants_identical(isa):
+    c = _backend.kernels_of("c", "huffman")
+    for name in ("gaussian_int8", "skewed", "all_256_repeated", "tail_21"):
+        x = CASES[name].reshape(-1).view(np.uint8)
+        want = c.encode_isa(x, 0, x.shape, "scalar", 10)
+        assert c.encode_isa(x, 0, x.shape, isa, 10) == want
+        out = np.empty_like(x)
+        c.decode_isa(np.frombuffer(want, np.uint8), out, isa)
+        np.testing.assert_array_equal(out, x)
+
+
+@requires_c
+def test_thread_count_does_not_change_output():
+    x = gaussian_int8(9 * BLOCK + 5, seed=11)
+    before = tp.get_num_threads()
+    try:
+        tp.set_num_threads(1)
+        one = tp.huffman_encode(x)
+        tp.set_num_threads(2)
+        two = tp.huffman_encode(x)
+        np.testing.assert_array_equal(tp.huffman_decode(one), x)
+    finally:
+        tp.set_num_threads(before)
+    assert one == two
+
+
+# ---- code lengths ---------------------------------------------------------------------------
+
+def kraft(lengths, max_bits):
+    return sum(1 << (max_bits - int(l)) for l in lengths if l)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 10**6), min_size=0, max_size=256), st.integers(8, 15))
+def test_code_lengths_properties(counts, max_bits):
+    used = sum(1 for c in counts if c)
+    lengths = tp.huffman_code_lengths(np.array(counts, np.int64), max_bits=max_bits)
+    assert lengths.dtype == np.uint8 and lengths.shape == (len(counts),)
+    assert [bool(l) for l in lengths] == [bool(c) for c in counts]
+    assert lengths.max(initial=0) <= max(max_bits, 1)
+    assert list(lengths) == ref.limited_lengths(counts, max_bits)
+    if used >= 2:
+        assert kraft(lengths, max_bits) == 1 << max_bits
+        cost = sum(int(c) * int(l) for c, l in zip(counts, lengths))
+        optimal = sum(int(c) * l for c, l in zip(counts, ref.huffman_lengths(counts)))
+        assert cost >= optimal
+        if max(ref.huffman_lengths(counts)) <= max_bits:
+            assert cost == optimal
+
+
+def test_code_lengths_limit_and_quality_on_gaussian():
+    x = gaussian_int8(1 << 18, seed=3).view(np.uint8)
+    counts = np.bincount(x, minlength=256)
+    lengths = tp.huffman_code_lengths(counts)
+    assert lengths.max() == 11 and max(ref.huffman_lengths(counts)) > 11
+    assert kraft(lengths, 11) == 1 << 11
+    cost = int((counts * lengths).sum())
+    best = sum(int(c) * l for c, l in zip(counts, ref.package_merge(counts, 11)))
+    assert cost <= best * 1.0005  # within 0.05% of the optimum
+
+
+def test_code_lengths_edge_cases():
+    assert list(tp.huffman_code_lengths([])) == []
+    assert list(tp.huffman_code_lengths([0, 0, 5])) == [0, 0, 1]
+    assert list(tp.huffman_code_lengths([3, 3])) == [1, 1]
+    assert list(tp.huffman_code_lengths([1] * 4, max_bits=2)) == [2, 2, 2, 2]
+    with pytest.raises(tp.InvalidArgumentError):
+        tp.huffman_code_lengths([1] * 5, max_bits=2)
+    with pytest.raises(tp.InvalidArgumentError):
+        tp.huffman_code_lengths([1, -1])
+    with pytest.raises(tp.InvalidArgumentError):
+        tp.huffman_code_lengths([1] * 257)
+    with pytest.raises(tp.DTypeError):
+        tp.huffman_code_lengths([1.5, 2.0])
+    with pytest.raises(tp.InvalidArgumentError):
+        tp.huffman_code_lengths([1, 2], max_bits=0)
+    with pytest.raises(tp.InvalidArgumentError):
+        tp.huffman_code_lengths([2**52, 2**52])
+
+
+def test_entropy_bits():
+    for name in ("skewed", "uniform", "one_symbol_run", "gaussian_int8", "empty"):
+        x = CASES[name]
+        assert tp.entropy_bits(x) == pytest.approx(ref.entropy_bits(x.view(np.uint8)), rel=1e-12, abs=1e-9)
+    assert tp.entropy_bits(b"abab") == pytest.approx(4.0)
+
+
+# ---- damaged streams ------------------------------------------------------------------------
+
+SEEDS = {name: tp.huffman_encode(CASES[name]) for name in
+         ("gaussian_int8", "skewed", "two_symbols", "one_symbol_run", "uniform", "empty_2d",
+          "tail_21")}
+SEEDS["small_blocks"] = _backend.kernels("huffman").encode(
+    skewed(5000).reshape(-1), 0, (5000,), 10)
+
+
+def assert_corrupt(blob):
+    with pytest.raises(tp.CorruptDataError):
+        tp.huffman_decode(blob)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(SEEDS)), st.data())
+def test_any_mutation_raises(seed_name, data):
+    blob = bytearray(SEEDS[seed_name])
+    kind = data.draw(st.sampled_from(["flip", "byte", "truncate", "append", "insert", "delete"]))
+    if kind == "flip":
+        pos = data.draw(st.integers(0, len(blob) - 1))
+        blob[pos] ^= 1 << data.draw(st.integers(0, 7))
+    elif kind == "byte":
+        pos = data.draw(st.integers(0, len(blob) - 1))
+        value = data.draw(st.integers(0, 255).filter(lambda v: v != blob[pos]))
+        blob[pos] = value
+    elif kind == "truncate":
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    elif kind == "append":
+        blob += bytes(data.draw(st.lists(st.integers(0, 255), min_size=1, max_size=9)))
+    elif kind == "insert":
+        pos = data.draw(st.integers(0, len(blob)))
+        blob[pos:pos] = bytes([data.draw(st.integers(0, 255))])
+    else:
+        pos = data.draw(st.integers(0, len(blob) - 1))
+        del blob[pos]
+    assert_corrupt(bytes(blob))
+
+
+def reseal(blob, ndim=1):
+    """Recompute the header checksum so a damaged block reaches the block decoder."""
+    blob = bytearray(blob)
+    count = struct.unpack_from("<Q", blob, 8)[0]
+    n_blocks = -(-count // (1 << blob[7]))
+    hsize = 16 + 8 * ndim + 4 * n_blocks + 4
+    struct.pack_into("<I", blob, hsize - 4, ref.xxh32(bytes(blob[:hsize - 4])))
+    return bytes(blob)
+
+
+def first_block(blob, ndim=1):
+    count = struct.unpack_from("<Q", blob, 8)[0]
+    n_blocks = -(-count // (1 << blob[7]))
+    return 16 + 8 * ndim + 4 * n_blocks + 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_damaged_block_behind_a_valid_header_raises(data):
+    blob = bytearray(SEEDS["gaussian_int8"])
+    start = first_block(blob)
+    assert blob[start] == 2
+    # anywhere in the block: the type, checksum, code lengths, jump table or streams
+    pos = data.draw(st.integers(start, len(blob) - 1))
+    blob[pos] ^= 1 << data.draw(st.integers(0, 7))
+    assert_corrupt(reseal(blob))
+
+
+def test_crafted_headers_raise():
+    good = SEEDS["gaussian_int8"]
+    start = first_block(good)
+    cases = []
+    b = bytearray(good); b[:4] = b"XXXX"; cases.append(bytes(b))
+    b = bytearray(good); b[4] = 2; cases.append(reseal(b))                 # version
+    b = bytearray(good); b[5] = 3; cases.append(reseal(b))                 # dtype
+    b = bytearray(good); b[6] = 33; cases.append(bytes(b))                 # ndim
+    b = bytearray(good); b[7] = 9; cases.append(reseal(b))                 # block size
+    b = bytearray(good); struct.pack_into("<Q", b, 8, 1 << 60); cases.append(bytes(b))
+    b = bytearray(good); struct.pack_into("<Q", b, 16, 29999); cases.append(reseal(b))  # shape
+    # jump table pointing past the block, resealed header
+    b = bytearray(good); struct.pack_into("<I", b, start + 133, 1 << 30); cases.append(reseal(b))
+    b = bytearray(good); struct.pack_into("<I", b, start + 133, 0); cases.append(reseal(b))
+    # code lengths above 11 / not a complete code
+    b = bytearray(good); b[start + 5] = 0xFF; cases.append(reseal(b))
+    b = bytearray(good); b[start + 5:start + 133] = bytes(128); cases.append(reseal(b))
+    # unknown block type; block size table disagreeing with the data
+    b = bytearray(good); b[start] = 7; cases.append(reseal(b))
+    b = bytearray(good); struct.pack_into("<I", b, 24, struct.unpack_from("<I", b, 24)[0] - 1)
+    cases.append(reseal(b[:-1]))
+    cases += [b"", b"TPHF", good[:20], good + b"\0"]
+    for blob in cases:
+        assert_corrupt(blob)
