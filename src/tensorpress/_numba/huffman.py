@@ -14,6 +14,7 @@ import numba as nb
 import numpy as np
 
 from ..errors import CorruptDataError, InvalidArgumentError
+from . import use_parallel
 
 MAX_BITS = 11
 TABLE = 1 << MAX_BITS
@@ -657,7 +658,7 @@ def encode(src, dtype_code, shape, block_log2=BLOCK_LOG2):
     types = np.zeros(n_blocks, np.uint8)
     sizes = np.zeros(n_blocks, np.int64)
     symbols = np.zeros(n_blocks, np.uint8)
-    parallel = count >= _PARALLEL_MIN
+    parallel = use_parallel(count, _PARALLEL_MIN)
     if n_blocks:
         (_plan_all_parallel if parallel else _plan_all_serial)(src, bs, lengths, sbytes, types,
                                                                 sizes, symbols)
@@ -760,7 +761,7 @@ def decode(blob, out):
     ndim = len(shape)
     sizes = blob[16 + 8 * ndim:16 + 8 * ndim + 4 * n_blocks].view("<u4").astype(np.int64)
     offsets = hsize + np.concatenate((np.zeros(1, np.int64), np.cumsum(sizes)[:-1]))
-    kernel = _decode_all_parallel if count >= _PARALLEL_MIN else _decode_all_serial
+    kernel = _decode_all_parallel if use_parallel(count, _PARALLEL_MIN) else _decode_all_serial
     if kernel(blob, offsets, sizes, out, 1 << block_log2) != 0:
         _corrupt("damaged block")
 
