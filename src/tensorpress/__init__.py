@@ -16,7 +16,7 @@ from .errors import (
 )
 from .optim import Adam, AdamW, adam_step
 # quantization (csrc/quant.c)
-# pruning (csrc/topk.c)
+from .prune import global_topk_masks, nm_mask, prune_, topk_mask, topk_threshold
 # Huffman coding (csrc/huffman.c)
 
 __version__ = "0.1.0"
@@ -34,6 +34,11 @@ __all__ = [
     "adam_step",
     "Adam",
     "AdamW",
+    "topk_mask",
+    "topk_threshold",
+    "prune_",
+    "global_topk_masks",
+    "nm_mask",
     "TensorpressError",
     "InvalidArgumentError",
     "DTypeError",

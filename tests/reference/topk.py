@@ -1,0 +1,69 @@
+"""Plain NumPy reference of the top-k family, built on a stable argsort (slow, obviously right).
+
+Ties at the threshold keep the lower flat index: a stable sort of the negated magnitudes lists
+equal magnitudes in index order.
+"""
+
+import numpy as np
+
+
+def magnitudes(x):
+    # float64 holds every float16/float32 magnitude exactly; -0.0 becomes 0.0
+    return np.abs(np.asarray(x, dtype=np.float64))
+
+
+def resolve_k(k, n):
+    if isinstance(k, float):
+        return int(round(k * n))
+    return int(k)
+
+
+def _flat_mask(mag, k):
+    mask = np.zeros(mag.size, dtype=bool)
+    order = np.argsort(-mag.reshape(-1), kind="stable")
+    mask[order[:k]] = True
+    return mask
+
+
+def topk_mask(x, k, axis=None):
+    x = np.asarray(x)
+    mag = magnitudes(x)
+    if axis is None:
+        return _flat_mask(mag, resolve_k(k, x.size)).reshape(x.shape)
+    moved = np.moveaxis(mag, axis, -1)
+    rows = moved.reshape(int(np.prod(moved.shape[:-1])), moved.shape[-1])
+    kk = resolve_k(k, moved.shape[-1])
+    out = np.stack([_flat_mask(r, kk) for r in rows]) if rows.shape[0] else np.zeros(rows.shape, bool)
+    return np.moveaxis(out.reshape(moved.shape), -1, axis)
+
+
+def topk_threshold(x, k, axis=None):
+    x = np.asarray(x)
+    mag = magnitudes(x)
+    if axis is None:
+        kk = resolve_k(k, x.size)
+        return np.sort(mag.reshape(-1))[::-1][kk - 1].astype(x.dtype)
+    moved = np.moveaxis(mag, axis, -1)
+    kk = resolve_k(k, moved.shape[-1])
+    return np.sort(moved, axis=-1)[..., ::-1][..., kk - 1].astype(x.dtype)
+
+
+def global_topk_masks(arrays, k):
+    sizes = [a.size for a in arrays]
+    mag = np.concatenate([magnitudes(a).reshape(-1) for a in arrays]) if arrays else np.zeros(0)
+    flat = _flat_mask(mag, resolve_k(k, mag.size))
+    out, at = [], 0
+    for a, n in zip(arrays, sizes):
+        out.append(flat[at:at + n].reshape(a.shape))
+        at += n
+    return out
+
+
+def nm_mask(x, n=2, m=4, axis=-1):
+    x = np.asarray(x)
+    moved = np.moveaxis(magnitudes(x), axis, -1)
+    groups = moved.reshape(-1, m)
+    out = np.zeros(groups.shape, dtype=bool)
+    for g in range(groups.shape[0]):
+        out[g, np.argsort(-groups[g], kind="stable")[:n]] = True
+    return np.moveaxis(out.reshape(moved.shape), -1, axis)
