@@ -18,10 +18,22 @@ def resolve_k(k, n):
     return int(k)
 
 
+def order(x):
+    """Flat indices from the largest magnitude down, ties in index order."""
+    return np.argsort(-magnitudes(x).reshape(-1), kind="stable")
+
+
+def mask_from_order(order_, k, shape):
+    """topk_mask(x, k) of the x that order_ = order(x) came from (cheap for many k)."""
+    mask = np.zeros(order_.size, dtype=bool)
+    mask[order_[:resolve_k(k, order_.size)]] = True
+    return mask.reshape(shape)
+
+
 def _flat_mask(mag, k):
     mask = np.zeros(mag.size, dtype=bool)
-    order = np.argsort(-mag.reshape(-1), kind="stable")
-    mask[order[:k]] = True
+    order_ = np.argsort(-mag.reshape(-1), kind="stable")
+    mask[order_[:k]] = True
     return mask
 
 

@@ -19,7 +19,7 @@ _KEYS = {
     np.dtype(np.float32): (np.uint32, 0x7FFFFFFF, 0x7F800000, 19),
     np.dtype(np.float64): (np.uint64, 0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000, 48),
 }
-_ROWS_PARALLEL_MIN = 1 << 16
+_ROWS_PARALLEL_MIN = 1 << 18
 
 
 def _view(x):
@@ -30,11 +30,12 @@ def _view(x):
 def _hist(u, absmask, infkey, shift, h):
     """Histogram of (key >> shift) into h; True when a NaN is seen."""
     nan = False
+    sh = np.uint64(shift)
     for i in range(u.size):
         key = np.uint64(u[i] & absmask)
         if key > infkey:
             nan = True
-        h[key >> shift] += 1
+        h[key >> sh] += 1
     return nan
 
 
@@ -61,9 +62,11 @@ def _bucket(h, need):
 
 @nb.njit(cache=True)
 def _collect(u, absmask, shift, digit, base, cidx, ckey, w):
+    sh = np.uint64(shift)
+    dg = np.uint64(digit)
     for i in range(u.size):
         key = np.uint64(u[i] & absmask)
-        if (key >> shift) == digit:
+        if (key >> sh) == dg:
             cidx[w] = base + i
             ckey[w] = key
             w += 1
@@ -110,35 +113,40 @@ def _select_candidates(cidx, ckey, count, need, shift):
 
 
 @nb.njit(cache=True)
-def _apply(u, absmask, threshold, cut, base, stride, mbase, mask, packed, zero):
-    """Write the rule into mask for the len(u) keys u[0], u[stride], ...; zero the losers."""
-    n = u.size // stride if stride > 1 else u.size
-    for i in range(n):
-        key = np.uint64(u[i * stride] & absmask)
+def _apply(u, absmask, threshold, cut, base, mask, packed):
+    """Write the rule "key > T, or key == T and index <= cut" into mask (never writes u, so
+    read-only inputs type-check)."""
+    for i in range(u.size):
+        key = np.uint64(u[i] & absmask)
         keep = key > threshold or (key == threshold and base + i <= cut)
-        p = mbase + i * stride
         if packed:
-            bit = np.uint8(0x80 >> (p & 7))
             if keep:
-                mask[p >> 3] |= bit
-            else:
-                mask[p >> 3] &= ~bit
-        elif mask.size:
-            mask[p] = keep
-        if zero and not keep:
-            u[i * stride] = 0
+                mask[i >> 3] |= np.uint8(0x80 >> (i & 7))
+        else:
+            mask[i] = keep
+
+
+@nb.njit(cache=True)
+def _zero(u, absmask, threshold, cut, base):
+    """Zero every element the rule drops."""
+    for i in range(u.size):
+        key = np.uint64(u[i] & absmask)
+        if not (key > threshold or (key == threshold and base + i <= cut)):
+            u[i] = 0
 
 
 @nb.njit(cache=True)
 def _slice_select(keys, k, shift, h, cidx, ckey):
     """(threshold, cut) of one slice of keys (uint64), cut relative to the slice."""
     h[:] = 0
+    sh = np.uint64(shift)
     for i in range(keys.size):
-        h[keys[i] >> shift] += 1
+        h[keys[i] >> sh] += 1
     d, above, c = _bucket(h, k)
+    dg = np.uint64(d)
     w = 0
     for i in range(keys.size):
-        if (keys[i] >> shift) == d:
+        if (keys[i] >> sh) == dg:
             cidx[w] = i
             ckey[w] = keys[i]
             w += 1
@@ -146,7 +154,8 @@ def _slice_select(keys, k, shift, h, cidx, ckey):
 
 
 @nb.njit(cache=True)
-def _row(u, o, j, length, inner, k, absmask, infkey, shift, nbuckets, mask, packed, zero, thr, r):
+def _row(u, o, j, length, inner, k, absmask, infkey, shift, nbuckets, mask, packed, tt, cc, r):
+    """Select in slice r = (o, j); write its mask; record its threshold and cut in tt, cc."""
     base = o * length * inner + j
     keys = np.empty(length, np.uint64)
     nan = False
@@ -163,46 +172,54 @@ def _row(u, o, j, length, inner, k, absmask, infkey, shift, nbuckets, mask, pack
         cidx = np.empty(length, np.int64)
         ckey = np.empty(length, np.uint64)
         t, cut = _slice_select(keys, k, shift, h, cidx, ckey)
-    if thr.size:
-        thr[r] = 0 if k == 0 else t
-    if mask.size or zero:
+    tt[r] = t
+    cc[r] = cut
+    if mask.size:
         for l in range(length):
             key = keys[l]
             keep = key > t or (key == t and l <= cut)
             p = base + l * inner
-            if mask.size:
-                if packed:
-                    bit = np.uint8(0x80 >> (p & 7))
-                    if keep:
-                        mask[p >> 3] |= bit
-                    else:
-                        mask[p >> 3] &= ~bit
+            if packed:
+                bit = np.uint8(0x80 >> (p & 7))
+                if keep:
+                    mask[p >> 3] |= bit
                 else:
-                    mask[p] = keep
-            if zero and not keep:
-                u[p] = 0
+                    mask[p >> 3] &= ~bit
+            else:
+                mask[p] = keep
     return nan
 
 
 @nb.njit(cache=True)
 def _rows_serial(u, outer, length, inner, k, absmask, infkey, shift, nbuckets, mask, packed,
-                 zero, thr):
+                 tt, cc):
     nan = False
     for r in range(outer * inner):
         if _row(u, r // inner, r % inner, length, inner, k, absmask, infkey, shift, nbuckets,
-                mask, packed, zero, thr, r):
+                mask, packed, tt, cc, r):
             nan = True
     return nan
 
 
 @nb.njit(parallel=True)
-def _rows_parallel(u, outer, length, inner, k, absmask, infkey, shift, nbuckets, mask, zero, thr):
+def _rows_parallel(u, outer, length, inner, k, absmask, infkey, shift, nbuckets, mask, tt, cc):
     rows = outer * inner
     flags = np.zeros(rows, np.bool_)
     for r in nb.prange(rows):
         flags[r] = _row(u, r // inner, r % inner, length, inner, k, absmask, infkey, shift,
-                        nbuckets, mask, False, zero, thr, r)
+                        nbuckets, mask, False, tt, cc, r)
     return flags.any()
+
+
+@nb.njit(cache=True)
+def _rows_zero(u, outer, length, inner, absmask, tt, cc):
+    for r in range(outer * inner):
+        base = (r // inner) * length * inner + r % inner
+        for l in range(length):
+            p = base + l * inner
+            key = np.uint64(u[p] & absmask)
+            if not (key > tt[r] or (key == tt[r] and l <= cc[r])):
+                u[p] = 0
 
 
 def topk_select(arrays, k, masks, packed=False, zero=False):
@@ -217,7 +234,7 @@ def topk_select(arrays, k, masks, packed=False, zero=False):
     h = np.zeros(1 << (width - shift), np.int64)
     nan = False
     for v in views:
-        nan |= _hist(v, absmask, infkey, np.uint64(shift), h)
+        nan |= _hist(v, absmask, infkey, shift, h)
     if nan:
         raise NonFiniteError("topk: non-finite value (NaN or Inf)")
     if k == 0:
@@ -228,18 +245,19 @@ def topk_select(arrays, k, masks, packed=False, zero=False):
         ckey = np.empty(count, np.uint64)
         w, base = 0, 0
         for v in views:
-            w = _collect(v, absmask, np.uint64(shift), np.uint64(d), base, cidx, ckey, w)
+            w = _collect(v, absmask, shift, d, base, cidx, ckey, w)
             base += v.size
         threshold, cut = _select_candidates(cidx, ckey, count, k - above, shift)
         key_out = int(threshold)
     if masks is None and not zero:
         return key_out
     base = 0
-    empty = np.zeros(0, np.uint8)
     for i, v in enumerate(views):
         if v.size:
-            m = empty if masks is None else masks[i].reshape(-1).view(np.uint8)
-            _apply(v, absmask, np.uint64(threshold), cut, base, 1, 0, m, packed and masks is not None, zero)
+            if masks is not None:
+                _apply(v, absmask, np.uint64(threshold), cut, base, masks[i].reshape(-1).view(np.uint8), packed)
+            if zero:
+                _zero(v, absmask, np.uint64(threshold), cut, base)
         base += v.size
     return key_out
 
@@ -256,15 +274,22 @@ def topk_rows(x, outer, length, inner, k, mask, thresholds=None, packed=False, z
     if zero and _any_nan(u, udt(absmask), np.uint64(infkey)):
         # in-place zeroing must not start before every slice is known to be NaN-free
         raise NonFiniteError("topk: non-finite value (NaN or Inf)")
-    args = (u, outer, length, inner, k, udt(absmask), np.uint64(infkey), np.uint64(shift),
+    rows = outer * inner
+    tt = np.zeros(rows, np.uint64)
+    cc = np.zeros(rows, np.int64)
+    args = (u, outer, length, inner, k, udt(absmask), np.uint64(infkey), shift,
             1 << (width - shift))
     # packed bits of different slices may share a byte: only the serial loop writes them
-    if outer * length * inner >= _ROWS_PARALLEL_MIN and not (packed and mask is not None) and outer * inner > 1:
-        nan = _rows_parallel(*args, m, zero, thr)
+    if rows * length >= _ROWS_PARALLEL_MIN and not (packed and mask is not None) and rows > 1:
+        nan = _rows_parallel(*args, m, tt, cc)
     else:
-        nan = _rows_serial(*args, m, packed and mask is not None, zero, thr)
+        nan = _rows_serial(*args, m, packed and mask is not None, tt, cc)
     if nan:
         raise NonFiniteError("topk: non-finite value (NaN or Inf)")
+    if zero:
+        _rows_zero(u, outer, length, inner, udt(absmask), tt, cc)
+    if thresholds is not None:
+        thresholds[:] = np.where(k == 0, 0, tt)
 
 
 @nb.njit(cache=True)
