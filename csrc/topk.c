@@ -203,14 +203,21 @@ static void select_candidates(const int64_t *src_idx, const uint64_t *src_key, i
                 any |= e[j];                                                                \
             }                                                                               \
             if (any) {                                                                      \
-                for (int64_t j = 0; j < len; j++) {                                         \
-                    if (!e[j]) continue;                                                    \
-                    if (collect) {                                                          \
-                        cidx[c] = vbase + b + j;                                            \
-                        ckey[c] = (K)(xb[j] & ABS);                                         \
-                        c++;                                                                \
-                    } else {                                                                \
-                        m[j] = vbase + b + j <= cut;                                        \
+                /* candidates are sparse: visit only the nonzero bytes of e, 8 at a time */ \
+                if (len < TOPK_BLOCK) memset(e + len, 0, (size_t)(TOPK_BLOCK - len));      \
+                for (int64_t w8 = 0; w8 < TOPK_BLOCK; w8 += 8) {                            \
+                    uint64_t word;                                                          \
+                    memcpy(&word, e + w8, 8);                                               \
+                    while (word) {                                                          \
+                        int64_t j = w8 + (__builtin_ctzll(word) >> 3);                      \
+                        word &= word - 1;                                                   \
+                        if (collect) {                                                      \
+                            cidx[c] = vbase + b + j;                                        \
+                            ckey[c] = (K)(xb[j] & ABS);                                     \
+                            c++;                                                            \
+                        } else {                                                            \
+                            m[j] = vbase + b + j <= cut;                                    \
+                        }                                                                   \
                     }                                                                       \
                 }                                                                           \
             }                                                                               \
@@ -605,24 +612,31 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
             T = (K)t64;                                                                     \
             *threshold_key = (uint64_t)T;                                                   \
             if (!want_mask && !zero) return TP_OK;                                          \
-            /* 6: scatter the kept candidates (ascending, so the segment walk is linear) */ \
-            int64_t s = 0, off = 0;                                                         \
-            for (int64_t i = 0; i < bucket; i++) {                                          \
-                int64_t id = cidx[i];                                                       \
-                while (id >= off + segs[s].numel) off += segs[s++].numel;                   \
-                int64_t j = id - off;                                                       \
-                K key = (K)ckey[i];                                                         \
-                int keep = key > T || (key == T && id <= cut);                              \
-                if (keep) {                                                                 \
-                    if (want_mask) {                                                        \
-                        uint8_t *mk = (uint8_t *)segs[s].mask;                              \
-                        if (packed)                                                         \
-                            mk[j >> 3] |= (uint8_t)(0x80u >> (j & 7));                      \
-                        else                                                                \
-                            mk[j] = 1;                                                      \
+            /* 6: scatter the kept candidates; each unit the ones of its own range (they sit \
+             * at offsets[u]..offsets[u+1]), so units never write the same byte */           \
+            const K TT = T;                                                                 \
+            const int64_t CUT = cut;                                                        \
+            _Pragma("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
+            for (int64_t u = 0; u < units; u++) {                                           \
+                int64_t end = u + 1 < units ? offsets[u + 1] : bucket;                      \
+                int64_t s = 0, off = 0;                                                     \
+                for (int64_t i = offsets[u]; i < end; i++) {                                \
+                    int64_t id = cidx[i];                                                   \
+                    while (id >= off + segs[s].numel) off += segs[s++].numel;               \
+                    int64_t j = id - off;                                                   \
+                    K key = (K)ckey[i];                                                     \
+                    int keep = key > TT || (key == TT && id <= CUT);                        \
+                    if (keep) {                                                             \
+                        if (want_mask) {                                                    \
+                            uint8_t *mk = (uint8_t *)segs[s].mask;                          \
+                            if (packed)                                                     \
+                                mk[j >> 3] |= (uint8_t)(0x80u >> (j & 7));                  \
+                            else                                                            \
+                                mk[j] = 1;                                                  \
+                        }                                                                   \
+                    } else if (zero) {                                                      \
+                        ((S *)segs[s].data)[j] = 0;                                         \
                     }                                                                       \
-                } else if (zero) {                                                          \
-                    ((S *)segs[s].data)[j] = 0;                                             \
                 }                                                                           \
             }                                                                               \
             return TP_OK;                                                                   \
