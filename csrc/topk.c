@@ -136,20 +136,29 @@ static void select_candidates(const int64_t *src_idx, const uint64_t *src_key, i
                                 int restricted, int pshift, K prefix, uint32_t *TP_RESTRICT h) { \
         int nan = 0;                                                                        \
         if (!restricted) {                                                                  \
+            /* NaN is found from the histogram afterwards (see nan_from_hist): the hot loop  \
+             * is only load, mask, shift, increment */                                      \
             int64_t i = 0;                                                                  \
             for (; i + 4 <= n; i += 4) {                                                    \
                 K k0 = (K)(x[i] & ABS), k1 = (K)(x[i + 1] & ABS);                            \
                 K k2 = (K)(x[i + 2] & ABS), k3 = (K)(x[i + 3] & ABS);                        \
-                nan |= (k0 > INFK) | (k1 > INFK) | (k2 > INFK) | (k3 > INFK);                \
                 h[k0 >> shift]++;                                                           \
                 h[k1 >> shift]++;                                                           \
                 h[k2 >> shift]++;                                                           \
                 h[k3 >> shift]++;                                                           \
             }                                                                               \
-            for (; i < n; i++) {                                                            \
-                K k = (K)(x[i] & ABS);                                                      \
-                nan |= k > INFK;                                                            \
-                h[k >> shift]++;                                                            \
+            for (; i < n; i++) h[(K)(x[i] & ABS) >> shift]++;                               \
+            /* every NaN key lies in a digit >= Inf's; only the digit shared with Inf needs  \
+             * a look at the keys themselves (rare: the data holds an Inf or a NaN) */       \
+            K inf_digit = INFK >> shift;                                                    \
+            for (K d = inf_digit + 1; d <= dmask; d++) nan |= h[d] != 0;                    \
+            if (!nan && h[inf_digit]) {                                                     \
+                K mx = 0;                                                                   \
+                for (int64_t j = 0; j < n; j++) {                                           \
+                    K key = (K)(x[j] & ABS);                                                \
+                    mx = key > mx ? key : mx;                                               \
+                }                                                                           \
+                nan = mx > INFK;                                                            \
             }                                                                               \
         } else {                                                                            \
             for (int64_t i = 0; i < n; i++) {                                               \

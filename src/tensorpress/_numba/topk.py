@@ -11,6 +11,7 @@ import numba as nb
 import numpy as np
 
 from ..errors import NonFiniteError
+from . import use_parallel
 
 # (unsigned view dtype, sign-clearing mask, key of Inf, top-digit shift) per float dtype; the
 # top digit has the same width as in topk.c.
@@ -280,7 +281,7 @@ def topk_rows(x, outer, length, inner, k, mask, thresholds=None, packed=False, z
     args = (u, outer, length, inner, k, udt(absmask), np.uint64(infkey), shift,
             1 << (width - shift))
     # packed bits of different slices may share a byte: only the serial loop writes them
-    if rows * length >= _ROWS_PARALLEL_MIN and not (packed and mask is not None) and rows > 1:
+    if use_parallel(rows * length, _ROWS_PARALLEL_MIN) and not (packed and mask is not None) and rows > 1:
         nan = _rows_parallel(*args, m, tt, cc)
     else:
         nan = _rows_serial(*args, m, packed and mask is not None, tt, cc)
