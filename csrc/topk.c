@@ -195,14 +195,17 @@ static void select_candidates(const int64_t *src_idx, const uint64_t *src_key, i
      * collected (collect=1) or decided by the rule index <= cut (collect=0, shift=0).      */ \
     TP_ALWAYS_INLINE int64_t mark_body_##SUF(S *TP_RESTRICT x, int64_t lo, int64_t hi,      \
                                              int64_t vbase, int shift, K P, int64_t cut,    \
-                                             int collect, uint8_t *TP_RESTRICT mask,        \
-                                             int packed, int zero,                          \
+                                             const int collect, uint8_t *TP_RESTRICT mask,  \
+                                             const int out, const int zero,                 \
                                              int64_t *TP_RESTRICT cidx,                     \
                                              uint64_t *TP_RESTRICT ckey) {                  \
+        /* out: 0 no mask, 1 bools written straight from the compare loop, 2 packed bits  \
+         * (through a block buffer) */                                                      \
         int64_t c = 0;                                                                      \
         for (int64_t b = lo; b < hi; b += TOPK_BLOCK) {                                     \
             int64_t len = hi - b < TOPK_BLOCK ? hi - b : TOPK_BLOCK;                        \
-            uint8_t m[TOPK_BLOCK], e[TOPK_BLOCK];                                           \
+            uint8_t buf[TOPK_BLOCK], e[TOPK_BLOCK];                                         \
+            uint8_t *m = out == 1 ? mask + b : buf;                                         \
             uint8_t any = 0;                                                                \
             const S *xb = x + b;                                                            \
             for (int64_t j = 0; j < len; j++) {                                             \
@@ -236,12 +239,7 @@ static void select_candidates(const int64_t *src_idx, const uint64_t *src_key, i
                 for (int64_t j = 0; j < len; j++)                                           \
                     xw[j] = (m[j] | (uint8_t)(collect & e[j])) ? xw[j] : (S)0;              \
             }                                                                               \
-            if (mask) {                                                                     \
-                if (packed)                                                                 \
-                    pack_bools(mask + b / 8, m, len);                                       \
-                else                                                                        \
-                    memcpy(mask + b, m, (size_t)len);                                       \
-            }                                                                               \
+            if (out == 2) pack_bools(mask + b / 8, m, len);                                 \
         }                                                                                   \
         return c;                                                                           \
     }
@@ -291,12 +289,38 @@ DEFINE_TOPK_TYPE(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000
                 above += h[d];                                                              \
             }                                                                               \
             int64_t need = k - above;                                                       \
+            /* collect the bucket: a vectorized compare per block of 64, then only the     \
+             * matching bytes are visited (a branch-free compaction would chain every       \
+             * store address through the previous compare: ~5 cycles per key) */           \
             int64_t c = 0;                                                                  \
-            for (int64_t l = 0; l < len; l++) {                                             \
-                K key = keys[l];                                                            \
-                cidx[c] = l;                                                                \
-                ckey[c] = key;                                                              \
-                c += (int64_t)(key >> shift) == d;                                          \
+            const K dk = (K)d;                                                              \
+            for (int64_t b = 0; b < len; b += TOPK_BLOCK) {                                 \
+                int64_t n = len - b < TOPK_BLOCK ? len - b : TOPK_BLOCK;                    \
+                uint8_t e[TOPK_BLOCK];                                                      \
+                /* while this slice is worked on in cache, fetch the next one (contiguous  \
+                 * slices): its gather then reads from cache, not memory. Prefetches never \
+                 * fault, so running past the array's end is harmless. */                  \
+                if (stride == 1)                                                            \
+                    for (int64_t p = 0; p < TOPK_BLOCK * (int64_t)sizeof(S); p += 64)       \
+                        __builtin_prefetch((const char *)(x + len + b) + p);                \
+                uint8_t any = 0;                                                            \
+                for (int64_t j = 0; j < n; j++) {                                           \
+                    e[j] = (keys[b + j] >> shift) == dk;                                    \
+                    any |= e[j];                                                            \
+                }                                                                           \
+                if (!any) continue;                                                         \
+                if (n < TOPK_BLOCK) memset(e + n, 0, (size_t)(TOPK_BLOCK - n));             \
+                for (int64_t w8 = 0; w8 < TOPK_BLOCK; w8 += 8) {                            \
+                    uint64_t word;                                                          \
+                    memcpy(&word, e + w8, 8);                                               \
+                    while (word) {                                                          \
+                        int64_t j = b + w8 + (__builtin_ctzll(word) >> 3);                  \
+                        word &= word - 1;                                                   \
+                        cidx[c] = j;                                                        \
+                        ckey[c] = keys[j];                                                  \
+                        c++;                                                                \
+                    }                                                                       \
+                }                                                                           \
             }                                                                               \
             uint64_t t64;                                                                   \
             select_candidates(cidx, ckey, c, need, shift, cidx, ckey, &t64, &cut);          \
@@ -405,11 +429,21 @@ DEFINE_NM_BODY(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff000000000000
                                              int shift, K P, int64_t cut, int collect,      \
                                              uint8_t *mask, int packed, int zero,           \
                                              int64_t *cidx, uint64_t *ckey) {               \
-        if (collect)                                                                        \
-            return mark_body_##SUF(x, lo, hi, vbase, shift, P, cut, 1, mask, packed, zero,  \
+        /* each combination a loop of its own, so no test is left inside the loops */      \
+        int out = !mask ? 0 : packed ? 2 : 1;                                               \
+        if (collect) {                                                                      \
+            if (out == 1 && !zero)                                                          \
+                return mark_body_##SUF(x, lo, hi, vbase, shift, P, cut, 1, mask, 1, 0,      \
+                                       cidx, ckey);                                         \
+            if (out == 0 && !zero)                                                          \
+                return mark_body_##SUF(x, lo, hi, vbase, shift, P, cut, 1, mask, 0, 0,      \
+                                       cidx, ckey);                                         \
+            return mark_body_##SUF(x, lo, hi, vbase, shift, P, cut, 1, mask, out, zero,     \
                                    cidx, ckey);                                             \
-        return mark_body_##SUF(x, lo, hi, vbase, 0, P, cut, 0, mask, packed, zero, cidx,    \
-                               ckey);                                                       \
+        }                                                                                   \
+        if (out == 1 && !zero)                                                              \
+            return mark_body_##SUF(x, lo, hi, vbase, 0, P, cut, 0, mask, 1, 0, cidx, ckey); \
+        return mark_body_##SUF(x, lo, hi, vbase, 0, P, cut, 0, mask, out, zero, cidx, ckey); \
     }                                                                                       \
     ATTRS static int row_##SUF##_##NAME(S *x, int64_t len, int64_t stride, int64_t k,       \
                                         int packed, int zero, uint8_t *mask, int64_t mbase, \

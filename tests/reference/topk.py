@@ -76,6 +76,6 @@ def nm_mask(x, n=2, m=4, axis=-1):
     moved = np.moveaxis(magnitudes(x), axis, -1)
     groups = moved.reshape(-1, m)
     out = np.zeros(groups.shape, dtype=bool)
-    for g in range(groups.shape[0]):
-        out[g, np.argsort(-groups[g], kind="stable")[:n]] = True
+    if groups.size:
+        np.put_along_axis(out, np.argsort(-groups, axis=1, kind="stable")[:, :n], True, axis=1)
     return np.moveaxis(out.reshape(moved.shape), -1, axis)
