@@ -248,6 +248,10 @@ DEFINE_TOPK_TYPE(f16, uint16_t, uint32_t, 0x7fffu, 0x7c00u)
 DEFINE_TOPK_TYPE(f32, uint32_t, uint32_t, 0x7fffffffu, 0x7f800000u)
 DEFINE_TOPK_TYPE(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000000ULL)
 
+/* The key of slice element l: straight from x when the slice is contiguous, else from the
+ * gathered copy. */
+#define KEY_AT(l, K, ABS) (stride == 1 ? (K)(x[(l)] & (ABS)) : keys[(l)])
+
 /* The per-slice work of one thread: gather keys, select, apply the rule. Defined per type and
  * per variant (the rule pass vectorizes). Returns 1 when a NaN was seen. */
 #define DEFINE_ROW_BODY(SUF, S, K, ABS, INFK)                                                 \
@@ -261,10 +265,10 @@ DEFINE_TOPK_TYPE(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000
         int shift = lv->shift[0];                                                           \
         int nan = 0;                                                                        \
         K kmax = 0;                                                                         \
+        /* contiguous slices are re-read from x (now in cache) instead of copied */        \
         if (stride == 1) {                                                                  \
             for (int64_t l = 0; l < len; l++) {                                             \
                 K key = (K)(x[l] & ABS);                                                    \
-                keys[l] = key;                                                              \
                 kmax = key > kmax ? key : kmax;                                             \
                 h[key >> shift]++;                                                          \
             }                                                                               \
@@ -305,7 +309,7 @@ DEFINE_TOPK_TYPE(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000
                         __builtin_prefetch((const char *)(x + len + b) + p);                \
                 uint8_t any = 0;                                                            \
                 for (int64_t j = 0; j < n; j++) {                                           \
-                    e[j] = (keys[b + j] >> shift) == dk;                                    \
+                    e[j] = (KEY_AT(b + j, K, ABS) >> shift) == dk;                                  \
                     any |= e[j];                                                            \
                 }                                                                           \
                 if (!any) continue;                                                         \
@@ -317,7 +321,7 @@ DEFINE_TOPK_TYPE(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000
                         int64_t j = b + w8 + (__builtin_ctzll(word) >> 3);                  \
                         word &= word - 1;                                                   \
                         cidx[c] = j;                                                        \
-                        ckey[c] = keys[j];                                                  \
+                        ckey[c] = KEY_AT(j, K, ABS);                                                \
                         c++;                                                                \
                     }                                                                       \
                 }                                                                           \
@@ -331,7 +335,7 @@ DEFINE_TOPK_TYPE(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000
         if (!mask && !zero) return nan;                                                     \
         if (stride == 1 && !packed) {                                                       \
             for (int64_t l = 0; l < len; l++) {                                             \
-                K key = keys[l];                                                            \
+                K key = KEY_AT(l, K, ABS);                                                          \
                 uint8_t keep = (key > T) | ((key == T) & (l <= cut));                       \
                 if (mask) mask[mbase + l] = keep;                                           \
                 if (zero) x[l] = keep ? x[l] : (S)0;                                        \
@@ -341,7 +345,7 @@ DEFINE_TOPK_TYPE(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000
                 int64_t n = len - b < TOPK_BLOCK ? len - b : TOPK_BLOCK;                    \
                 uint8_t m[TOPK_BLOCK];                                                      \
                 for (int64_t j = 0; j < n; j++) {                                           \
-                    K key = keys[b + j];                                                    \
+                    K key = KEY_AT(b + j, K, ABS);                                                  \
                     m[j] = (key > T) | ((key == T) & (b + j <= cut));                       \
                     if (zero) x[b + j] = m[j] ? x[b + j] : (S)0;                            \
                 }                                                                           \
@@ -349,7 +353,7 @@ DEFINE_TOPK_TYPE(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000
             }                                                                               \
         } else {                                                                            \
             for (int64_t l = 0; l < len; l++) {                                             \
-                K key = keys[l];                                                            \
+                K key = KEY_AT(l, K, ABS);                                                          \
                 uint8_t keep = (key > T) | ((key == T) & (l <= cut));                       \
                 int64_t p = mbase + l * stride;                                             \
                 if (mask) {                                                                 \
