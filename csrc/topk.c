@@ -459,16 +459,73 @@ DEFINE_NM_BODY(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff000000000000
         return row_body_##SUF(x, len, stride, k, packed, zero, mask, mbase, thr, lv, h,     \
                               keys, cidx, ckey);                                            \
     }                                                                                       \
+
+/* FAST4: an optional hand-vectorized 4-group kernel tried first (0 = none). */
+#define DEFINE_NM_VARIANT(SUF, S, NAME, ATTRS, FAST4)                                         \
     ATTRS static int nm_##SUF##_##NAME(const S *x, int64_t len, int64_t inner, int32_t n,   \
                                        int32_t m, uint8_t *mask) {                          \
-        if (m == 4 && inner == 1) return nm4_body_##SUF(x, len / 4, n, mask);               \
+        if (m == 4 && inner == 1) {                                                         \
+            int64_t done = 0;                                                               \
+            int nan = FAST4(x, len / 4, n, mask, &done);                                    \
+            return nan | nm4_body_##SUF(x + 4 * done, len / 4 - done, n, mask + 4 * done);  \
+        }                                                                                   \
         if (inner == 1) return nm_body_##SUF(x, len, 1, n, m, mask);                        \
         return nm_body_##SUF(x, len, inner, n, m, mask);                                    \
     }
 
+/* no hand-vectorized kernel: everything goes to the always-inline body */
+#define NM4_NONE(x, groups, n, mask, done) (*(done) = 0, 0)
+
+#if TP_HAVE_X86_VARIANTS
+#include <immintrin.h>
+/* 2:4-style groups of float32 keys with AVX2, 8 groups (32 elements) per step. Each 128-bit
+ * lane holds one group; rotating the lane by r = 1, 2, 3 lines every element up with each of
+ * the other three. The other beats it when larger, or equal and at a lower position, which for
+ * rotation r is the case in lanes a >= 4 - r. Kept: fewer than n beat it. Same rule as
+ * nm4_body, hence the same mask. Returns 1 on NaN; *done = groups handled. */
+TP_TARGET_AVX2 static int nm4_f32_avx2_fast(const uint32_t *x, int64_t groups, int32_t n,
+                                            uint8_t *mask, int64_t *done) {
+    const __m256i absm = _mm256_set1_epi32(0x7fffffff);
+    const __m256i neg_n = _mm256_set1_epi32(-n);
+    const __m256i tie1 = _mm256_setr_epi32(0, 0, 0, -1, 0, 0, 0, -1);
+    const __m256i tie2 = _mm256_setr_epi32(0, 0, -1, -1, 0, 0, -1, -1);
+    const __m256i tie3 = _mm256_setr_epi32(0, -1, -1, -1, 0, -1, -1, -1);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256i vmax = _mm256_setzero_si256();
+    int64_t steps = groups / 8;
+    for (int64_t t = 0; t < steps; t++) {
+        __m256i keep[4];
+        for (int q = 0; q < 4; q++) {
+            __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 32 * t + 8 * q)), absm);
+            vmax = _mm256_max_epu32(vmax, v);
+            __m256i o1 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(0, 3, 2, 1));
+            __m256i o2 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2));
+            __m256i o3 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 0, 3));
+            __m256i b1 = _mm256_or_si256(_mm256_cmpgt_epi32(o1, v), _mm256_and_si256(_mm256_cmpeq_epi32(o1, v), tie1));
+            __m256i b2 = _mm256_or_si256(_mm256_cmpgt_epi32(o2, v), _mm256_and_si256(_mm256_cmpeq_epi32(o2, v), tie2));
+            __m256i b3 = _mm256_or_si256(_mm256_cmpgt_epi32(o3, v), _mm256_and_si256(_mm256_cmpeq_epi32(o3, v), tie3));
+            __m256i minus_count = _mm256_add_epi32(_mm256_add_epi32(b1, b2), b3);
+            keep[q] = _mm256_cmpgt_epi32(minus_count, neg_n); /* count < n */
+        }
+        __m256i p01 = _mm256_packs_epi32(keep[0], keep[1]);
+        __m256i p23 = _mm256_packs_epi32(keep[2], keep[3]);
+        __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
+        _mm256_storeu_si256((__m256i *)(mask + 32 * t), _mm256_and_si256(bytes, one));
+    }
+    /* keys are < 2^31, so a signed compare against Inf's key finds NaN */
+    __m256i nan = _mm256_cmpgt_epi32(vmax, _mm256_set1_epi32(0x7f800000));
+    *done = steps * 8;
+    return !_mm256_testz_si256(nan, nan);
+}
+#define NM4_F32_AVX2(x, groups, n, mask, done) nm4_f32_avx2_fast(x, groups, n, mask, done)
+#endif
+
 #define DEFINE_TOPK_VARIANTS(SUF, S, K)                                                       \
     DEFINE_TOPK_VARIANT(SUF, S, K, scalar, TP_NO_VECTORIZE)                                 \
-    DEFINE_TOPK_VARIANT(SUF, S, K, baseline, )
+    DEFINE_TOPK_VARIANT(SUF, S, K, baseline, )                                              \
+    DEFINE_NM_VARIANT(SUF, S, scalar, TP_NO_VECTORIZE, NM4_NONE)                            \
+    DEFINE_NM_VARIANT(SUF, S, baseline, , NM4_NONE)
 
 DEFINE_TOPK_VARIANTS(f16, uint16_t, uint32_t)
 DEFINE_TOPK_VARIANTS(f32, uint32_t, uint32_t)
@@ -480,6 +537,12 @@ DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx2, TP_TARGET_AVX2)
 DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx512, TP_TARGET_AVX512)
 DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx2, TP_TARGET_AVX2)
 DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx512, TP_TARGET_AVX512)
+DEFINE_NM_VARIANT(f16, uint16_t, avx2, TP_TARGET_AVX2, NM4_NONE)
+DEFINE_NM_VARIANT(f16, uint16_t, avx512, TP_TARGET_AVX512, NM4_NONE)
+DEFINE_NM_VARIANT(f32, uint32_t, avx2, TP_TARGET_AVX2, NM4_F32_AVX2)
+DEFINE_NM_VARIANT(f32, uint32_t, avx512, TP_TARGET_AVX512, NM4_F32_AVX2)
+DEFINE_NM_VARIANT(f64, uint64_t, avx2, TP_TARGET_AVX2, NM4_NONE)
+DEFINE_NM_VARIANT(f64, uint64_t, avx512, TP_TARGET_AVX512, NM4_NONE)
 #endif
 
 typedef int64_t (*mark_f16_fn)(uint16_t *, int64_t, int64_t, int64_t, int, uint32_t, int64_t, int,
