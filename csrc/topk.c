@@ -39,7 +39,6 @@
                                       * packed bytes and cache lines are never shared */
 #define TOPK_BLOCK 64
 #define TOPK_UNIT_MAX ((int64_t)1 << 31) /* elements per unit: its uint32 histogram never overflows */
-#define TOPK_MAX_BITS 15             /* widest first digit (float64) */
 #define NM_MAX_M 64
 
 /* The digits of each key type: level L looks at bits [shift, shift + bits). Each level's shift
@@ -56,6 +55,13 @@ static const topk_levels LEVELS_f64 = {5, {48, 36, 24, 12, 0}, {15, 12, 12, 12, 
 typedef struct {
     int64_t lo, hi;
 } topk_range;
+
+/* OpenMP pragmas inside the macro-generated functions; nothing without OpenMP. */
+#ifdef _OPENMP
+#define TOPK_PRAGMA(text) _Pragma(text)
+#else
+#define TOPK_PRAGMA(text)
+#endif
 
 /* 8 bools (0/1 bytes) -> one np.packbits byte, first bool in the most significant bit. */
 TP_ALWAYS_INLINE uint8_t pack8(const uint8_t *b) {
@@ -639,7 +645,7 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
         while (threads > 1 && select_ws_bytes(TP_##SUF##_CODE, units, cap) > ws_bytes)      \
             units = units_for(total, --threads);                                            \
         TP_RETURN_IF(select_ws_bytes(TP_##SUF##_CODE, units, cap) > ws_bytes, TP_ERR_BUFFER); \
-        /* carve the workspace (64-byte aligned by the caller's allocation is not assumed) */ \
+        /* carve the workspace: histograms, ranges, offsets, two candidate areas (8-aligned) */ \
         uint32_t *hist = (uint32_t *)ws;                                                    \
         topk_range *ranges = (topk_range *)(ws + units * B * 4);                            \
         int64_t *offsets = (int64_t *)(ranges + units);                                     \
@@ -667,7 +673,7 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
             const int64_t nb = (int64_t)1 << bits;                                          \
             const int restricted = L > 0, pshift = shift + bits;                            \
             const K prefix = P, dmask = (K)(nb - 1);                                        \
-            _Pragma("omp parallel for num_threads(threads) schedule(static) reduction(|:nan) if(threads > 1)") \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) reduction(|:nan) if(threads > 1)") \
             for (int64_t u = 0; u < units; u++) {                                           \
                 uint32_t *h = hist + u * B;                                                 \
                 memset(h, 0, sizeof(uint32_t) * (size_t)nb);                                \
@@ -707,7 +713,7 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
             /* 4: write the mask outside the bucket and collect the bucket */               \
             const K PP = P;                                                                 \
             const int sh = shift;                                                           \
-            _Pragma("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
             for (int64_t u = 0; u < units; u++) {                                           \
                 int64_t w = offsets[u];                                                     \
                 FOR_PIECES(segs, count, ranges[u].lo, ranges[u].hi,                         \
@@ -726,7 +732,7 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
              * at offsets[u]..offsets[u+1]), so units never write the same byte */           \
             const K TT = T;                                                                 \
             const int64_t CUT = cut;                                                        \
-            _Pragma("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
             for (int64_t u = 0; u < units; u++) {                                           \
                 int64_t end = u + 1 < units ? offsets[u + 1] : bucket;                      \
                 int64_t s = 0, off = 0;                                                     \
@@ -756,7 +762,7 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
         /* the rule pass: keep key > T, and key == T up to index cut */                     \
         const K TT = T;                                                                     \
         const int64_t CUT = cut;                                                            \
-        _Pragma("omp parallel for num_threads(threads) schedule(static) if(threads > 1)")   \
+        TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)")   \
         for (int64_t u = 0; u < units; u++) {                                               \
             FOR_PIECES(segs, count, ranges[u].lo, ranges[u].hi,                             \
                        PICK(SUF, mark, isa)((S *)segs[s].data, a, b, off, 0, TT, CUT, 0,    \
@@ -815,10 +821,6 @@ int tp_topk_select(const tp_topk_segment *segments, int64_t count, int32_t dtype
 /* ---------------------------------------------------------------------------------------- */
 /* Per-slice selection.                                                                      */
 
-static int64_t elem_bytes(int32_t dtype) {
-    return dtype == TP_FLOAT64 ? 8 : dtype == TP_FLOAT32 ? 4 : 2;
-}
-
 /* One thread's share: histogram, keys, candidate indices and keys. */
 static int64_t rows_thread_bytes(int32_t dtype, int64_t len) {
     int64_t b = (int64_t)1 << levels_of(dtype)->bits[0];
@@ -868,7 +870,7 @@ static int64_t gcd64(int64_t a, int64_t b) {
         /* in-place zeroing must not start before every slice is known to be NaN-free */    \
         if (zero && any_nan_##SUF(x, rows * len)) return TP_ERR_NONFINITE;                  \
         (void)threads;                                                                      \
-        _Pragma("omp parallel num_threads(threads) reduction(|:nan) if(threads > 1)")       \
+        TOPK_PRAGMA("omp parallel num_threads(threads) reduction(|:nan) if(threads > 1)")       \
         {                                                                                   \
             int tid = 0;                                                                    \
             TP_OMP_TID(tid);                                                                \
@@ -878,7 +880,7 @@ static int64_t gcd64(int64_t a, int64_t b) {
             int64_t *cidx = (int64_t *)(keys + len);                                        \
             uint64_t *ckey = (uint64_t *)(cidx + len);                                      \
             memset(h, 0, (size_t)4 << lv->bits[0]);                                         \
-            _Pragma("omp for schedule(static)")                                             \
+            TOPK_PRAGMA("omp for schedule(static)")                                             \
             for (int64_t g = 0; g < groups; g++) {                                          \
                 int64_t r_end = (g + 1) * group < rows ? (g + 1) * group : rows;            \
                 for (int64_t r = g * group; r < r_end; r++) {                               \
@@ -926,7 +928,6 @@ int tp_topk_rows_isa(void *data, int64_t outer, int64_t len, int64_t inner, int3
     if (outer == 0 || len == 0 || inner == 0) return TP_OK;
     TP_RETURN_IF(!data || !workspace, TP_ERR_ARGUMENT);
     TP_RETURN_IF(!(flags & TP_TOPK_NO_MASK) && !mask, TP_ERR_ARGUMENT);
-    (void)elem_bytes;
     char *ws = (char *)workspace;
     switch (dtype) {
         case TP_FLOAT32:
@@ -965,7 +966,7 @@ int tp_topk_rows(void *data, int64_t outer, int64_t len, int64_t inner, int32_t 
             int64_t chunk = 4096 / (inner < 4096 ? inner : 4096);                           \
             chunk = chunk < 1 ? 1 : chunk;                                                  \
             int64_t pieces = (groups + chunk - 1) / chunk;                                  \
-            _Pragma("omp parallel for num_threads(threads) schedule(static) reduction(|:nan) if(threads > 1)") \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) reduction(|:nan) if(threads > 1)") \
             for (int64_t t = 0; t < outer * pieces; t++) {                                  \
                 int64_t o = t / pieces, p = t % pieces;                                     \
                 int64_t g0 = p * chunk, g1 = g0 + chunk < groups ? g0 + chunk : groups;      \
@@ -975,7 +976,7 @@ int tp_topk_rows(void *data, int64_t outer, int64_t len, int64_t inner, int32_t 
         } else {                                                                            \
             int threads = tp_threads_for(outer * len, NM_MIN_PER_THREAD);                   \
             (void)threads;                                                                  \
-            _Pragma("omp parallel for num_threads(threads) schedule(static) reduction(|:nan) if(threads > 1)") \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) reduction(|:nan) if(threads > 1)") \
             for (int64_t o = 0; o < outer; o++)                                             \
                 nan |= PICK(SUF, nm, isa)(x + o * len, len, 1, n, m, mask + o * len);       \
         }                                                                                   \
