@@ -16,8 +16,8 @@ from .errors import (
 )
 from .optim import Adam, AdamW, adam_step
 # quantization (csrc/quant.c)
-# pruning (csrc/topk.c)
 from .huffman import entropy_bits, huffman_code_lengths, huffman_decode, huffman_encode
+from .prune import global_topk_masks, nm_mask, prune_, topk_mask, topk_threshold
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,11 @@ __all__ = [
     "huffman_decode",
     "huffman_code_lengths",
     "entropy_bits",
+    "topk_mask",
+    "topk_threshold",
+    "prune_",
+    "global_topk_masks",
+    "nm_mask",
     "TensorpressError",
     "InvalidArgumentError",
     "DTypeError",

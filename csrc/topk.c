@@ -1,0 +1,1010 @@
+/*
+ * topk.c: exact top-k magnitude masks in O(n) by radix selection, plus N:M masks.
+ *
+ * Keys. Clearing the sign bit of an IEEE float and reading the rest as an unsigned integer
+ * orders magnitudes exactly (subnormals below normals, +0 and -0 both 0, Inf above every finite
+ * value, NaN above Inf: that is how NaN is detected). Everything below works on these keys.
+ *
+ * Selection of the k-th largest key, for one array or a concatenation of many ("segments"):
+ *  1. histogram pass over the data on the top digit of the key (12 bits for float32), one
+ *     histogram per unit of work (one per thread), under OpenMP;
+ *  2. walk the summed histogram from the top to the bucket holding the k-th key;
+ *  3. if that bucket holds more candidates than the workspace can take, refine it with another
+ *     histogram pass on the next digit restricted to the bucket (rare: only very concentrated
+ *     data), until it fits or the key is fully resolved;
+ *  4. one pass that writes the mask for everything outside the bucket (above: kept, below:
+ *     dropped) and compacts the bucket's (index, key) pairs into the workspace, each unit at an
+ *     offset known from its own histogram, so the candidates come out in index order;
+ *  5. radix-select inside the candidates (now in cache) with 8-bit digits, compacting as it goes:
+ *     it ends with the exact threshold T and the index `cut` of the last tied element kept;
+ *  6. scatter the kept candidates into the mask.
+ * A key is kept iff key > T, or key == T and its flat index <= cut: a rule that depends on
+ * neither the thread count nor the SIMD variant, so every variant gives the same mask.
+ * When the bucket is one fully resolved key (heavy ties), `cut` comes from a scan for the
+ * need-th tied element and one pass applies the rule.
+ *
+ * Slices (axis=...) are small: each thread takes whole slices, gathers a slice's keys into its
+ * workspace (one read of memory), and runs the same steps there.
+ *
+ * Variants: the passes that vectorize (mask writing, the per-slice rule pass, N:M) are one
+ * always-inline body compiled as a scalar reference, a baseline build and AVX2 / AVX-512
+ * builds; the histogram passes are scalar by nature and have one version.
+ */
+#include <string.h>
+#include "common.h"
+
+#define TOPK_MIN_PER_THREAD 262144   /* a second thread pays off above ~0.25M elements */
+#define TOPK_ROWS_MIN_PER_THREAD 65536
+#define TOPK_ALIGN 64                /* unit ranges start at multiples of 64 of their segment, so
+                                      * packed bytes and cache lines are never shared */
+#define TOPK_BLOCK 64
+#define TOPK_UNIT_MAX ((int64_t)1 << 31) /* elements per unit: its uint32 histogram never overflows */
+#define NM_MAX_M 64
+
+/* The digits of each key type: level L looks at bits [shift, shift + bits). Each level's shift
+ * is the next one's shift + bits, so the prefix known so far is key >> (shift + bits). */
+typedef struct {
+    int levels;
+    int shift[5];
+    int bits[5];
+} topk_levels;
+static const topk_levels LEVELS_f16 = {2, {4, 0}, {11, 4}};
+static const topk_levels LEVELS_f32 = {3, {19, 8, 0}, {12, 11, 8}};
+static const topk_levels LEVELS_f64 = {5, {48, 36, 24, 12, 0}, {15, 12, 12, 12, 12}};
+
+typedef struct {
+    int64_t lo, hi;
+} topk_range;
+
+/* OpenMP pragmas inside the macro-generated functions; nothing without OpenMP. */
+#ifdef _OPENMP
+#define TOPK_PRAGMA(text) _Pragma(text)
+#else
+#define TOPK_PRAGMA(text)
+#endif
+
+/* 8 bools (0/1 bytes) -> one np.packbits byte, first bool in the most significant bit. */
+TP_ALWAYS_INLINE uint8_t pack8(const uint8_t *b) {
+    uint64_t v;
+    memcpy(&v, b, 8);
+    return (uint8_t)((v * 0x8040201008040201ULL) >> 56);
+}
+
+TP_ALWAYS_INLINE void pack_bools(uint8_t *out, const uint8_t *m, int64_t len) {
+    int64_t full = len / 8;
+    for (int64_t t = 0; t < full; t++) out[t] = pack8(m + 8 * t);
+    if (len % 8) {
+        uint8_t tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(tail, m + 8 * full, (size_t)(len % 8));
+        out[full] = pack8(tail);
+    }
+}
+
+/* Radix-select among candidates that share the prefix key >> shift: the need-th largest
+ * (ties: lower index first). Compacts into dst (may equal src). Writes the threshold key and
+ * the index of the last kept element equal to it. Candidates are in index order. */
+static void select_candidates(const int64_t *src_idx, const uint64_t *src_key, int64_t count,
+                              int64_t need, int shift, int64_t *dst_idx, uint64_t *dst_key,
+                              uint64_t *threshold, int64_t *cut) {
+    const int64_t *si = src_idx;
+    const uint64_t *sk = src_key;
+    while (shift > 0 && count > need) {
+        int bits = shift >= 8 ? 8 : shift;
+        int ns = shift - bits;
+        uint64_t dmask = ((uint64_t)1 << bits) - 1;
+        int64_t h[256];
+        memset(h, 0, sizeof h);
+        for (int64_t i = 0; i < count; i++) h[(sk[i] >> ns) & dmask]++;
+        int64_t above = 0, b = (int64_t)dmask;
+        for (; b > 0; b--) {
+            if (above + h[b] >= need) break;
+            above += h[b];
+        }
+        need -= above;
+        /* stable compaction, branch-free: always store, advance only on a match */
+        int64_t w = 0;
+        for (int64_t i = 0; i < count; i++) {
+            int64_t id = si[i];
+            uint64_t key = sk[i];
+            dst_idx[w] = id;
+            dst_key[w] = key;
+            w += ((key >> ns) & dmask) == (uint64_t)b;
+        }
+        count = w;
+        si = dst_idx;
+        sk = dst_key;
+        shift = ns;
+    }
+    if (count == need) {
+        /* every remaining candidate is kept: the threshold is the smallest of them */
+        uint64_t t = sk[0];
+        for (int64_t i = 1; i < count; i++) t = sk[i] < t ? sk[i] : t;
+        int64_t c = -1;
+        for (int64_t i = 0; i < count; i++)
+            if (sk[i] == t) c = si[i];
+        *threshold = t;
+        *cut = c;
+        return;
+    }
+    /* shift == 0: all remaining share one key; keep the first `need` in index order */
+    *threshold = sk[0];
+    *cut = si[need - 1];
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Per-type kernels. S: the stored bits type, K: the key type, ABS: sign-clearing mask,     */
+/* INFK: the key of Inf (anything above is NaN).                                             */
+
+#define DEFINE_TOPK_TYPE(SUF, S, K, ABS, INFK)                                                \
+    /* Histogram of the digit (key >> shift) & dmask over x[0, n); at level > 0 only keys whose \
+     * prefix key >> pshift equals `prefix` count. */                                           \
+    static int hist_piece_##SUF(const S *TP_RESTRICT x, int64_t n, int shift, K dmask,       \
+                                int restricted, int pshift, K prefix, uint32_t *TP_RESTRICT h) { \
+        int nan = 0;                                                                        \
+        if (!restricted) {                                                                  \
+            /* NaN is found from the histogram afterwards (see nan_from_hist): the hot loop  \
+             * is only load, mask, shift, increment */                                      \
+            int64_t i = 0;                                                                  \
+            for (; i + 4 <= n; i += 4) {                                                    \
+                K k0 = (K)(x[i] & ABS), k1 = (K)(x[i + 1] & ABS);                            \
+                K k2 = (K)(x[i + 2] & ABS), k3 = (K)(x[i + 3] & ABS);                        \
+                h[k0 >> shift]++;                                                           \
+                h[k1 >> shift]++;                                                           \
+                h[k2 >> shift]++;                                                           \
+                h[k3 >> shift]++;                                                           \
+            }                                                                               \
+            for (; i < n; i++) h[(K)(x[i] & ABS) >> shift]++;                               \
+            /* every NaN key lies in a digit >= Inf's; only the digit shared with Inf needs  \
+             * a look at the keys themselves (rare: the data holds an Inf or a NaN) */       \
+            K inf_digit = INFK >> shift;                                                    \
+            for (K d = inf_digit + 1; d <= dmask; d++) nan |= h[d] != 0;                    \
+            if (!nan && h[inf_digit]) {                                                     \
+                K mx = 0;                                                                   \
+                for (int64_t j = 0; j < n; j++) {                                           \
+                    K key = (K)(x[j] & ABS);                                                \
+                    mx = key > mx ? key : mx;                                               \
+                }                                                                           \
+                nan = mx > INFK;                                                            \
+            }                                                                               \
+        } else {                                                                            \
+            for (int64_t i = 0; i < n; i++) {                                               \
+                K k = (K)(x[i] & ABS);                                                      \
+                if ((k >> pshift) == prefix) h[(k >> shift) & dmask]++;                     \
+            }                                                                               \
+        }                                                                                   \
+        return nan;                                                                         \
+    }                                                                                       \
+                                                                                            \
+    /* The index of the need-th element (in index order) whose key is T. */                 \
+    static int64_t find_cut_##SUF(const tp_topk_segment *segs, int64_t count, K T,          \
+                                  int64_t need) {                                           \
+        int64_t off = 0;                                                                    \
+        for (int64_t s = 0; s < count; s++) {                                               \
+            const S *x = (const S *)segs[s].data;                                           \
+            int64_t n = segs[s].numel;                                                      \
+            for (int64_t b = 0; b < n; b += 256) {                                          \
+                int64_t len = n - b < 256 ? n - b : 256, c = 0;                             \
+                for (int64_t j = 0; j < len; j++) c += (K)(x[b + j] & ABS) == T;            \
+                if (c >= need) {                                                            \
+                    for (int64_t j = 0; j < len; j++)                                       \
+                        if ((K)(x[b + j] & ABS) == T && --need == 0) return off + b + j;    \
+                }                                                                           \
+                need -= c;                                                                  \
+            }                                                                               \
+            off += n;                                                                       \
+        }                                                                                   \
+        return off - 1; /* not reached when the counts are right */                         \
+    }                                                                                       \
+                                                                                            \
+    /* The mask pass over x[lo, hi) of one segment (lo a multiple of TOPK_ALIGN). Keys whose  \
+     * digit key >> shift is above P are kept, below dropped; equal ones are candidates:     \
+     * collected (collect=1) or decided by the rule index <= cut (collect=0, shift=0).      */ \
+    TP_ALWAYS_INLINE int64_t mark_body_##SUF(S *TP_RESTRICT x, int64_t lo, int64_t hi,      \
+                                             int64_t vbase, int shift, K P, int64_t cut,    \
+                                             const int collect, uint8_t *TP_RESTRICT mask,  \
+                                             const int out, const int zero,                 \
+                                             int64_t *TP_RESTRICT cidx,                     \
+                                             uint64_t *TP_RESTRICT ckey) {                  \
+        /* out: 0 no mask, 1 bools written straight from the compare loop, 2 packed bits  \
+         * (through a block buffer) */                                                      \
+        int64_t c = 0;                                                                      \
+        for (int64_t b = lo; b < hi; b += TOPK_BLOCK) {                                     \
+            int64_t len = hi - b < TOPK_BLOCK ? hi - b : TOPK_BLOCK;                        \
+            uint8_t buf[TOPK_BLOCK], e[TOPK_BLOCK];                                         \
+            uint8_t *m = out == 1 ? mask + b : buf;                                         \
+            uint8_t any = 0;                                                                \
+            const S *xb = x + b;                                                            \
+            for (int64_t j = 0; j < len; j++) {                                             \
+                K d = (K)(xb[j] & ABS) >> shift;                                            \
+                m[j] = d > P;                                                               \
+                e[j] = d == P;                                                              \
+                any |= e[j];                                                                \
+            }                                                                               \
+            if (any) {                                                                      \
+                /* candidates are sparse: visit only the nonzero bytes of e, 8 at a time */ \
+                if (len < TOPK_BLOCK) memset(e + len, 0, (size_t)(TOPK_BLOCK - len));      \
+                for (int64_t w8 = 0; w8 < TOPK_BLOCK; w8 += 8) {                            \
+                    uint64_t word;                                                          \
+                    memcpy(&word, e + w8, 8);                                               \
+                    while (word) {                                                          \
+                        int64_t j = w8 + (__builtin_ctzll(word) >> 3);                      \
+                        word &= word - 1;                                                   \
+                        if (collect) {                                                      \
+                            cidx[c] = vbase + b + j;                                        \
+                            ckey[c] = (K)(xb[j] & ABS);                                     \
+                            c++;                                                            \
+                        } else {                                                            \
+                            m[j] = vbase + b + j <= cut;                                    \
+                        }                                                                   \
+                    }                                                                       \
+                }                                                                           \
+            }                                                                               \
+            if (zero) {                                                                     \
+                /* candidates are zeroed later, if they lose */                             \
+                S *xw = x + b;                                                              \
+                for (int64_t j = 0; j < len; j++)                                           \
+                    xw[j] = (m[j] | (uint8_t)(collect & e[j])) ? xw[j] : (S)0;              \
+            }                                                                               \
+            if (out == 2) pack_bools(mask + b / 8, m, len);                                 \
+        }                                                                                   \
+        return c;                                                                           \
+    }
+
+DEFINE_TOPK_TYPE(f16, uint16_t, uint32_t, 0x7fffu, 0x7c00u)
+DEFINE_TOPK_TYPE(f32, uint32_t, uint32_t, 0x7fffffffu, 0x7f800000u)
+DEFINE_TOPK_TYPE(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000000ULL)
+
+/* The key of slice element l: straight from x when the slice is contiguous, else from the
+ * gathered copy. */
+#define KEY_AT(l, K, ABS) (stride == 1 ? (K)(x[(l)] & (ABS)) : keys[(l)])
+
+/* The per-slice work of one thread: gather keys, select, apply the rule. Defined per type and
+ * per variant (the rule pass vectorizes). Returns 1 when a NaN was seen. */
+#define DEFINE_ROW_BODY(SUF, S, K, ABS, INFK)                                                 \
+    TP_ALWAYS_INLINE int row_body_##SUF(S *TP_RESTRICT x, int64_t len, int64_t stride,       \
+                                        int64_t k, int packed, int zero,                    \
+                                        uint8_t *TP_RESTRICT mask, int64_t mbase,           \
+                                        uint64_t *thr, const topk_levels *lv,               \
+                                        uint32_t *TP_RESTRICT h, K *TP_RESTRICT keys,       \
+                                        int64_t *TP_RESTRICT cidx,                          \
+                                        uint64_t *TP_RESTRICT ckey) {                       \
+        int shift = lv->shift[0];                                                           \
+        int nan = 0;                                                                        \
+        K kmax = 0;                                                                         \
+        /* contiguous slices are re-read from x (now in cache) instead of copied */        \
+        if (stride == 1) {                                                                  \
+            for (int64_t l = 0; l < len; l++) {                                             \
+                K key = (K)(x[l] & ABS);                                                    \
+                kmax = key > kmax ? key : kmax;                                             \
+                h[key >> shift]++;                                                          \
+            }                                                                               \
+        } else {                                                                            \
+            for (int64_t l = 0; l < len; l++) {                                             \
+                K key = (K)(x[l * stride] & ABS);                                           \
+                keys[l] = key;                                                              \
+                kmax = key > kmax ? key : kmax;                                             \
+                h[key >> shift]++;                                                          \
+            }                                                                               \
+        }                                                                                   \
+        nan = kmax > INFK;                                                                  \
+        K T;                                                                                \
+        int64_t cut;                                                                        \
+        if (k == 0) {                                                                       \
+            T = (K)ABS; /* above every key but NaN: nothing kept */                         \
+            cut = -1;                                                                       \
+        } else {                                                                            \
+            int64_t above = 0, d = (int64_t)(kmax >> shift);                                \
+            for (; d > 0; d--) {                                                            \
+                if (above + h[d] >= k) break;                                               \
+                above += h[d];                                                              \
+            }                                                                               \
+            int64_t need = k - above;                                                       \
+            /* collect the bucket: a vectorized compare per block of 64, then only the     \
+             * matching bytes are visited (a branch-free compaction would chain every       \
+             * store address through the previous compare: ~5 cycles per key) */           \
+            int64_t c = 0;                                                                  \
+            const K dk = (K)d;                                                              \
+            for (int64_t b = 0; b < len; b += TOPK_BLOCK) {                                 \
+                int64_t n = len - b < TOPK_BLOCK ? len - b : TOPK_BLOCK;                    \
+                uint8_t e[TOPK_BLOCK];                                                      \
+                /* while this slice is worked on in cache, fetch the next one (contiguous  \
+                 * slices): its gather then reads from cache, not memory. Prefetches never \
+                 * fault, so running past the array's end is harmless. */                  \
+                if (stride == 1)                                                            \
+                    for (int64_t p = 0; p < TOPK_BLOCK * (int64_t)sizeof(S); p += 64)       \
+                        __builtin_prefetch((const char *)(x + len + b) + p);                \
+                uint8_t any = 0;                                                            \
+                for (int64_t j = 0; j < n; j++) {                                           \
+                    e[j] = (KEY_AT(b + j, K, ABS) >> shift) == dk;                                  \
+                    any |= e[j];                                                            \
+                }                                                                           \
+                if (!any) continue;                                                         \
+                if (n < TOPK_BLOCK) memset(e + n, 0, (size_t)(TOPK_BLOCK - n));             \
+                for (int64_t w8 = 0; w8 < TOPK_BLOCK; w8 += 8) {                            \
+                    uint64_t word;                                                          \
+                    memcpy(&word, e + w8, 8);                                               \
+                    while (word) {                                                          \
+                        int64_t j = b + w8 + (__builtin_ctzll(word) >> 3);                  \
+                        word &= word - 1;                                                   \
+                        cidx[c] = j;                                                        \
+                        ckey[c] = KEY_AT(j, K, ABS);                                                \
+                        c++;                                                                \
+                    }                                                                       \
+                }                                                                           \
+            }                                                                               \
+            uint64_t t64;                                                                   \
+            select_candidates(cidx, ckey, c, need, shift, cidx, ckey, &t64, &cut);          \
+            T = (K)t64;                                                                     \
+        }                                                                                   \
+        memset(h, 0, sizeof(uint32_t) * ((size_t)(kmax >> shift) + 1));                     \
+        if (thr) *thr = k == 0 ? 0 : (uint64_t)T;                                           \
+        if (!mask && !zero) return nan;                                                     \
+        if (stride == 1 && !packed) {                                                       \
+            for (int64_t l = 0; l < len; l++) {                                             \
+                K key = KEY_AT(l, K, ABS);                                                          \
+                uint8_t keep = (key > T) | ((key == T) & (l <= cut));                       \
+                if (mask) mask[mbase + l] = keep;                                           \
+                if (zero) x[l] = keep ? x[l] : (S)0;                                        \
+            }                                                                               \
+        } else if (stride == 1 && (mbase & 7) == 0) {                                       \
+            for (int64_t b = 0; b < len; b += TOPK_BLOCK) {                                 \
+                int64_t n = len - b < TOPK_BLOCK ? len - b : TOPK_BLOCK;                    \
+                uint8_t m[TOPK_BLOCK];                                                      \
+                for (int64_t j = 0; j < n; j++) {                                           \
+                    K key = KEY_AT(b + j, K, ABS);                                                  \
+                    m[j] = (key > T) | ((key == T) & (b + j <= cut));                       \
+                    if (zero) x[b + j] = m[j] ? x[b + j] : (S)0;                            \
+                }                                                                           \
+                if (mask) pack_bools(mask + (mbase + b) / 8, m, n);                         \
+            }                                                                               \
+        } else {                                                                            \
+            for (int64_t l = 0; l < len; l++) {                                             \
+                K key = KEY_AT(l, K, ABS);                                                          \
+                uint8_t keep = (key > T) | ((key == T) & (l <= cut));                       \
+                int64_t p = mbase + l * stride;                                             \
+                if (mask) {                                                                 \
+                    if (packed) {                                                           \
+                        uint8_t bit = (uint8_t)(0x80u >> (p & 7));                          \
+                        mask[p >> 3] = keep ? (uint8_t)(mask[p >> 3] | bit)                 \
+                                            : (uint8_t)(mask[p >> 3] & ~bit);               \
+                    } else {                                                                \
+                        mask[p] = keep;                                                     \
+                    }                                                                       \
+                }                                                                           \
+                if (zero && !keep) x[l * stride] = 0;                                       \
+            }                                                                               \
+        }                                                                                   \
+        return nan;                                                                         \
+    }
+
+DEFINE_ROW_BODY(f16, uint16_t, uint32_t, 0x7fffu, 0x7c00u)
+DEFINE_ROW_BODY(f32, uint32_t, uint32_t, 0x7fffffffu, 0x7f800000u)
+DEFINE_ROW_BODY(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000000ULL)
+
+/* N:M over one (len, inner) block: element a of a group beats b when its key is larger, or
+ * equal with a lower position; an element is kept when fewer than n others beat it. */
+#define DEFINE_NM_BODY(SUF, S, K, ABS, INFK)                                                  \
+    TP_ALWAYS_INLINE int nm4_body_##SUF(const S *TP_RESTRICT x, int64_t groups, int32_t n,  \
+                                        uint8_t *TP_RESTRICT mask) {                        \
+        K bad = 0;                                                                          \
+        for (int64_t g = 0; g < groups; g++) {                                              \
+            K k0 = (K)(x[4 * g] & ABS), k1 = (K)(x[4 * g + 1] & ABS);                        \
+            K k2 = (K)(x[4 * g + 2] & ABS), k3 = (K)(x[4 * g + 3] & ABS);                    \
+            K hi = k0 > k1 ? k0 : k1;                                                       \
+            K hj = k2 > k3 ? k2 : k3;                                                       \
+            hi = hi > hj ? hi : hj;                                                         \
+            bad = hi > bad ? hi : bad;                                                      \
+            int r0 = (k1 > k0) + (k2 > k0) + (k3 > k0);                                     \
+            int r1 = (k0 >= k1) + (k2 > k1) + (k3 > k1);                                    \
+            int r2 = (k0 >= k2) + (k1 >= k2) + (k3 > k2);                                   \
+            int r3 = (k0 >= k3) + (k1 >= k3) + (k2 >= k3);                                  \
+            mask[4 * g] = r0 < n;                                                           \
+            mask[4 * g + 1] = r1 < n;                                                       \
+            mask[4 * g + 2] = r2 < n;                                                       \
+            mask[4 * g + 3] = r3 < n;                                                       \
+        }                                                                                   \
+        return bad > INFK;                                                                  \
+    }                                                                                       \
+                                                                                            \
+    TP_ALWAYS_INLINE int nm_body_##SUF(const S *TP_RESTRICT x, int64_t len, int64_t inner,  \
+                                       int32_t n, int32_t m, uint8_t *TP_RESTRICT mask) {   \
+        K bad = 0;                                                                          \
+        for (int64_t g = 0; g < len; g += m) {                                              \
+            for (int32_t a = 0; a < m; a++) {                                               \
+                const S *xa = x + (g + a) * inner;                                          \
+                uint8_t *ma = mask + (g + a) * inner;                                       \
+                for (int64_t j = 0; j < inner; j++) {                                       \
+                    K ka = (K)(xa[j] & ABS);                                                \
+                    int r = 0;                                                              \
+                    bad = ka > bad ? ka : bad;                                              \
+                    for (int32_t b = 0; b < a; b++) r += (K)(x[(g + b) * inner + j] & ABS) >= ka; \
+                    for (int32_t b = a + 1; b < m; b++)                                     \
+                        r += (K)(x[(g + b) * inner + j] & ABS) > ka;                        \
+                    ma[j] = r < n;                                                          \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        return bad > INFK;                                                                  \
+    }
+
+DEFINE_NM_BODY(f16, uint16_t, uint32_t, 0x7fffu, 0x7c00u)
+DEFINE_NM_BODY(f32, uint32_t, uint32_t, 0x7fffffffu, 0x7f800000u)
+DEFINE_NM_BODY(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000000ULL)
+
+/* ---------------------------------------------------------------------------------------- */
+/* Variants: each hot body compiled for each instruction set.                                */
+
+#define DEFINE_TOPK_VARIANT(SUF, S, K, NAME, ATTRS)                                           \
+    ATTRS static int64_t mark_##SUF##_##NAME(S *x, int64_t lo, int64_t hi, int64_t vbase,   \
+                                             int shift, K P, int64_t cut, int collect,      \
+                                             uint8_t *mask, int packed, int zero,           \
+                                             int64_t *cidx, uint64_t *ckey) {               \
+        /* each combination a loop of its own, so no test is left inside the loops */      \
+        int out = !mask ? 0 : packed ? 2 : 1;                                               \
+        if (collect) {                                                                      \
+            if (out == 1 && !zero)                                                          \
+                return mark_body_##SUF(x, lo, hi, vbase, shift, P, cut, 1, mask, 1, 0,      \
+                                       cidx, ckey);                                         \
+            if (out == 0 && !zero)                                                          \
+                return mark_body_##SUF(x, lo, hi, vbase, shift, P, cut, 1, mask, 0, 0,      \
+                                       cidx, ckey);                                         \
+            return mark_body_##SUF(x, lo, hi, vbase, shift, P, cut, 1, mask, out, zero,     \
+                                   cidx, ckey);                                             \
+        }                                                                                   \
+        if (out == 1 && !zero)                                                              \
+            return mark_body_##SUF(x, lo, hi, vbase, 0, P, cut, 0, mask, 1, 0, cidx, ckey); \
+        return mark_body_##SUF(x, lo, hi, vbase, 0, P, cut, 0, mask, out, zero, cidx, ckey); \
+    }                                                                                       \
+    ATTRS static int row_##SUF##_##NAME(S *x, int64_t len, int64_t stride, int64_t k,       \
+                                        int packed, int zero, uint8_t *mask, int64_t mbase, \
+                                        uint64_t *thr, const topk_levels *lv, uint32_t *h,  \
+                                        K *keys, int64_t *cidx, uint64_t *ckey) {           \
+        if (stride == 1 && !packed && mask)                                                 \
+            return row_body_##SUF(x, len, 1, k, 0, zero, mask, mbase, thr, lv, h, keys,     \
+                                  cidx, ckey);                                              \
+        return row_body_##SUF(x, len, stride, k, packed, zero, mask, mbase, thr, lv, h,     \
+                              keys, cidx, ckey);                                            \
+    }                                                                                       \
+
+/* FAST4: an optional hand-vectorized 4-group kernel tried first (0 = none). */
+#define DEFINE_NM_VARIANT(SUF, S, NAME, ATTRS, FAST4)                                         \
+    ATTRS static int nm_##SUF##_##NAME(const S *x, int64_t len, int64_t inner, int32_t n,   \
+                                       int32_t m, uint8_t *mask) {                          \
+        if (m == 4 && inner == 1) {                                                         \
+            int64_t done = 0;                                                               \
+            int nan = FAST4(x, len / 4, n, mask, &done);                                    \
+            return nan | nm4_body_##SUF(x + 4 * done, len / 4 - done, n, mask + 4 * done);  \
+        }                                                                                   \
+        if (inner == 1) return nm_body_##SUF(x, len, 1, n, m, mask);                        \
+        return nm_body_##SUF(x, len, inner, n, m, mask);                                    \
+    }
+
+/* no hand-vectorized kernel: everything goes to the always-inline body */
+#define NM4_NONE(x, groups, n, mask, done) (*(done) = 0, 0)
+
+#if TP_HAVE_X86_VARIANTS
+#include <immintrin.h>
+/* 2:4-style groups of float32 keys with AVX2, 8 groups (32 elements) per step. Each 128-bit
+ * lane holds one group; rotating the lane by r = 1, 2, 3 lines every element up with each of
+ * the other three. The other beats it when larger, or equal and at a lower position, which for
+ * rotation r is the case in lanes a >= 4 - r. Kept: fewer than n beat it. Same rule as
+ * nm4_body, hence the same mask. Returns 1 on NaN; *done = groups handled. */
+TP_TARGET_AVX2 static int nm4_f32_avx2_fast(const uint32_t *x, int64_t groups, int32_t n,
+                                            uint8_t *mask, int64_t *done) {
+    const __m256i absm = _mm256_set1_epi32(0x7fffffff);
+    const __m256i neg_n = _mm256_set1_epi32(-n);
+    const __m256i tie1 = _mm256_setr_epi32(0, 0, 0, -1, 0, 0, 0, -1);
+    const __m256i tie2 = _mm256_setr_epi32(0, 0, -1, -1, 0, 0, -1, -1);
+    const __m256i tie3 = _mm256_setr_epi32(0, -1, -1, -1, 0, -1, -1, -1);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256i vmax = _mm256_setzero_si256();
+    int64_t steps = groups / 8;
+    for (int64_t t = 0; t < steps; t++) {
+        __m256i keep[4];
+        for (int q = 0; q < 4; q++) {
+            __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 32 * t + 8 * q)), absm);
+            vmax = _mm256_max_epu32(vmax, v);
+            __m256i o1 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(0, 3, 2, 1));
+            __m256i o2 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2));
+            __m256i o3 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 0, 3));
+            __m256i b1 = _mm256_or_si256(_mm256_cmpgt_epi32(o1, v), _mm256_and_si256(_mm256_cmpeq_epi32(o1, v), tie1));
+            __m256i b2 = _mm256_or_si256(_mm256_cmpgt_epi32(o2, v), _mm256_and_si256(_mm256_cmpeq_epi32(o2, v), tie2));
+            __m256i b3 = _mm256_or_si256(_mm256_cmpgt_epi32(o3, v), _mm256_and_si256(_mm256_cmpeq_epi32(o3, v), tie3));
+            __m256i minus_count = _mm256_add_epi32(_mm256_add_epi32(b1, b2), b3);
+            keep[q] = _mm256_cmpgt_epi32(minus_count, neg_n); /* count < n */
+        }
+        __m256i p01 = _mm256_packs_epi32(keep[0], keep[1]);
+        __m256i p23 = _mm256_packs_epi32(keep[2], keep[3]);
+        __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
+        _mm256_storeu_si256((__m256i *)(mask + 32 * t), _mm256_and_si256(bytes, one));
+    }
+    /* keys are < 2^31, so a signed compare against Inf's key finds NaN */
+    __m256i nan = _mm256_cmpgt_epi32(vmax, _mm256_set1_epi32(0x7f800000));
+    *done = steps * 8;
+    return !_mm256_testz_si256(nan, nan);
+}
+#define NM4_F32_AVX2(x, groups, n, mask, done) nm4_f32_avx2_fast(x, groups, n, mask, done)
+#endif
+
+#define DEFINE_TOPK_VARIANTS(SUF, S, K)                                                       \
+    DEFINE_TOPK_VARIANT(SUF, S, K, scalar, TP_NO_VECTORIZE)                                 \
+    DEFINE_TOPK_VARIANT(SUF, S, K, baseline, )                                              \
+    DEFINE_NM_VARIANT(SUF, S, scalar, TP_NO_VECTORIZE, NM4_NONE)                            \
+    DEFINE_NM_VARIANT(SUF, S, baseline, , NM4_NONE)
+
+DEFINE_TOPK_VARIANTS(f16, uint16_t, uint32_t)
+DEFINE_TOPK_VARIANTS(f32, uint32_t, uint32_t)
+DEFINE_TOPK_VARIANTS(f64, uint64_t, uint64_t)
+#if TP_HAVE_X86_VARIANTS
+DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx2, TP_TARGET_AVX2)
+DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx512, TP_TARGET_AVX512)
+DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx2, TP_TARGET_AVX2)
+DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx512, TP_TARGET_AVX512)
+DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx2, TP_TARGET_AVX2)
+DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx512, TP_TARGET_AVX512)
+DEFINE_NM_VARIANT(f16, uint16_t, avx2, TP_TARGET_AVX2, NM4_NONE)
+DEFINE_NM_VARIANT(f16, uint16_t, avx512, TP_TARGET_AVX512, NM4_NONE)
+DEFINE_NM_VARIANT(f32, uint32_t, avx2, TP_TARGET_AVX2, NM4_F32_AVX2)
+DEFINE_NM_VARIANT(f32, uint32_t, avx512, TP_TARGET_AVX512, NM4_F32_AVX2)
+DEFINE_NM_VARIANT(f64, uint64_t, avx2, TP_TARGET_AVX2, NM4_NONE)
+DEFINE_NM_VARIANT(f64, uint64_t, avx512, TP_TARGET_AVX512, NM4_NONE)
+#endif
+
+typedef int64_t (*mark_f16_fn)(uint16_t *, int64_t, int64_t, int64_t, int, uint32_t, int64_t, int,
+                               uint8_t *, int, int, int64_t *, uint64_t *);
+typedef int64_t (*mark_f32_fn)(uint32_t *, int64_t, int64_t, int64_t, int, uint32_t, int64_t, int,
+                               uint8_t *, int, int, int64_t *, uint64_t *);
+typedef int64_t (*mark_f64_fn)(uint64_t *, int64_t, int64_t, int64_t, int, uint64_t, int64_t, int,
+                               uint8_t *, int, int, int64_t *, uint64_t *);
+typedef int (*row_f16_fn)(uint16_t *, int64_t, int64_t, int64_t, int, int, uint8_t *, int64_t,
+                          uint64_t *, const topk_levels *, uint32_t *, uint32_t *, int64_t *,
+                          uint64_t *);
+typedef int (*row_f32_fn)(uint32_t *, int64_t, int64_t, int64_t, int, int, uint8_t *, int64_t,
+                          uint64_t *, const topk_levels *, uint32_t *, uint32_t *, int64_t *,
+                          uint64_t *);
+typedef int (*row_f64_fn)(uint64_t *, int64_t, int64_t, int64_t, int, int, uint8_t *, int64_t,
+                          uint64_t *, const topk_levels *, uint32_t *, uint64_t *, int64_t *,
+                          uint64_t *);
+typedef int (*nm_f16_fn)(const uint16_t *, int64_t, int64_t, int32_t, int32_t, uint8_t *);
+typedef int (*nm_f32_fn)(const uint32_t *, int64_t, int64_t, int32_t, int32_t, uint8_t *);
+typedef int (*nm_f64_fn)(const uint64_t *, int64_t, int64_t, int32_t, int32_t, uint8_t *);
+
+#if TP_HAVE_X86_VARIANTS
+#define PICK(SUF, FN, isa)                                                                    \
+    ((isa) == TP_ISA_SCALAR ? FN##_##SUF##_scalar                                           \
+     : (isa) == TP_ISA_AVX2 ? FN##_##SUF##_avx2                                             \
+     : (isa) == TP_ISA_AVX512 ? FN##_##SUF##_avx512                                         \
+                              : FN##_##SUF##_baseline)
+#else
+#define PICK(SUF, FN, isa) ((isa) == TP_ISA_SCALAR ? FN##_##SUF##_scalar : FN##_##SUF##_baseline)
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Whole-array (and multi-array) selection.                                                  */
+
+static const topk_levels *levels_of(int32_t dtype) {
+    return dtype == TP_FLOAT32 ? &LEVELS_f32 : dtype == TP_FLOAT64 ? &LEVELS_f64 : &LEVELS_f16;
+}
+
+static int valid_dtype(int32_t dtype) {
+    return dtype == TP_FLOAT32 || dtype == TP_FLOAT64 || dtype == TP_TOPK_FLOAT16;
+}
+
+static int64_t units_for(int64_t total, int threads) {
+    int64_t units = (total + TOPK_UNIT_MAX - 1) / TOPK_UNIT_MAX;
+    return units > threads ? units : threads;
+}
+
+static int64_t select_ws_bytes(int32_t dtype, int64_t units, int64_t cap) {
+    int64_t b = (int64_t)1 << levels_of(dtype)->bits[0];
+    return units * (b * 4 + (int64_t)sizeof(topk_range) + 8) + cap * 32 + 64;
+}
+
+int64_t tp_topk_workspace_bytes(int32_t dtype, int64_t total, int64_t cand_cap) {
+    if (!valid_dtype(dtype) || total < 0 || cand_cap < 0) return -1;
+    int threads = tp_threads_for(total, TOPK_MIN_PER_THREAD);
+    return select_ws_bytes(dtype, units_for(total, threads), cand_cap);
+}
+
+/* The virtual index p moved down to a multiple of TOPK_ALIGN within its segment. */
+static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p) {
+    int64_t off = 0;
+    for (int64_t s = 0; s < count; s++) {
+        int64_t n = segs[s].numel;
+        if (p < off + n) return off + ((p - off) & ~(int64_t)(TOPK_ALIGN - 1));
+        off += n;
+    }
+    return off;
+}
+
+/* Iterate the pieces of virtual range [lo, hi): BODY sees s (segment), a, b (segment-relative
+ * bounds) and off (virtual index of the segment's element 0). */
+#define FOR_PIECES(segs, count, lo, hi, BODY)                                                 \
+    do {                                                                                    \
+        int64_t off_ = 0;                                                                   \
+        for (int64_t s = 0; s < (count) && off_ < (hi); s++) {                              \
+            int64_t n_ = (segs)[s].numel;                                                   \
+            int64_t a = (lo) > off_ ? (lo) - off_ : 0;                                      \
+            int64_t b = (hi) - off_ < n_ ? (hi) - off_ : n_;                                \
+            int64_t off = off_;                                                             \
+            (void)off;                                                                      \
+            if (a < b) { BODY; }                                                            \
+            off_ += n_;                                                                     \
+        }                                                                                   \
+    } while (0)
+
+#define DEFINE_SELECT(SUF, S, K)                                                              \
+    static int select_##SUF(const tp_topk_segment *segs, int64_t count, int64_t total,      \
+                            int64_t k, int32_t flags, char *ws, int64_t ws_bytes, int64_t cap, \
+                            uint64_t *threshold_key, int isa) {                             \
+        const topk_levels *lv = &LEVELS_##SUF;                                              \
+        const int64_t B = (int64_t)1 << lv->bits[0];                                        \
+        int threads = tp_threads_for(total, TOPK_MIN_PER_THREAD);                           \
+        int64_t units = units_for(total, threads);                                          \
+        while (threads > 1 && select_ws_bytes(TP_##SUF##_CODE, units, cap) > ws_bytes)      \
+            units = units_for(total, --threads);                                            \
+        TP_RETURN_IF(select_ws_bytes(TP_##SUF##_CODE, units, cap) > ws_bytes, TP_ERR_BUFFER); \
+        /* carve the workspace: histograms, ranges, offsets, two candidate areas (8-aligned) */ \
+        uint32_t *hist = (uint32_t *)ws;                                                    \
+        topk_range *ranges = (topk_range *)(ws + units * B * 4);                            \
+        int64_t *offsets = (int64_t *)(ranges + units);                                     \
+        int64_t *cidx = offsets + units;                                                    \
+        uint64_t *ckey = (uint64_t *)(cidx + cap);                                          \
+        int64_t *cidx2 = (int64_t *)(ckey + cap);                                           \
+        uint64_t *ckey2 = (uint64_t *)(cidx2 + cap);                                        \
+        for (int64_t u = 0; u < units; u++) {                                               \
+            int64_t lo = align_split(segs, count, (int64_t)((double)total * u / units));    \
+            int64_t hi = u == units - 1                                                     \
+                             ? total                                                        \
+                             : align_split(segs, count, (int64_t)((double)total * (u + 1) / units)); \
+            ranges[u].lo = lo;                                                              \
+            ranges[u].hi = hi < lo ? lo : hi;                                               \
+        }                                                                                   \
+        const int packed = (flags & TP_TOPK_PACKED) != 0, zero = (flags & TP_TOPK_ZERO) != 0; \
+        const int want_mask = !(flags & TP_TOPK_NO_MASK);                                   \
+        (void)threads;                                                                      \
+        /* 1-3: histogram levels until the bucket of the k-th key fits the candidate space */ \
+        K P = 0;                                                                            \
+        int64_t need = k, bucket = total;                                                   \
+        int L = 0, nan = 0;                                                                 \
+        for (L = 0; L < lv->levels; L++) {                                                  \
+            const int shift = lv->shift[L], bits = lv->bits[L];                             \
+            const int64_t nb = (int64_t)1 << bits;                                          \
+            const int restricted = L > 0, pshift = shift + bits;                            \
+            const K prefix = P, dmask = (K)(nb - 1);                                        \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) reduction(|:nan) if(threads > 1)") \
+            for (int64_t u = 0; u < units; u++) {                                           \
+                uint32_t *h = hist + u * B;                                                 \
+                memset(h, 0, sizeof(uint32_t) * (size_t)nb);                                \
+                FOR_PIECES(segs, count, ranges[u].lo, ranges[u].hi,                         \
+                           nan |= hist_piece_##SUF((const S *)segs[s].data + a, b - a,      \
+                                                   shift, dmask, restricted, pshift,        \
+                                                   prefix, h));                             \
+            }                                                                               \
+            TP_RETURN_IF(nan, TP_ERR_NONFINITE);                                            \
+            if (k == 0) break;                                                              \
+            int64_t above = 0, d = nb - 1, c = 0;                                           \
+            for (; d >= 0; d--) {                                                           \
+                c = 0;                                                                      \
+                for (int64_t u = 0; u < units; u++) c += hist[u * B + d];                   \
+                if (above + c >= need) break;                                               \
+                above += c;                                                                 \
+            }                                                                               \
+            need -= above;                                                                  \
+            P = (K)((P << bits) | (K)d);                                                    \
+            bucket = c;                                                                     \
+            for (int64_t u = 0, acc = 0; u < units; u++) {                                  \
+                offsets[u] = acc;                                                           \
+                acc += hist[u * B + d];                                                     \
+            }                                                                               \
+            if (shift == 0 || bucket <= cap) break;                                         \
+        }                                                                                   \
+        K T;                                                                                \
+        int64_t cut;                                                                        \
+        int shift = k == 0 ? 0 : lv->shift[L];                                              \
+        if (k == 0) {                                                                       \
+            T = (K)~(K)0 >> 1; /* no key (but NaN) reaches it: nothing kept */              \
+            cut = -1;                                                                       \
+        } else if (shift == 0) {                                                            \
+            T = P;                                                                          \
+            cut = need == bucket ? total : find_cut_##SUF(segs, count, T, need);            \
+        } else {                                                                            \
+            /* 4: write the mask outside the bucket and collect the bucket */               \
+            const K PP = P;                                                                 \
+            const int sh = shift;                                                           \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
+            for (int64_t u = 0; u < units; u++) {                                           \
+                int64_t w = offsets[u];                                                     \
+                FOR_PIECES(segs, count, ranges[u].lo, ranges[u].hi,                         \
+                           w += PICK(SUF, mark, isa)((S *)segs[s].data, a, b, off, sh, PP, \
+                                                     0, 1,                                  \
+                                                     want_mask ? (uint8_t *)segs[s].mask : NULL, \
+                                                     packed, zero, cidx + w, ckey + w));    \
+            }                                                                               \
+            /* 5: the exact threshold among the candidates */                               \
+            uint64_t t64;                                                                   \
+            select_candidates(cidx, ckey, bucket, need, shift, cidx2, ckey2, &t64, &cut);   \
+            T = (K)t64;                                                                     \
+            *threshold_key = (uint64_t)T;                                                   \
+            if (!want_mask && !zero) return TP_OK;                                          \
+            /* 6: scatter the kept candidates; each unit the ones of its own range (they sit \
+             * at offsets[u]..offsets[u+1]), so units never write the same byte */           \
+            const K TT = T;                                                                 \
+            const int64_t CUT = cut;                                                        \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
+            for (int64_t u = 0; u < units; u++) {                                           \
+                int64_t end = u + 1 < units ? offsets[u + 1] : bucket;                      \
+                int64_t s = 0, off = 0;                                                     \
+                for (int64_t i = offsets[u]; i < end; i++) {                                \
+                    int64_t id = cidx[i];                                                   \
+                    while (id >= off + segs[s].numel) off += segs[s++].numel;               \
+                    int64_t j = id - off;                                                   \
+                    K key = (K)ckey[i];                                                     \
+                    int keep = key > TT || (key == TT && id <= CUT);                        \
+                    if (keep) {                                                             \
+                        if (want_mask) {                                                    \
+                            uint8_t *mk = (uint8_t *)segs[s].mask;                          \
+                            if (packed)                                                     \
+                                mk[j >> 3] |= (uint8_t)(0x80u >> (j & 7));                  \
+                            else                                                            \
+                                mk[j] = 1;                                                  \
+                        }                                                                   \
+                    } else if (zero) {                                                      \
+                        ((S *)segs[s].data)[j] = 0;                                         \
+                    }                                                                       \
+                }                                                                           \
+            }                                                                               \
+            return TP_OK;                                                                   \
+        }                                                                                   \
+        *threshold_key = k == 0 ? 0 : (uint64_t)T;                                          \
+        if (!want_mask && !zero) return TP_OK;                                              \
+        /* the rule pass: keep key > T, and key == T up to index cut */                     \
+        const K TT = T;                                                                     \
+        const int64_t CUT = cut;                                                            \
+        TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)")   \
+        for (int64_t u = 0; u < units; u++) {                                               \
+            FOR_PIECES(segs, count, ranges[u].lo, ranges[u].hi,                             \
+                       PICK(SUF, mark, isa)((S *)segs[s].data, a, b, off, 0, TT, CUT, 0,    \
+                                            want_mask ? (uint8_t *)segs[s].mask : NULL,     \
+                                            packed, zero, NULL, NULL));                     \
+        }                                                                                   \
+        return TP_OK;                                                                       \
+    }
+
+#define TP_f16_CODE TP_TOPK_FLOAT16
+#define TP_f32_CODE TP_FLOAT32
+#define TP_f64_CODE TP_FLOAT64
+DEFINE_SELECT(f16, uint16_t, uint32_t)
+DEFINE_SELECT(f32, uint32_t, uint32_t)
+DEFINE_SELECT(f64, uint64_t, uint64_t)
+
+int tp_topk_select_isa(const tp_topk_segment *segments, int64_t count, int32_t dtype, int64_t k,
+                       int32_t flags, void *workspace, int64_t workspace_bytes,
+                       int64_t cand_cap, uint64_t *threshold_key, int isa) {
+    TP_RETURN_IF(!threshold_key || count < 0 || (count > 0 && !segments), TP_ERR_ARGUMENT);
+    *threshold_key = 0;
+    TP_RETURN_IF(!tp_isa_available(isa), TP_ERR_UNSUPPORTED);
+    TP_RETURN_IF(!valid_dtype(dtype) || cand_cap < 0 || !workspace, TP_ERR_ARGUMENT);
+    TP_RETURN_IF(flags & ~(TP_TOPK_PACKED | TP_TOPK_ZERO | TP_TOPK_NO_MASK), TP_ERR_ARGUMENT);
+    int64_t total = 0;
+    for (int64_t s = 0; s < count; s++) {
+        TP_RETURN_IF(segments[s].numel < 0, TP_ERR_ARGUMENT);
+        if (segments[s].numel == 0) continue;
+        TP_RETURN_IF(!segments[s].data, TP_ERR_ARGUMENT);
+        TP_RETURN_IF(!(flags & TP_TOPK_NO_MASK) && !segments[s].mask, TP_ERR_ARGUMENT);
+        total += segments[s].numel;
+    }
+    TP_RETURN_IF(k < 0 || k > total, TP_ERR_ARGUMENT);
+    if (total == 0) return TP_OK;
+    char *ws = (char *)workspace;
+    switch (dtype) {
+        case TP_FLOAT32:
+            return select_f32(segments, count, total, k, flags, ws, workspace_bytes, cand_cap,
+                              threshold_key, isa);
+        case TP_FLOAT64:
+            return select_f64(segments, count, total, k, flags, ws, workspace_bytes, cand_cap,
+                              threshold_key, isa);
+        default:
+            return select_f16(segments, count, total, k, flags, ws, workspace_bytes, cand_cap,
+                              threshold_key, isa);
+    }
+}
+
+int tp_topk_select(const tp_topk_segment *segments, int64_t count, int32_t dtype, int64_t k,
+                   int32_t flags, void *workspace, int64_t workspace_bytes, int64_t cand_cap,
+                   uint64_t *threshold_key) {
+    return tp_topk_select_isa(segments, count, dtype, k, flags, workspace, workspace_bytes,
+                              cand_cap, threshold_key, tp_isa_current());
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Per-slice selection.                                                                      */
+
+/* One thread's share: histogram, keys, candidate indices and keys. */
+static int64_t rows_thread_bytes(int32_t dtype, int64_t len) {
+    int64_t b = (int64_t)1 << levels_of(dtype)->bits[0];
+    int64_t kb = dtype == TP_FLOAT64 ? 8 : 4;
+    int64_t bytes = b * 4 + len * (kb + 16);
+    return (bytes + 63) & ~(int64_t)63;
+}
+
+int64_t tp_topk_rows_workspace_bytes(int32_t dtype, int64_t len) {
+    if (!valid_dtype(dtype) || len < 0) return -1;
+    return rows_thread_bytes(dtype, len) * tp_get_num_threads() + 64;
+}
+
+static int64_t gcd64(int64_t a, int64_t b) {
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+#define DEFINE_ROWS(SUF, S, K)                                                                \
+    static int rows_##SUF(S *x, int64_t outer, int64_t len, int64_t inner, int64_t k,       \
+                          int32_t flags, uint8_t *mask, uint64_t *thr, char *ws,            \
+                          int64_t ws_bytes, int isa) {                                      \
+        const topk_levels *lv = &LEVELS_##SUF;                                              \
+        const int64_t per = rows_thread_bytes(TP_##SUF##_CODE, len);                        \
+        const int64_t rows = outer * inner;                                                 \
+        const int packed = (flags & TP_TOPK_PACKED) != 0, zero = (flags & TP_TOPK_ZERO) != 0; \
+        if (flags & TP_TOPK_NO_MASK) mask = NULL;                                           \
+        int threads = tp_threads_for(rows * len, TOPK_ROWS_MIN_PER_THREAD);                 \
+        if (threads > rows) threads = (int)rows;                                            \
+        /* packed bits of different slices share bytes unless slices are contiguous and   \
+         * threads split at byte boundaries */                                              \
+        int64_t group = 1;                                                                  \
+        if (packed && mask) {                                                               \
+            if (inner != 1)                                                                 \
+                threads = 1;                                                                \
+            else                                                                            \
+                group = 8 / gcd64(len % 8 == 0 ? 8 : len % 8, 8);                           \
+        }                                                                                   \
+        while (threads > 1 && per * threads > ws_bytes) threads--;                          \
+        TP_RETURN_IF(per > ws_bytes, TP_ERR_BUFFER);                                        \
+        const int64_t groups = (rows + group - 1) / group;                                  \
+        int nan = 0;                                                                        \
+        /* in-place zeroing must not start before every slice is known to be NaN-free */    \
+        if (zero && any_nan_##SUF(x, rows * len)) return TP_ERR_NONFINITE;                  \
+        (void)threads;                                                                      \
+        TOPK_PRAGMA("omp parallel num_threads(threads) reduction(|:nan) if(threads > 1)")       \
+        {                                                                                   \
+            int tid = 0;                                                                    \
+            TP_OMP_TID(tid);                                                                \
+            char *mine = ws + per * tid;                                                    \
+            uint32_t *h = (uint32_t *)mine;                                                 \
+            K *keys = (K *)(mine + ((int64_t)4 << lv->bits[0]));                            \
+            int64_t *cidx = (int64_t *)(keys + len);                                        \
+            uint64_t *ckey = (uint64_t *)(cidx + len);                                      \
+            memset(h, 0, (size_t)4 << lv->bits[0]);                                         \
+            TOPK_PRAGMA("omp for schedule(static)")                                             \
+            for (int64_t g = 0; g < groups; g++) {                                          \
+                int64_t r_end = (g + 1) * group < rows ? (g + 1) * group : rows;            \
+                for (int64_t r = g * group; r < r_end; r++) {                               \
+                    int64_t o = r / inner, j = r % inner;                                   \
+                    int64_t base = o * len * inner + j;                                     \
+                    nan |= PICK(SUF, row, isa)(x + base, len, inner, k, packed, zero, mask, \
+                                               base, thr ? thr + r : NULL, lv, h, keys,     \
+                                               cidx, ckey);                                 \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        return nan ? TP_ERR_NONFINITE : TP_OK;                                              \
+    }
+
+#ifdef _OPENMP
+#define TP_OMP_TID(v) (v) = omp_get_thread_num()
+#else
+#define TP_OMP_TID(v) (void)(v)
+#endif
+
+#define DEFINE_NAN_SCAN(SUF, S, K, ABS, INFK)                                                 \
+    static int any_nan_##SUF(const S *x, int64_t n) {                                       \
+        K mx = 0;                                                                           \
+        for (int64_t i = 0; i < n; i++) {                                                   \
+            K key = (K)(x[i] & ABS);                                                        \
+            mx = key > mx ? key : mx;                                                       \
+        }                                                                                   \
+        return mx > INFK;                                                                   \
+    }
+DEFINE_NAN_SCAN(f16, uint16_t, uint32_t, 0x7fffu, 0x7c00u)
+DEFINE_NAN_SCAN(f32, uint32_t, uint32_t, 0x7fffffffu, 0x7f800000u)
+DEFINE_NAN_SCAN(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff0000000000000ULL)
+
+DEFINE_ROWS(f16, uint16_t, uint32_t)
+DEFINE_ROWS(f32, uint32_t, uint32_t)
+DEFINE_ROWS(f64, uint64_t, uint64_t)
+
+int tp_topk_rows_isa(void *data, int64_t outer, int64_t len, int64_t inner, int32_t dtype,
+                     int64_t k, int32_t flags, void *mask, uint64_t *thresholds,
+                     void *workspace, int64_t workspace_bytes, int isa) {
+    TP_RETURN_IF(!tp_isa_available(isa), TP_ERR_UNSUPPORTED);
+    TP_RETURN_IF(!valid_dtype(dtype) || outer < 0 || len < 0 || inner < 0, TP_ERR_ARGUMENT);
+    TP_RETURN_IF(flags & ~(TP_TOPK_PACKED | TP_TOPK_ZERO | TP_TOPK_NO_MASK), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(k < 0 || k > len, TP_ERR_ARGUMENT);
+    if (outer == 0 || len == 0 || inner == 0) return TP_OK;
+    TP_RETURN_IF(!data || !workspace, TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(flags & TP_TOPK_NO_MASK) && !mask, TP_ERR_ARGUMENT);
+    char *ws = (char *)workspace;
+    switch (dtype) {
+        case TP_FLOAT32:
+            return rows_f32((uint32_t *)data, outer, len, inner, k, flags, (uint8_t *)mask,
+                            thresholds, ws, workspace_bytes, isa);
+        case TP_FLOAT64:
+            return rows_f64((uint64_t *)data, outer, len, inner, k, flags, (uint8_t *)mask,
+                            thresholds, ws, workspace_bytes, isa);
+        default:
+            return rows_f16((uint16_t *)data, outer, len, inner, k, flags, (uint8_t *)mask,
+                            thresholds, ws, workspace_bytes, isa);
+    }
+}
+
+int tp_topk_rows(void *data, int64_t outer, int64_t len, int64_t inner, int32_t dtype,
+                 int64_t k, int32_t flags, void *mask, uint64_t *thresholds, void *workspace,
+                 int64_t workspace_bytes) {
+    return tp_topk_rows_isa(data, outer, len, inner, dtype, k, flags, mask, thresholds,
+                            workspace, workspace_bytes, tp_isa_current());
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* N:M masks.                                                                                */
+
+#define NM_MIN_PER_THREAD 262144
+
+#define DEFINE_NM(SUF, S)                                                                     \
+    static int nm_run_##SUF(const S *x, int64_t outer, int64_t len, int64_t inner, int32_t n, \
+                            int32_t m, uint8_t *mask, int isa) {                            \
+        int nan = 0;                                                                        \
+        if (outer == 1 || inner > 1) {                                                      \
+            /* split the (len) axis into whole groups per thread, per outer block */        \
+            int64_t groups = len / m;                                                       \
+            int threads = tp_threads_for(outer * len * inner, NM_MIN_PER_THREAD);           \
+            (void)threads;                                                                  \
+            int64_t chunk = 4096 / (inner < 4096 ? inner : 4096);                           \
+            chunk = chunk < 1 ? 1 : chunk;                                                  \
+            int64_t pieces = (groups + chunk - 1) / chunk;                                  \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) reduction(|:nan) if(threads > 1)") \
+            for (int64_t t = 0; t < outer * pieces; t++) {                                  \
+                int64_t o = t / pieces, p = t % pieces;                                     \
+                int64_t g0 = p * chunk, g1 = g0 + chunk < groups ? g0 + chunk : groups;      \
+                int64_t at = o * len * inner + g0 * m * inner;                              \
+                nan |= PICK(SUF, nm, isa)(x + at, (g1 - g0) * m, inner, n, m, mask + at);   \
+            }                                                                               \
+        } else {                                                                            \
+            int threads = tp_threads_for(outer * len, NM_MIN_PER_THREAD);                   \
+            (void)threads;                                                                  \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) reduction(|:nan) if(threads > 1)") \
+            for (int64_t o = 0; o < outer; o++)                                             \
+                nan |= PICK(SUF, nm, isa)(x + o * len, len, 1, n, m, mask + o * len);       \
+        }                                                                                   \
+        return nan ? TP_ERR_NONFINITE : TP_OK;                                              \
+    }
+
+DEFINE_NM(f16, uint16_t)
+DEFINE_NM(f32, uint32_t)
+DEFINE_NM(f64, uint64_t)
+
+int tp_nm_mask_isa(const void *data, int64_t outer, int64_t len, int64_t inner, int32_t dtype,
+                   int32_t n, int32_t m, uint8_t *mask, int isa) {
+    TP_RETURN_IF(!tp_isa_available(isa), TP_ERR_UNSUPPORTED);
+    TP_RETURN_IF(!valid_dtype(dtype) || outer < 0 || len < 0 || inner < 0, TP_ERR_ARGUMENT);
+    TP_RETURN_IF(m < 1 || m > NM_MAX_M || n < 0 || n > m || len % m != 0, TP_ERR_ARGUMENT);
+    if (outer == 0 || len == 0 || inner == 0) return TP_OK;
+    TP_RETURN_IF(!data || !mask, TP_ERR_ARGUMENT);
+    switch (dtype) {
+        case TP_FLOAT32:
+            return nm_run_f32((const uint32_t *)data, outer, len, inner, n, m, mask, isa);
+        case TP_FLOAT64:
+            return nm_run_f64((const uint64_t *)data, outer, len, inner, n, m, mask, isa);
+        default:
+            return nm_run_f16((const uint16_t *)data, outer, len, inner, n, m, mask, isa);
+    }
+}
+
+int tp_nm_mask(const void *data, int64_t outer, int64_t len, int64_t inner, int32_t dtype,
+               int32_t n, int32_t m, uint8_t *mask) {
+    return tp_nm_mask_isa(data, outer, len, inner, dtype, n, m, mask, tp_isa_current());
+}

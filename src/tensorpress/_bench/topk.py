@@ -1,0 +1,127 @@
+"""Benchmark of the top-k family: tensorpress (C, Numba) vs the naive NumPy mask (np.partition's
+threshold, then a comparison) vs a mask built from torch.topk, as elements per second and as a
+share of the bandwidth bound measured in the same run (a bool mask reads 4 bytes and writes 1
+byte per float32 element: the C stream probe over n/4 elements reading 4 and writing 1 float32
+streams moves exactly those bytes)."""
+
+import contextlib
+
+import numpy as np
+
+from .. import _backend, prune
+from .timing import best_time, bound_seconds, format_table, rate, ratio, torch_or_none
+
+FULL_N, QUICK_N = 1 << 24, 1 << 20
+
+
+@contextlib.contextmanager
+def using_backend(name):
+    """Route the public functions through one backend's kernels."""
+    saved = prune._kernels
+    prune._kernels = _backend.kernels_of(name, "topk")
+    try:
+        yield
+    finally:
+        prune._kernels = saved
+
+
+def naive_mask(x, k):
+    """What a NumPy user writes: the k-th largest |x| from np.partition, then |x| >= t."""
+    a = np.abs(x)
+    t = np.partition(a.reshape(-1), a.size - k)[a.size - k]
+    return a >= t
+
+
+def naive_rows(x, k):
+    a = np.abs(x)
+    t = np.partition(a, a.shape[1] - k, axis=1)[:, a.shape[1] - k]
+    return a >= t[:, None]
+
+
+def naive_nm(x):
+    g = np.abs(x).reshape(-1, 4)
+    idx = np.argsort(-g, axis=1, kind="stable")[:, :2]
+    mask = np.zeros(g.shape, bool)
+    np.put_along_axis(mask, idx, True, axis=1)
+    return mask.reshape(x.shape)
+
+
+def torch_mask(torch, t, k):
+    mask = torch.zeros(t.numel(), dtype=torch.bool)
+    mask[torch.topk(t.abs().reshape(-1), k, sorted=False).indices] = True
+    return mask
+
+
+def torch_rows(torch, t, k):
+    mask = torch.zeros(t.shape, dtype=torch.bool)
+    mask.scatter_(1, torch.topk(t.abs(), k, dim=1, sorted=False).indices, True)
+    return mask
+
+
+def torch_nm(torch, t):
+    g = t.abs().reshape(-1, 4)
+    mask = torch.zeros(g.shape, dtype=torch.bool)
+    mask.scatter_(1, torch.topk(g, 2, dim=1).indices, True)
+    return mask
+
+
+def cases(n):
+    """(label, elements, tensorpress call, NumPy call, torch call or None) per workload."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n, dtype=np.float32)
+    side = int(round(n**0.5))
+    rows = x[: side * side].reshape(side, side)
+    parts = np.array_split(x.copy(), 100)
+    out = []
+    for frac in (0.1, 0.5):
+        k = round(frac * n)
+        out.append((f"topk_mask {n:,}, k={frac:.0%}", n, lambda k=k: prune.topk_mask(x, k),
+                    lambda k=k: naive_mask(x, k), lambda torch, t, k=k: torch_mask(torch, t, k)))
+    kr = round(0.1 * side)
+    out.append((f"topk_mask {side}x{side}, axis=1, 10%/row", side * side,
+                lambda: prune.topk_mask(rows, kr, axis=1), lambda: naive_rows(rows, kr),
+                lambda torch, t: torch_rows(torch, t.reshape(side, side), kr)))
+    kg = round(0.1 * n)
+    out.append((f"global_topk_masks, 100 arrays, {n:,} total, 10%", n,
+                lambda: prune.global_topk_masks(parts, kg), None, None))
+    out.append((f"nm_mask 2:4 {n:,}", n, lambda: prune.nm_mask(x), lambda: naive_nm(x),
+                lambda torch, t: torch_nm(torch, t)))
+    return x, out
+
+
+def run(quick=False):
+    torch = torch_or_none()
+    backends = [b for b in ("c", "numba") if b in _backend.available_backends()]
+    if quick and "c" in backends:
+        backends = ["c"]  # the Numba twins' first call compiles for seconds
+    n = QUICK_N if quick else FULL_N
+    repeat = 3 if quick else 5
+    x, work = cases(n)
+    t_x = torch.from_numpy(x) if torch is not None else None
+    bound = bound_seconds(n // 4, 4, 1)
+    lead = backends[0]
+    rows, single = [], None
+    for label, count, ours, naive, peer in work:
+        t = {}
+        for b in backends:
+            with using_backend(b):
+                t[b] = best_time(ours, repeat=repeat)
+        t["numpy"] = best_time(naive, repeat=repeat, min_time=0) if naive else None
+        t["torch"] = (best_time(lambda: peer(torch, t_x), repeat=2, min_time=0)
+                      if torch is not None and peer is not None else None)
+        if label.startswith("topk_mask") and "k=10%" in label:
+            single = t[lead]
+        note = ""
+        if label.startswith("global") and single:
+            note = f"{t[lead] / single:.2f}x one array"
+        b = bound * count / n
+        rows.append([label, rate(count, t.get("c")), rate(count, t.get("numba")),
+                     rate(count, t["numpy"]), rate(count, t["torch"]),
+                     ratio(t[lead], t["numpy"]), ratio(t[lead], t["torch"]),
+                     "-" if not bound else f"{100 * b / t[lead]:.0f}%", note])
+    headers = ["case (float32)", "C elem/s", "Numba elem/s", "NumPy elem/s", "torch elem/s",
+               f"{lead} vs NumPy", f"{lead} vs torch", "of bound", "note"]
+    title = ("Top-k magnitude masks (NumPy: np.partition threshold then |x| >= t; torch: torch.topk "
+             "indices scattered into a bool mask; bound: 4 bytes read + 1 written per element, "
+             f"measured: {rate(n, bound)} elem/s)")
+    return format_table(title, headers, rows)

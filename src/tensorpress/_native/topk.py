@@ -1,0 +1,111 @@
+"""C backend of the top-k family (csrc/topk.c): pointers taken, one call, status -> exception.
+
+Arguments arrive validated by tensorpress.prune: C-contiguous float16/32/64 arrays, masks of
+the right size and dtype, 0 <= k <= n. Workspaces are allocated here (never in C) and kept per
+Python thread between calls, so repeated calls neither re-allocate nor re-fault their pages.
+"""
+
+import threading
+
+import numpy as np
+
+from . import ISA_CODES, check, ffi, lib
+
+_DTYPE_CODES = {
+    np.dtype(np.float32): lib.TP_FLOAT32,
+    np.dtype(np.float64): lib.TP_FLOAT64,
+    np.dtype(np.float16): lib.TP_TOPK_FLOAT16,
+}
+_local = threading.local()
+
+
+def _workspace(nbytes):
+    """A uint8 buffer of at least `nbytes`, reused by this Python thread (calls release the GIL,
+    so two threads must never share one)."""
+    buf = getattr(_local, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = np.empty(max(nbytes, 1 << 16), np.uint8)
+        _local.buf = buf
+    return buf
+
+
+def candidate_capacity(total):
+    """Candidates (elements in the threshold's top-digit bucket) the workspace can hold: 1/32 of
+    the data covers ordinary weight distributions; more concentrated data costs one extra
+    histogram pass instead."""
+    return int(min(total, max(65536, total // 32)))
+
+
+def _ptr(a):
+    return ffi.cast("void *", ffi.from_buffer(a, require_writable=False))
+
+
+def topk_select(arrays, k, masks, packed=False, zero=False, isa=None):
+    """Select the k largest magnitudes of the concatenation of `arrays` (same dtype); write
+    `masks` (one per array; None for the threshold only); return the threshold's key bits."""
+    dtype = _DTYPE_CODES[arrays[0].dtype]
+    count = len(arrays)
+    segs = ffi.new("tp_topk_segment[]", count)
+    keep = []
+    total = 0
+    for i, a in enumerate(arrays):
+        n = a.size
+        segs[i].numel = n
+        total += n
+        if n:
+            d = ffi.from_buffer(a)
+            keep.append(d)
+            segs[i].data = d
+            if masks is not None:
+                m = ffi.from_buffer(masks[i])
+                keep.append(m)
+                segs[i].mask = m
+    flags = (lib.TP_TOPK_PACKED if packed else 0) | (lib.TP_TOPK_ZERO if zero else 0)
+    if masks is None:
+        flags |= lib.TP_TOPK_NO_MASK
+    cap = candidate_capacity(total)
+    nbytes = lib.tp_topk_workspace_bytes(dtype, total, cap)
+    ws = _workspace(nbytes)
+    key = ffi.new("uint64_t *")
+    wsp = ffi.from_buffer(ws)
+    if isa is None:
+        status = lib.tp_topk_select(segs, count, dtype, k, flags, wsp, ws.nbytes, cap, key)
+    else:
+        status = lib.tp_topk_select_isa(segs, count, dtype, k, flags, wsp, ws.nbytes, cap, key,
+                                        ISA_CODES[isa])
+    check(status, "topk")
+    return int(key[0])
+
+
+def topk_rows(x, outer, length, inner, k, mask, thresholds=None, packed=False, zero=False,
+              isa=None):
+    """The selection in every slice of x viewed as (outer, length, inner); `mask` has x's
+    layout (or is the packed bytes), `thresholds` (uint64, outer*inner, optional) receives each
+    slice's threshold key bits."""
+    dtype = _DTYPE_CODES[x.dtype]
+    flags = (lib.TP_TOPK_PACKED if packed else 0) | (lib.TP_TOPK_ZERO if zero else 0)
+    if mask is None:
+        flags |= lib.TP_TOPK_NO_MASK
+    nbytes = lib.tp_topk_rows_workspace_bytes(dtype, length)
+    ws = _workspace(nbytes)
+    xp = ffi.from_buffer(x) if x.size else ffi.NULL
+    mp = ffi.from_buffer(mask) if mask is not None and mask.size else ffi.NULL
+    tp = ffi.cast("uint64_t *", ffi.from_buffer(thresholds)) if thresholds is not None and thresholds.size else ffi.NULL
+    args = (xp, outer, length, inner, dtype, k, flags, mp, tp, ffi.from_buffer(ws), ws.nbytes)
+    if isa is None:
+        status = lib.tp_topk_rows(*args)
+    else:
+        status = lib.tp_topk_rows_isa(*args, ISA_CODES[isa])
+    check(status, "topk")
+
+
+def nm_mask(x, outer, length, inner, n, m, mask, isa=None):
+    """N:M mask of x viewed as (outer, length, inner) into the bool array `mask`."""
+    dtype = _DTYPE_CODES[x.dtype]
+    xp = ffi.from_buffer(x) if x.size else ffi.NULL
+    mp = ffi.cast("uint8_t *", ffi.from_buffer(mask)) if mask.size else ffi.NULL
+    if isa is None:
+        status = lib.tp_nm_mask(xp, outer, length, inner, dtype, n, m, mp)
+    else:
+        status = lib.tp_nm_mask_isa(xp, outer, length, inner, dtype, n, m, mp, ISA_CODES[isa])
+    check(status, "nm_mask")

@@ -1,0 +1,467 @@
+"""Top-k family: every function against the stable-argsort reference (tests/reference/topk.py),
+C variants and thread counts against each other, C against Numba, torch.nn.utils.prune parity,
+properties, heavy ties, special values and bad inputs. Runs on the live backend."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tensorpress as tp
+from tensorpress import _backend
+from tensorpress.errors import DTypeError, InvalidArgumentError, NonFiniteError
+
+from conftest import isa_variants, requires_c
+from reference import topk as ref
+
+DTYPES = [np.float16, np.float32, np.float64]
+
+
+def data(rng, shape, dtype, kind="normal"):
+    n = int(np.prod(shape))
+    if kind == "normal":
+        x = rng.standard_normal(n)
+    elif kind == "ties":  # few distinct magnitudes, both signs
+        x = rng.integers(-3, 4, n).astype(np.float64)
+    elif kind == "equal":
+        x = np.full(n, -2.5)
+    elif kind == "zeros":  # half signed zeros, half values
+        x = np.where(rng.random(n) < 0.5, rng.choice([0.0, -0.0], n), rng.standard_normal(n))
+    elif kind == "narrow":  # every key in one top-digit bucket: forces the refinement passes
+        x = 1.0 + rng.random(n) / 64
+    else:
+        raise ValueError(kind)
+    return x.astype(dtype).reshape(shape)
+
+
+def ks(n):
+    return sorted({0, min(1, n), n // 10, n // 2, max(n - 1, 0), n})
+
+
+def unpack(p, x):
+    return np.unpackbits(p, count=x.size).astype(bool).reshape(x.shape)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["normal", "ties", "equal", "zeros", "narrow"])
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 63, 64, 65, 1000, 70001])
+def test_topk_mask_matches_reference(rng, dtype, kind, n):
+    x = data(rng, (n,), dtype, kind)
+    order = ref.order(x)
+    for k in ks(n):
+        expected = ref.mask_from_order(order, k, x.shape)
+        got = tp.topk_mask(x, k)
+        assert got.dtype == np.bool_ and got.shape == x.shape
+        np.testing.assert_array_equal(got, expected, err_msg=f"k={k}")
+        packed = tp.topk_mask(x, k, packed=True)
+        np.testing.assert_array_equal(packed, np.packbits(expected.reshape(-1)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["normal", "ties", "narrow"])
+def test_large_parallel_path(rng, dtype, kind):
+    # above the size where the C kernel starts threads and splits the data into units
+    x = data(rng, (1_200_007,), dtype, kind)
+    order = ref.order(x)
+    for k in (1, 120_001, 600_000, x.size - 1):
+        expected = ref.mask_from_order(order, k, x.shape)
+        np.testing.assert_array_equal(tp.topk_mask(x, k), expected, err_msg=f"k={k}")
+    k = 300_000
+    assert tp.topk_threshold(x, k) == ref.topk_threshold(x, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", [((5, 7), 1), ((5, 7), 0), ((3, 4, 9), 1), ((3, 4, 9), -1),
+                                        ((2, 16), -1), ((6, 13), 1), ((1, 40), 1), ((40, 1), 0),
+                                        ((0, 5), 1), ((5, 0), 1), ((300, 257), 1), ((257, 300), 0)])
+@pytest.mark.parametrize("kind", ["normal", "ties"])
+def test_topk_mask_axis(rng, dtype, shape, axis, kind):
+    x = data(rng, shape, dtype, kind)
+    length = shape[axis]
+    for k in ks(length) + [0.3]:
+        expected = ref.topk_mask(x, k, axis=axis)
+        np.testing.assert_array_equal(tp.topk_mask(x, k, axis=axis), expected, err_msg=f"k={k}")
+        np.testing.assert_array_equal(tp.topk_mask(x, k, axis=axis, packed=True),
+                                      np.packbits(expected.reshape(-1)), err_msg=f"packed k={k}")
+        if isinstance(k, int) and k >= 1 and x.size:
+            np.testing.assert_array_equal(tp.topk_threshold(x, k, axis=axis),
+                                          ref.topk_threshold(x, k, axis=axis))
+
+
+def test_rows_parallel_large(rng):
+    x = data(rng, (512, 1024), np.float32, "normal")
+    for k in (1, 102, 512, 1023):
+        np.testing.assert_array_equal(tp.topk_mask(x, k, axis=1), ref.topk_mask(x, k, axis=1))
+    x = data(rng, (64, 4096), np.float32, "ties")
+    np.testing.assert_array_equal(tp.topk_mask(x, 0.1, axis=-1), ref.topk_mask(x, 0.1, axis=-1))
+
+
+@pytest.mark.parametrize("k", [0.0, 0.1, 0.25, 0.5, 0.95, 1.0, 0.05])
+def test_fraction_uses_python_round(rng, k):
+    x = data(rng, (1234,), np.float32)
+    assert tp.topk_mask(x, k).sum() == round(k * x.size)
+    x = data(rng, (10,), np.float32)
+    assert tp.topk_mask(x, 0.25).sum() == round(2.5) == 2  # banker's rounding, as torch.prune
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_threshold(rng, dtype):
+    x = data(rng, (10_001,), dtype)
+    for k in (1, 17, 5000, 10_001, 0.5):
+        t = tp.topk_threshold(x, k)
+        assert isinstance(t, np.generic) and t.dtype == dtype
+        assert t == ref.topk_threshold(x, k)
+    assert tp.topk_threshold(np.array([-3.0, 1.0], dtype), 1) == 3.0
+    with pytest.raises(InvalidArgumentError):
+        tp.topk_threshold(x, 0)
+    with pytest.raises(InvalidArgumentError):
+        tp.topk_threshold(np.zeros(0, dtype), 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axis", [None, 1])
+def test_prune_in_place(rng, dtype, axis):
+    x = data(rng, (37, 91), dtype, "zeros")
+    before = x.copy()
+    mask = tp.prune_(x, 0.3, axis=axis)
+    expected = ref.topk_mask(before, 0.3, axis=axis)
+    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(x[mask], before[mask])
+    assert np.all(x[~mask] == 0) and not np.signbit(x[~mask]).any()
+    y = before.copy()
+    packed = tp.prune_(y, 0.3, axis=axis, packed=True)
+    np.testing.assert_array_equal(unpack(packed, y), expected)
+    np.testing.assert_array_equal(y, x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prune_large(rng, dtype):
+    x = data(rng, (700_001,), dtype, "ties")
+    before = x.copy()
+    mask = tp.prune_(x, 0.37)
+    np.testing.assert_array_equal(mask, ref.topk_mask(before, 0.37))
+    np.testing.assert_array_equal(x, np.where(mask, before, 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_global(rng, dtype):
+    shapes = [(3, 5), (0,), (100,), (7, 7, 7), (1,), (40_000,), (2, 300_000)]
+    arrays = [data(rng, s, dtype, kind) for s, kind in zip(shapes, ["normal", "ties"] * 4)]
+    total = sum(a.size for a in arrays)
+    for k in (0, 1, 1000, 0.1, 0.5, total - 1, total):
+        expected = ref.global_topk_masks(arrays, k)
+        got = tp.global_topk_masks(arrays, k)
+        packed = tp.global_topk_masks(arrays, k, packed=True)
+        for a, g, p, e in zip(arrays, got, packed, expected):
+            assert g.shape == a.shape
+            np.testing.assert_array_equal(g, e)
+            np.testing.assert_array_equal(p, np.packbits(e.reshape(-1)))
+    assert tp.global_topk_masks([], 0) == []
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis,n,m", [((8,), -1, 2, 4), ((3, 16), -1, 2, 4), ((3, 16), 1, 1, 4),
+                                            ((16, 5), 0, 2, 4), ((4, 8, 3), 1, 3, 8), ((2, 12), -1, 1, 3),
+                                            ((5, 64), -1, 0, 4), ((5, 64), -1, 4, 4), ((0, 4), -1, 2, 4),
+                                            ((1000, 400), -1, 2, 4), ((2, 128), 1, 7, 64)])
+@pytest.mark.parametrize("kind", ["normal", "ties"])
+def test_nm_mask(rng, dtype, shape, axis, n, m, kind):
+    x = data(rng, shape, dtype, kind)
+    expected = ref.nm_mask(x, n=n, m=m, axis=axis)
+    np.testing.assert_array_equal(tp.nm_mask(x, n=n, m=m, axis=axis), expected)
+
+
+def test_nm_default_is_2_4(rng):
+    x = data(rng, (6, 32), np.float32)
+    mask = tp.nm_mask(x)
+    assert np.all(mask.reshape(6, 8, 4).sum(-1) == 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_special_values(dtype):
+    info = np.finfo(dtype)
+    tiny_sub = info.smallest_subnormal
+    x = np.array([0.0, -0.0, tiny_sub, -tiny_sub, 2 * tiny_sub, info.tiny, -info.max, np.inf,
+                  -np.inf, 1.0, -1.0, 0.0], dtype)
+    for k in range(x.size + 1):
+        np.testing.assert_array_equal(tp.topk_mask(x, k), ref.topk_mask(x, k), err_msg=f"k={k}")
+    assert tp.topk_threshold(x, 1) == np.inf
+    assert tp.topk_threshold(x, 6) == info.tiny
+    # signed zeros tie: the lower index wins
+    z = np.array([-0.0, 0.0, -0.0], dtype)
+    np.testing.assert_array_equal(tp.topk_mask(z, 2), [True, True, False])
+
+
+def test_ties_keep_lower_index():
+    x = np.array([1, -5, 5, 3, -5, 5, 2], np.float32)
+    np.testing.assert_array_equal(tp.topk_mask(x, 2), [0, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(tp.topk_mask(x, 4), [0, 1, 1, 0, 1, 1, 0])
+    np.testing.assert_array_equal(tp.topk_mask(np.ones((2, 3), np.float32), 2, axis=1),
+                                  [[1, 1, 0], [1, 1, 0]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),
+                  elements=st.floats(-1e4, 1e4, width=16)),
+       st.floats(0, 1), st.data())
+def test_properties(x, frac, draw):
+    k = round(frac * x.size)
+    mask = tp.topk_mask(x, k)
+    assert mask.sum() == k
+    mag = np.abs(x.astype(np.float64))
+    if 0 < k < x.size:
+        assert mag[mask].min() >= mag[~mask].max()
+        t = mag[mask].min()
+        tied = np.flatnonzero((mag == t).reshape(-1))
+        kept = mask.reshape(-1)[tied]
+        # among equal magnitudes at the threshold, kept ones come first in index order
+        assert np.all(kept[:kept.sum()]) and not kept[kept.sum():].any()
+    np.testing.assert_array_equal(mask, ref.topk_mask(x, k))
+    axis = draw.draw(st.integers(-x.ndim, x.ndim - 1))
+    np.testing.assert_array_equal(tp.topk_mask(x, frac, axis=axis), ref.topk_mask(x, frac, axis=axis))
+
+
+def test_nan_raises_and_leaves_input_alone(rng):
+    for dtype in DTYPES:
+        x = data(rng, (1000,), dtype)
+        x[537] = np.nan
+        before = x.copy()
+        for call in (lambda: tp.topk_mask(x, 10), lambda: tp.topk_threshold(x, 10),
+                     lambda: tp.prune_(x, 10), lambda: tp.prune_(x.reshape(10, 100), 10, axis=1),
+                     lambda: tp.prune_(x.reshape(10, 100), 10, axis=0),
+                     lambda: tp.global_topk_masks([x[:5], x], 3), lambda: tp.nm_mask(x),
+                     lambda: tp.topk_mask(x, 0), lambda: tp.topk_mask(x, x.size),
+                     lambda: tp.topk_mask(x.reshape(10, 100), 3, axis=1)):
+            with pytest.raises(NonFiniteError, match="NaN"):
+                call()
+            with pytest.raises(ValueError):
+                call()
+        np.testing.assert_array_equal(x, before)
+
+
+def test_bad_inputs():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    with pytest.raises(DTypeError):
+        tp.topk_mask(x.astype(np.int32), 2)
+    with pytest.raises(DTypeError):
+        tp.topk_mask([1.0, 2.0], 1)
+    with pytest.raises(DTypeError):
+        tp.topk_mask(x, True)
+    with pytest.raises(DTypeError):
+        tp.topk_mask(x, "3")
+    with pytest.raises(InvalidArgumentError):
+        tp.topk_mask(x, 13)
+    with pytest.raises(InvalidArgumentError):
+        tp.topk_mask(x, -1)
+    with pytest.raises(InvalidArgumentError):
+        tp.topk_mask(x, 1.5)
+    with pytest.raises(InvalidArgumentError):
+        tp.topk_mask(x, float("nan"))
+    with pytest.raises(InvalidArgumentError):
+        tp.topk_mask(x, 5, axis=1)  # k > slice length
+    with pytest.raises(InvalidArgumentError):
+        tp.topk_mask(x, 1, axis=2)
+    with pytest.raises(DTypeError):
+        tp.topk_mask(x, 1, axis=1.0)
+    with pytest.raises(InvalidArgumentError):
+        tp.topk_mask(x[:, ::2], 1)  # never copied silently
+    ro = x.copy()
+    ro.flags.writeable = False
+    with pytest.raises(InvalidArgumentError):
+        tp.prune_(ro, 2)
+    tp.topk_mask(ro, 2)  # reading a read-only array is fine
+    with pytest.raises(DTypeError):
+        tp.global_topk_masks(x, 2)
+    with pytest.raises(DTypeError):
+        tp.global_topk_masks([x, x.astype(np.float64)], 2)
+    with pytest.raises(InvalidArgumentError):
+        tp.nm_mask(np.ones(6, np.float32))  # 6 % 4
+    with pytest.raises(InvalidArgumentError):
+        tp.nm_mask(x, n=5, m=4)
+    with pytest.raises(InvalidArgumentError):
+        tp.nm_mask(x, n=1, m=0)
+    with pytest.raises(InvalidArgumentError):
+        tp.nm_mask(np.ones(128, np.float32), n=1, m=128)
+    with pytest.raises(InvalidArgumentError):
+        tp.nm_mask(np.ones((), np.float32))
+
+
+def test_empty_and_scalar():
+    for dtype in DTYPES:
+        e = np.zeros((0, 3), dtype)
+        assert tp.topk_mask(e, 0).shape == (0, 3)
+        assert tp.topk_mask(e, 0.5).shape == (0, 3)
+        assert tp.topk_mask(e, 0, packed=True).size == 0
+        assert tp.prune_(e, 0).shape == (0, 3)
+        s = np.array(-2.0, dtype)
+        assert tp.topk_mask(s, 1)[()] and tp.topk_mask(s, 1).shape == ()
+        assert tp.topk_threshold(s, 1) == 2.0
+
+
+# ---- torch parity ------------------------------------------------------------------------
+
+def test_torch_l1_unstructured(rng):
+    torch = pytest.importorskip("torch")
+    prune = pytest.importorskip("torch.nn.utils.prune")
+    for shape, amount in [((64, 33), 0.3), ((1000,), 0.9), ((17, 5, 3), 100), ((8, 8), 0.5)]:
+        x = rng.permutation(np.prod(shape)).astype(np.float32).reshape(shape) + 1  # tie-free
+        x *= rng.choice([-1, 1], x.shape)
+        w = torch.nn.Linear(1, 1)
+        w.weight = torch.nn.Parameter(torch.from_numpy(x.copy()))
+        prune.l1_unstructured(w, "weight", amount=amount)
+        torch_keep = w.weight_mask.numpy().astype(bool)
+        n = x.size
+        k = n - (round(amount * n) if isinstance(amount, float) else amount)  # amount = pruned
+        np.testing.assert_array_equal(tp.topk_mask(x, k), torch_keep)
+
+
+def test_torch_global_unstructured(rng):
+    torch = pytest.importorskip("torch")
+    prune = pytest.importorskip("torch.nn.utils.prune")
+    shapes = [(30, 20), (50,), (4, 4, 4)]
+    total = sum(int(np.prod(s)) for s in shapes)
+    values = (rng.permutation(total) + 1).astype(np.float32) * rng.choice([-1, 1], total)
+    arrays, at = [], 0
+    for s in shapes:
+        n = int(np.prod(s))
+        arrays.append(values[at:at + n].reshape(s).copy())
+        at += n
+    modules = []
+    for a in arrays:
+        mod = torch.nn.Module()
+        mod.weight = torch.nn.Parameter(torch.from_numpy(a.copy()))
+        modules.append(mod)
+    prune.global_unstructured([(m, "weight") for m in modules], prune.L1Unstructured, amount=0.4)
+    masks = tp.global_topk_masks(arrays, total - round(0.4 * total))
+    for mod, mask in zip(modules, masks):
+        np.testing.assert_array_equal(mask, mod.weight_mask.numpy().astype(bool))
+
+
+# ---- backends, variants and threads ------------------------------------------------------
+
+@requires_c
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_c_variants_agree(rng, dtype):
+    from tensorpress._native import topk as ck
+
+    for kind in ("normal", "ties", "narrow"):
+        x = data(rng, (300_003,), dtype, kind)
+        rows = data(rng, (37, 517), dtype, kind)
+        groups = data(rng, (9, 64), dtype, kind)
+        results = {}
+        for isa in isa_variants():
+            out = []
+            for k in (0, 1, 30_000, 150_001, x.size):
+                for packed in (False, True):
+                    mask = np.zeros((x.size + 7) // 8, np.uint8) if packed else np.zeros(x.size, bool)
+                    key = ck.topk_select([x], k, [mask], packed=packed, isa=isa)
+                    out += [mask, key]
+            for packed in (False, True):
+                mask = np.zeros((rows.size + 7) // 8, np.uint8) if packed else np.zeros(rows.shape, bool)
+                thr = np.zeros(37, np.uint64)
+                ck.topk_rows(rows, 37, 517, 1, 50, mask, thr, packed=packed, isa=isa)
+                out += [mask, thr]
+            for n, m in ((2, 4), (3, 8)):
+                mask = np.zeros(groups.shape, bool)
+                ck.nm_mask(groups, 1, groups.size, 1, n, m, mask, isa=isa)
+                out.append(mask)
+            results[isa] = out
+        scalar = results["scalar"]
+        for isa, out in results.items():
+            for a, b in zip(out, scalar):
+                np.testing.assert_array_equal(a, b, err_msg=f"{isa} vs scalar ({kind})")
+
+
+@requires_c
+def test_thread_counts_agree(rng):
+    before = tp.get_num_threads()
+    x = data(rng, (2_000_003,), np.float32, "ties")
+    rows = data(rng, (300, 999), np.float32, "ties")
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            tp.set_num_threads(threads)
+            outs.append((tp.topk_mask(x, 0.3), tp.topk_mask(x, 0.3, packed=True),
+                         tp.topk_mask(rows, 0.1, axis=1, packed=True), tp.nm_mask(x[:-3])))
+    finally:
+        tp.set_num_threads(before)
+    for out in outs[1:]:
+        for a, b in zip(out, outs[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(len(_backend.available_backends()) < 2, reason="needs both backends")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_c_and_numba_agree(rng, dtype):
+    c = _backend.kernels_of("c", "topk")
+    nb = _backend.kernels_of("numba", "topk")
+    x = data(rng, (200_001,), dtype, "ties")
+    rows = data(rng, (6, 50, 7), dtype, "normal")
+    for k in (0, 3, 20_000, x.size):
+        masks = [np.zeros(x.size, bool) for _ in range(2)]
+        keys = [be.topk_select([x], k, [m]) for be, m in zip((c, nb), masks)]
+        assert keys[0] == keys[1]
+        np.testing.assert_array_equal(masks[0], masks[1])
+    for packed in (False, True):
+        ms, ts = [], []
+        for be in (c, nb):
+            m = np.zeros((rows.size + 7) // 8, np.uint8) if packed else np.zeros(rows.shape, bool)
+            t = np.zeros(42, np.uint64)
+            be.topk_rows(rows, 6, 50, 7, 9, m, t, packed=packed)
+            ms.append(m)
+            ts.append(t)
+        np.testing.assert_array_equal(ms[0], ms[1])
+        np.testing.assert_array_equal(ts[0], ts[1])
+    g = [np.zeros(rows.shape, bool) for _ in range(2)]
+    for be, m in zip((c, nb), g):
+        be.nm_mask(rows, 6, 50, 7, 3, 5, m)
+    np.testing.assert_array_equal(g[0], g[1])
+
+
+@requires_c
+def test_c_entry_points_check_their_arguments():
+    """The C functions refuse bad arguments with a status instead of crashing."""
+    from tensorpress._native import ffi, lib
+
+    x = np.ones(1000, np.float32)
+    mask = np.zeros(1000, bool)
+    segs = ffi.new("tp_topk_segment[]", 1)
+    segs[0].data = ffi.from_buffer(x)
+    segs[0].numel = x.size
+    segs[0].mask = ffi.from_buffer(mask)
+    key = ffi.new("uint64_t *")
+    need = lib.tp_topk_workspace_bytes(lib.TP_FLOAT32, x.size, 1000)
+    ws = np.zeros(need, np.uint8)
+    wsp = ffi.from_buffer(ws)
+    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 10, 0, wsp, need, 1000, key) == lib.TP_OK
+    assert mask.sum() == 10
+    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 1001, 0, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
+    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, -1, 0, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
+    assert lib.tp_topk_select(segs, 1, 7, 10, 0, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
+    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 10, 64, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
+    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 10, 0, wsp, 100, 1000, key) == lib.TP_ERR_BUFFER
+    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 10, 0, ffi.NULL, need, 1000, key) == lib.TP_ERR_ARGUMENT
+    assert lib.tp_topk_select(ffi.NULL, 1, lib.TP_FLOAT32, 10, 0, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
+    segs[0].mask = ffi.NULL
+    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 10, 0, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
+    # a candidate space of 0 still selects exactly (by histogram passes down to single keys)
+    segs[0].mask = ffi.from_buffer(mask)
+    y = np.random.default_rng(1).standard_normal(1000).astype(np.float32)
+    segs[0].data = ffi.from_buffer(y)
+    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 77, 0, wsp, need, 0, key) == lib.TP_OK
+    np.testing.assert_array_equal(mask, ref.topk_mask(y, 77))
+
+    rws_need = lib.tp_topk_rows_workspace_bytes(lib.TP_FLOAT32, 100)
+    rws = np.zeros(rws_need, np.uint8)
+    rows = np.ones((10, 100), np.float32)
+    rmask = np.zeros(rows.shape, bool)
+    args = [ffi.from_buffer(rows), 10, 100, 1, lib.TP_FLOAT32, 5, 0, ffi.from_buffer(rmask), ffi.NULL,
+            ffi.from_buffer(rws), rws_need]
+    assert lib.tp_topk_rows(*args) == lib.TP_OK and rmask.sum() == 50
+    assert lib.tp_topk_rows(*args[:5], 101, *args[6:]) == lib.TP_ERR_ARGUMENT
+    assert lib.tp_topk_rows(*args[:10], 8) == lib.TP_ERR_BUFFER
+    nm = np.zeros(rows.shape, bool)
+    nmp = ffi.cast("uint8_t *", ffi.from_buffer(nm))
+    assert lib.tp_nm_mask(ffi.from_buffer(rows), 10, 100, 1, lib.TP_FLOAT32, 2, 3, nmp) == lib.TP_ERR_ARGUMENT
+    assert lib.tp_nm_mask(ffi.from_buffer(rows), 10, 100, 1, lib.TP_FLOAT32, 5, 4, nmp) == lib.TP_ERR_ARGUMENT
+    assert lib.tp_nm_mask(ffi.from_buffer(rows), 10, 100, 1, lib.TP_FLOAT32, 2, 4, nmp) == lib.TP_OK
