@@ -13,9 +13,9 @@
  *   type 1 (rle):     u8 symbol (the block is that symbol repeated)
  *   type 2 (huffman): 128 bytes of 4-bit code lengths (symbol 2i low nibble, 2i+1 high),
  *                     u32 size of streams 0, 1, 2 (stream 3 takes the rest), the 4 streams.
- * Stream k codes symbols [k*q, k*q + n_k) of the block, q = len/4, n_0..2 = q, n_3 = len - 3q,
- * LSB-first with bit-reversed canonical codes, zero-padded to a byte; it must end exactly at
- * its size, padding zero.
+ * Stream k codes the block's symbols i with i % 4 == k, in order (interleaved, so the four
+ * decoders write neighbouring bytes), LSB-first with bit-reversed canonical codes, zero-padded
+ * to a byte; it must end exactly at its size, padding zero. docs/huffman.md is the full spec.
  *
  * Encoding runs in two phases so every block is written in place: (A) per block, four
  * quarter histograms (which give the exact size of each stream for the chosen lengths) and the
@@ -29,6 +29,15 @@
 #define HUFF_LENGTHS_BYTES 128
 #define HUFF_PAYLOAD_START (HUFF_BLOCK_HEADER + HUFF_LENGTHS_BYTES + 12)
 #define HUFF_MAX_COUNT ((int64_t)1 << 50)
+
+/* a * b for shape products, stuck at HUFF_MAX_COUNT + 1 once past the limit, but exactly 0 when
+ * a dimension is 0 (a wrapped 64-bit product could otherwise pass for a small count). */
+static uint64_t saturating_product(uint64_t a, uint64_t b) {
+    const uint64_t over = (uint64_t)HUFF_MAX_COUNT + 1;
+    if (a == 0 || b == 0) return 0;
+    if (a >= over || b >= over || a > over / b) return over;
+    return a * b;
+}
 /* Below this many symbols per thread a second thread costs more than it saves. */
 #define HUFF_MIN_PER_THREAD ((int64_t)1 << 18)
 
@@ -423,12 +432,12 @@ int tp_huffman_encode_isa(const uint8_t *src, int64_t count, int32_t dtype, int3
     TP_RETURN_IF(dst_capacity < bound, TP_ERR_BUFFER);
     TP_RETURN_IF(workspace_size < tp_huffman_workspace_size(count, block_log2), TP_ERR_BUFFER);
     TP_RETURN_IF(count > 0 && (!workspace || ((uintptr_t)workspace & 7)), TP_ERR_ARGUMENT);
-    int64_t product = 1;
+    uint64_t product = 1;
     for (int d = 0; d < ndim; d++) {
         TP_RETURN_IF(shape[d] < 0 || shape[d] > HUFF_MAX_COUNT, TP_ERR_ARGUMENT);
-        product = product > HUFF_MAX_COUNT ? product : product * shape[d];
+        product = saturating_product(product, (uint64_t)shape[d]);
     }
-    TP_RETURN_IF(product != count, TP_ERR_ARGUMENT);
+    TP_RETURN_IF(product != (uint64_t)count, TP_ERR_ARGUMENT);
 
     const int64_t bs = (int64_t)1 << block_log2;
     const int64_t n_blocks = (count + bs - 1) >> block_log2;
@@ -514,7 +523,7 @@ int tp_huffman_parse(const uint8_t *blob, int64_t size, tp_huffman_info *info) {
     for (int d = 0; d < ndim; d++) {
         uint64_t dim = tp_load64le(blob + 16 + 8 * d);
         TP_RETURN_IF(dim > (uint64_t)HUFF_MAX_COUNT, TP_ERR_CORRUPT);
-        product = product > (uint64_t)HUFF_MAX_COUNT ? product : product * dim;
+        product = saturating_product(product, dim);
         info->shape[d] = (int64_t)dim;
     }
     TP_RETURN_IF(product != count, TP_ERR_CORRUPT);

@@ -371,3 +371,11 @@ def test_crafted_headers_raise():
     cases += [b"", b"TPHF", good[:20], good + b"\0"]
     for blob in cases:
         assert_corrupt(blob)
+
+
+def test_a_shape_whose_product_wraps_around_is_corrupt():
+    # 2**40 * 2**30 wraps to 0 in 64 bits: a header claiming that shape with count 0 must not
+    # pass as an empty array (it once raised a plain "array is too big" ValueError from NumPy).
+    header = bytearray(b"TPHF" + bytes([1, 0, 2, 17]) + struct.pack("<QQQ", 0, 2**40, 2**30) + bytes(4))
+    blob = reseal(bytes(header), ndim=2)
+    assert_corrupt(blob)
