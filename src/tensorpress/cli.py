@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+import time
 
 
 def _bench(args):
@@ -26,6 +27,9 @@ def _bench(args):
           f"{tp.get_num_threads()} threads, {platform.machine()}, numpy {__import__('numpy').__version__}")
     for family in families:
         module = importlib.import_module(f"tensorpress._bench.{family}")
+        # torch's OpenMP threads spin for a while after its last op; let them settle so they do
+        # not slow the first timings of the next family.
+        time.sleep(0.5)
         print()
         print(module.run(quick=args.quick), flush=True)
     return 0

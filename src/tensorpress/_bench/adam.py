@@ -61,16 +61,6 @@ def time_torch(torch, cols):
     return best_time(opt.step)
 
 
-def measure(label, shapes, backends, torch):
-    cols = make_tensors(shapes)
-    n = sum(int(np.prod(s)) for s in shapes)
-    times = {b: time_tensorpress(b, cols) for b in backends}
-    times["numpy"] = time_naive(cols)
-    times["torch"] = time_torch(torch, cols) if torch is not None else None
-    times["bound"] = bound_seconds(max(n, 1), BYTES_READ, BYTES_WRITTEN)
-    return label, n, times
-
-
 def run(quick=False):
     torch = torch_or_none()
     backends = [b for b in ("c", "numba") if b in _backend.available_backends()]
@@ -79,15 +69,25 @@ def run(quick=False):
         cases.append(("all-MiniLM-L6-v2 (103 tensors)", [s for _, s in minilm_l6_shapes()]))
     cases.append(("200 tensors x 384", [(384,)] * 200))
     lead = backends[0]
-    rows = []
+    results = []
     for label, shapes in cases:
-        label, n, t = measure(label, shapes, backends, torch)
-        row = [label, rate(n, t.get("c")), rate(n, t.get("numba")), rate(n, t["numpy"]),
-               rate(n, t["torch"]), ratio(t[lead], t["numpy"]), ratio(t[lead], t["torch"]),
-               "-" if "numba" not in t or "c" not in t else f"{t['c'] / t['numba']:.2f}",
-               "-" if not t["bound"] else f"{100 * t['bound'] / t[lead]:.0f}%",
-               f"{t[lead] * 1e6:.1f}"]
-        rows.append(row)
+        cols = make_tensors(shapes)
+        n = sum(int(np.prod(s)) for s in shapes)
+        t = {b: time_tensorpress(b, cols) for b in backends}
+        t["numpy"] = time_naive(cols)
+        t["bound"] = bound_seconds(max(n, 1), BYTES_READ, BYTES_WRITTEN)
+        results.append((label, shapes, n, t))
+    # torch last: its OpenMP threads keep spinning after each op and would slow the next
+    # parallel call of whatever is timed after them.
+    for label, shapes, n, t in results:
+        t["torch"] = time_torch(torch, make_tensors(shapes)) if torch is not None else None
+    rows = []
+    for label, shapes, n, t in results:
+        rows.append([label, rate(n, t.get("c")), rate(n, t.get("numba")), rate(n, t["numpy"]),
+                     rate(n, t["torch"]), ratio(t[lead], t["numpy"]), ratio(t[lead], t["torch"]),
+                     "-" if "numba" not in t or "c" not in t else f"{t['c'] / t['numba']:.2f}",
+                     "-" if not t["bound"] else f"{100 * t['bound'] / t[lead]:.0f}%",
+                     f"{t[lead] * 1e6:.1f}"])
     headers = ["case", "C elem/s", "Numba elem/s", "NumPy elem/s", "torch elem/s",
                f"{lead} vs NumPy", f"{lead} vs torch", "Numba/C", "of bound", f"{lead} us/call"]
     title = ("Fused Adam step, float32, in place (torch: torch.optim.Adam(fused=True).step(); "
