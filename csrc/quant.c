@@ -1,0 +1,668 @@
+/*
+ * quant.c: int8 quantize / dequantize per tensor, per channel (any axis) and per block.
+ *
+ *   q   = clamp(round_half_even(x * (1.0f / scale)) + zero_point, qmin, 127)    (float32 math)
+ *   x^  = float32(q - zero_point) * scale
+ * which is torch.quantize_per_channel / dequantize bit for bit. Scales come from the data
+ * (symmetric: absmax / 127; affine: the [min, max] range widened to 0, / 255, torch's observer
+ * formulas) or from the caller.
+ *
+ * Memory traffic is the cost, so each element is read once from DRAM where the layout allows:
+ *  - per channel, the channels are cut into tiles of about QZ_TILE_BYTES; a tile's stats pass
+ *    pulls it into cache and its quantize pass re-reads it from there. When the channel axis is
+ *    innermost (x viewed as rows x channels), the stats run along the rows into per-channel
+ *    accumulators, so every loop walks contiguous memory;
+ *  - per block, each block (32 elements for ggml's Q8_0) is reduced and quantized at once;
+ *  - per tensor needs the global absmax before the first q, hence two passes;
+ *  - caller-given scales and dequantize are plain streams.
+ * Threads take whole tiles / chunks, and every result is independent of how work is split
+ * (max / min reductions are exact), so results never depend on the thread count.
+ *
+ * The per-element loops live in quant_body.h, compiled for each input type (float32, float64,
+ * float16) and each variant (scalar reference, baseline, AVX2, AVX-512) and picked at run time.
+ */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#include "common.h"
+
+#define QZ_MIN_PER_THREAD 65536          /* elements: below this one thread is faster */
+#define QZ_CHUNK 65536                   /* elements per work item of the streaming loops */
+#define QZ_TILE_BYTES (256 * 1024)       /* bytes of x per tile: stays in the 512 KiB L2 */
+
+/* ---- scalar helpers, inlined into every variant ------------------------------------------- */
+
+TP_ALWAYS_INLINE uint32_t qz_bits(float f) {
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    return b;
+}
+
+TP_ALWAYS_INLINE float qz_float(uint32_t b) {
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* An int32 whose signed order is the float order (negative floats have their magnitude bits
+ * flipped), so min / max reduce as integers. NaNs land beyond the infinities. */
+TP_ALWAYS_INLINE int32_t qz_key(float f) {
+    int32_t b = (int32_t)qz_bits(f);
+    return b ^ ((b >> 31) & 0x7fffffff);
+}
+
+TP_ALWAYS_INLINE float qz_unkey(int32_t k) { return qz_float((uint32_t)(k ^ ((k >> 31) & 0x7fffffff))); }
+
+#define QZ_KEY_POS_INF 0x7f800000
+#define QZ_KEY_NEG_INF ((int32_t)0x807fffff)
+
+TP_ALWAYS_INLINE int qz_key_nonfinite(int32_t lo, int32_t hi) {
+    return hi >= QZ_KEY_POS_INF || lo <= QZ_KEY_NEG_INF;
+}
+
+/* IEEE half bits -> float, exact, in integer and float ops that vectorize on any x86-64 (no F16C
+ * needed): shift exponent and mantissa into float position and rescale by 2^(127-15); subnormal
+ * halves become normal floats through the same multiply; Inf / NaN get the all-ones exponent. */
+TP_ALWAYS_INLINE float qz_half(uint16_t h) {
+    uint32_t em = h & 0x7fffu;
+    uint32_t b = qz_bits(qz_float(em << 13) * 0x1p112f);
+    b = em >= 0x7c00u ? (b | 0x7f800000u) : b;
+    return qz_float(b | ((uint32_t)(h & 0x8000u) << 16));
+}
+
+/* Rounding without float compares: GCC will not if-convert a float compare-and-select under
+ * the default -ftrapping-math, which would leave the loops scalar, so the clamps are integer.
+ * Adding 1.5 * 2^23 to a float t with |t| <= 2^22 leaves rint(t) (half to even, the default
+ * rounding mode, as cvtps2dq) in the low mantissa bits: bits(t + MAGIC) - bits(MAGIC). */
+#define QZ_MAGIC 12582912.0f
+#define QZ_MAGIC_BITS 0x4B400000
+/* qz_key(-256.0f) and qz_key(256.0f) */
+#define QZ_KEY_M256 ((int32_t)0xbc7fffff)
+#define QZ_KEY_P256 0x43800000
+
+/* clamp(rint(t) + zp, qmin, 127) as int8. With `wide` (caller-given scales, so t may be huge,
+ * Inf or NaN) t is first clamped to +-256 through its order-preserving key (NaN keys lie
+ * beyond the infinities): beyond that the final clamp decides anyway, and integer bounds
+ * commute with rint, so the result is torch's clamp(nearbyint(t) + zp). Without `wide` the
+ * scale came from this data, so |t| <= 255 already. */
+TP_ALWAYS_INLINE int8_t qz_round_clamp(float t, int32_t zp, int32_t qmin, const int wide) {
+    if (wide) {
+        int32_t k = qz_key(t);
+        k = k > QZ_KEY_M256 ? k : QZ_KEY_M256;
+        k = k < QZ_KEY_P256 ? k : QZ_KEY_P256;
+        t = qz_unkey(k);
+    }
+    int32_t r = (int32_t)qz_bits(t + QZ_MAGIC) - QZ_MAGIC_BITS + zp;
+    r = r > qmin ? r : qmin;
+    r = r < 127 ? r : 127;
+    return (int8_t)r;
+}
+
+typedef struct {
+    float scale, inv;
+    int32_t zp, qmin;
+} qz_params;
+
+/* Smallest scale whose reciprocal is finite (a denormal-range channel gets this, not 0). */
+#define QZ_MIN_SCALE FLT_MIN
+
+/* Symmetric: scale = absmax / 127 (torch: max_val_pos / ((quant_max - quant_min) / 2)). */
+static inline qz_params qz_params_sym(uint32_t absmax_bits) {
+    qz_params p;
+    float a = qz_float(absmax_bits);
+    float s = a / 127.0f;
+    if (a == 0.0f) s = 1.0f;
+    else if (s < QZ_MIN_SCALE) s = QZ_MIN_SCALE;
+    p.scale = s;
+    p.inv = 1.0f / s;
+    p.zp = 0;
+    p.qmin = -127;
+    return p;
+}
+
+/* Affine, torch's observer formulas in float32: min_neg = min(min, 0), max_pos = max(max, 0),
+ * scale = (max_pos - min_neg) / 255, zero_point = clamp(-128 - round(min_neg / scale)).
+ * An empty group (lo > hi) counts as all zeros. */
+static inline qz_params qz_params_aff(int32_t lo, int32_t hi) {
+    qz_params p;
+    float mn = lo > hi ? 0.0f : qz_unkey(lo), mx = lo > hi ? 0.0f : qz_unkey(hi);
+    mn = mn < 0.0f ? mn : 0.0f;
+    mx = mx > 0.0f ? mx : 0.0f;
+    float range = mx - mn;
+    float s = range / 255.0f;
+    if (!isfinite(range)) s = (float)(((double)mx - (double)mn) / 255.0); /* +-FLT_MAX data */
+    if (s == 0.0f) s = 1.0f;
+    else if (s < QZ_MIN_SCALE) s = QZ_MIN_SCALE;
+    float z = -128.0f - rintf(mn / s);
+    z = z < -128.0f ? -128.0f : (z > 127.0f ? 127.0f : z);
+    p.scale = s;
+    p.inv = 1.0f / s;
+    p.zp = (int32_t)z;
+    p.qmin = -128;
+    return p;
+}
+
+/* ---- the loops, one compilation per (type, variant) --------------------------------------- */
+
+#define LOAD_F32(p, i) ((p)[i])
+#define LOAD_F64(p, i) ((float)(p)[i])
+#define LOAD_F16(p, i) qz_half((p)[i])
+
+#define QB_ATTR TP_NO_VECTORIZE
+#define QB_IN float
+#define QB_LOAD LOAD_F32
+#define QB_NAME(b) b##_f32_scalar
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_IN double
+#define QB_LOAD LOAD_F64
+#define QB_NAME(b) b##_f64_scalar
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_IN uint16_t
+#define QB_LOAD LOAD_F16
+#define QB_NAME(b) b##_f16_scalar
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_DEQUANT
+#define QB_NAME(b) b##_scalar
+#include "quant_body.h"
+#undef QB_NAME
+#undef QB_DEQUANT
+#undef QB_ATTR
+
+#define QB_ATTR
+#define QB_IN float
+#define QB_LOAD LOAD_F32
+#define QB_NAME(b) b##_f32_baseline
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_IN double
+#define QB_LOAD LOAD_F64
+#define QB_NAME(b) b##_f64_baseline
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_IN uint16_t
+#define QB_LOAD LOAD_F16
+#define QB_NAME(b) b##_f16_baseline
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_DEQUANT
+#define QB_NAME(b) b##_baseline
+#include "quant_body.h"
+#undef QB_NAME
+#undef QB_DEQUANT
+#undef QB_ATTR
+
+#if TP_HAVE_X86_VARIANTS
+#define QB_ATTR TP_TARGET_AVX2
+#define QB_IN float
+#define QB_LOAD LOAD_F32
+#define QB_NAME(b) b##_f32_avx2
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_IN double
+#define QB_LOAD LOAD_F64
+#define QB_NAME(b) b##_f64_avx2
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_IN uint16_t
+#define QB_LOAD LOAD_F16
+#define QB_NAME(b) b##_f16_avx2
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_DEQUANT
+#define QB_NAME(b) b##_avx2
+#include "quant_body.h"
+#undef QB_NAME
+#undef QB_DEQUANT
+#undef QB_ATTR
+
+#define QB_ATTR TP_TARGET_AVX512
+#define QB_IN float
+#define QB_LOAD LOAD_F32
+#define QB_NAME(b) b##_f32_avx512
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_IN double
+#define QB_LOAD LOAD_F64
+#define QB_NAME(b) b##_f64_avx512
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_IN uint16_t
+#define QB_LOAD LOAD_F16
+#define QB_NAME(b) b##_f16_avx512
+#include "quant_body.h"
+#undef QB_IN
+#undef QB_LOAD
+#undef QB_NAME
+#define QB_DEQUANT
+#define QB_NAME(b) b##_avx512
+#include "quant_body.h"
+#undef QB_NAME
+#undef QB_DEQUANT
+#undef QB_ATTR
+#endif
+
+typedef struct {
+    uint32_t (*stats_sym)(const void *, int64_t, uint32_t);
+    void (*stats_aff)(const void *, int64_t, int32_t *, int32_t *);
+    void (*cols_sym)(const void *, int64_t, uint32_t *);
+    void (*cols_aff)(const void *, int64_t, int32_t *, int32_t *);
+    int (*quant_seg)(const void *, int8_t *, int64_t, float, int32_t, int32_t, int);
+    int (*quant_cols)(const void *, int8_t *, int64_t, const float *, const int32_t *, int32_t, int);
+    int (*block)(const void *, int8_t *, int64_t, int, float *, int8_t *);
+} qz_ops;
+
+typedef struct {
+    void (*seg)(const int8_t *, float *, int64_t, float, int32_t);
+    void (*cols)(const int8_t *, float *, int64_t, const float *, const int8_t *);
+} dq_ops;
+
+#define QZ_OPS(SUF)                                                                          \
+    {qz_stats_sym_##SUF, qz_stats_aff_##SUF, qz_cols_sym_##SUF, qz_cols_aff_##SUF,           \
+     qz_quant_seg_##SUF, qz_quant_cols_##SUF, qz_block_##SUF}
+#define QZ_OPS_ROW(ISA) {QZ_OPS(f32_##ISA), QZ_OPS(f64_##ISA), QZ_OPS(f16_##ISA)}
+
+/* [variant][dtype]: TP_ISA_* by TP_FLOAT32 / TP_FLOAT64 / TP_QUANT_FLOAT16 */
+static const qz_ops QZ_TABLE[4][3] = {
+    QZ_OPS_ROW(scalar),
+    QZ_OPS_ROW(baseline),
+#if TP_HAVE_X86_VARIANTS
+    QZ_OPS_ROW(avx2),
+    QZ_OPS_ROW(avx512),
+#else
+    QZ_OPS_ROW(baseline),
+    QZ_OPS_ROW(baseline),
+#endif
+};
+
+static const dq_ops DQ_TABLE[4] = {
+    {dq_seg_scalar, dq_cols_scalar},
+    {dq_seg_baseline, dq_cols_baseline},
+#if TP_HAVE_X86_VARIANTS
+    {dq_seg_avx2, dq_cols_avx2},
+    {dq_seg_avx512, dq_cols_avx512},
+#else
+    {dq_seg_baseline, dq_cols_baseline},
+    {dq_seg_baseline, dq_cols_baseline},
+#endif
+};
+
+/* ---- layout helpers ----------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t outer, channels, inner, block; /* see tp_quant.h */
+    int64_t n;                             /* elements */
+    int64_t groups;                        /* scales */
+    int es;                                /* bytes per input element */
+} qz_layout;
+
+#define AT(x, i, es) ((const char *)(x) + (size_t)(i) * (size_t)(es))
+
+/* The segment holding element a: its scale index, and where it ends (exclusive). Per channel a
+ * segment is one run of `inner` elements; per block, one block of a row. */
+static inline int64_t qz_segment(const qz_layout *L, int64_t a, int64_t *group) {
+    if (L->block) {
+        int64_t r = a / L->inner, pos = a - r * L->inner, b = pos / L->block;
+        int64_t e = (b + 1) * L->block;
+        *group = r * L->channels + b;
+        return r * L->inner + (e < L->inner ? e : L->inner);
+    }
+    int64_t s = a / L->inner;
+    *group = s % L->channels;
+    return (s + 1) * L->inner;
+}
+
+static float qz_load_one(const void *x, int dtype, int64_t i) {
+    if (dtype == TP_FLOAT32) return ((const float *)x)[i];
+    if (dtype == TP_FLOAT64) return (float)((const double *)x)[i];
+    return qz_half(((const uint16_t *)x)[i]);
+}
+
+/* Error path only: the lowest channel (block) index holding a value that is not finite in
+ * float32. Plain and serial; it runs once, after a kernel has reported a bad value. */
+static int64_t qz_first_bad_group(const void *x, int dtype, const qz_layout *L) {
+    int64_t best = -1;
+    for (int64_t i = 0; i < L->n; i++) {
+        if (isfinite(qz_load_one(x, dtype, i))) continue;
+        int64_t g;
+        qz_segment(L, i, &g);
+        if (best < 0 || g < best) best = g;
+        if (L->block || L->channels == 1) break; /* memory order is group order here */
+    }
+    return best;
+}
+
+/* ---- quantize drivers --------------------------------------------------------------------- */
+
+/* Channels [c0, c1) of a [R][C][I] tensor, stats then quantize. ws: 4*C words (stats a, stats b,
+ * inv, zero point as float). Returns 1 when the tile holds a NaN / Inf. */
+static int qz_tile(const qz_ops *o, const void *x, int es, const qz_layout *L, int64_t c0,
+                   int64_t c1, int affine, float *scale, int8_t *zp, int8_t *q, int32_t *ws) {
+    const int64_t R = L->outer, C = L->channels, I = L->inner, W = c1 - c0;
+    uint32_t *absmax = (uint32_t *)ws;
+    int32_t *mn = ws, *mx = ws + C;
+    float *inv = (float *)(ws + 2 * C);
+    int32_t *zpi = ws + 3 * C;
+    for (int64_t c = c0; c < c1; c++) {
+        if (affine) {
+            mn[c] = INT32_MAX;
+            mx[c] = INT32_MIN;
+        } else {
+            absmax[c] = 0;
+        }
+    }
+    if (I == 1) {
+        for (int64_t r = 0; r < R; r++) {
+            const void *row = AT(x, r * C + c0, es);
+            if (affine) o->cols_aff(row, W, mn + c0, mx + c0);
+            else o->cols_sym(row, W, absmax + c0);
+        }
+    } else {
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t c = c0; c < c1; c++) {
+                const void *seg = AT(x, (r * C + c) * I, es);
+                if (affine) o->stats_aff(seg, I, &mn[c], &mx[c]);
+                else absmax[c] = o->stats_sym(seg, I, absmax[c]);
+            }
+    }
+    int32_t qmin = affine ? -128 : -127;
+    for (int64_t c = c0; c < c1; c++) {
+        if (affine ? qz_key_nonfinite(mn[c], mx[c]) : absmax[c] >= 0x7f800000u) return 1;
+        qz_params p = affine ? qz_params_aff(mn[c], mx[c]) : qz_params_sym(absmax[c]);
+        scale[c] = p.scale;
+        if (affine) zp[c] = (int8_t)p.zp;
+        inv[c] = p.inv;
+        zpi[c] = p.zp;
+    }
+    if (I == 1) {
+        for (int64_t r = 0; r < R; r++)
+            o->quant_cols(AT(x, r * C + c0, es), q + r * C + c0, W, inv + c0, zpi + c0, qmin, 0);
+    } else {
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t c = c0; c < c1; c++)
+                o->quant_seg(AT(x, (r * C + c) * I, es), q + (r * C + c) * I, I, inv[c], zpi[c],
+                             qmin, 0);
+    }
+    return 0;
+}
+
+static int qz_channels(const qz_ops *o, const void *x, const qz_layout *L, int affine,
+                       float *scale, int8_t *zp, int8_t *q, int32_t *ws) {
+    const int64_t C = L->channels;
+    int64_t chan_bytes = L->outer * L->inner * L->es;
+    int64_t tile = chan_bytes > 0 ? QZ_TILE_BYTES / chan_bytes : C;
+    if (tile < 1) tile = 1;
+    int threads = tp_threads_for(L->n, QZ_MIN_PER_THREAD);
+    if ((C + tile - 1) / tile < threads) tile = (C + threads - 1) / threads; /* feed every thread */
+    int64_t ntiles = (C + tile - 1) / tile;
+    int bad = 0;
+    (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(| : bad) if (threads > 1)
+#endif
+    for (int64_t t = 0; t < ntiles; t++) {
+        int64_t c0 = t * tile, c1 = c0 + tile < C ? c0 + tile : C;
+        bad |= qz_tile(o, x, L->es, L, c0, c1, affine, scale, zp, q, ws);
+    }
+    return bad;
+}
+
+/* Per tensor: one global stats pass, then one quantize pass. */
+static int qz_tensor(const qz_ops *o, const void *x, const qz_layout *L, int affine, float *scale,
+                     int8_t *zp, int8_t *q) {
+    const int64_t n = L->n, chunks = (n + QZ_CHUNK - 1) / QZ_CHUNK;
+    int threads = tp_threads_for(n, QZ_MIN_PER_THREAD);
+    (void)threads;
+    qz_params p;
+    if (affine) {
+        int32_t lo = INT32_MAX, hi = INT32_MIN;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(min : lo) reduction(max : hi) if (threads > 1)
+#endif
+        for (int64_t k = 0; k < chunks; k++) {
+            int64_t a = k * QZ_CHUNK, len = n - a < QZ_CHUNK ? n - a : QZ_CHUNK;
+            int32_t l = INT32_MAX, h = INT32_MIN;
+            o->stats_aff(AT(x, a, L->es), len, &l, &h);
+            lo = l < lo ? l : lo;
+            hi = h > hi ? h : hi;
+        }
+        if (qz_key_nonfinite(lo, hi)) return 1;
+        p = qz_params_aff(lo, hi);
+    } else {
+        uint32_t m = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(max : m) if (threads > 1)
+#endif
+        for (int64_t k = 0; k < chunks; k++) {
+            int64_t a = k * QZ_CHUNK, len = n - a < QZ_CHUNK ? n - a : QZ_CHUNK;
+            uint32_t v = o->stats_sym(AT(x, a, L->es), len, 0);
+            m = v > m ? v : m;
+        }
+        if (m >= 0x7f800000u) return 1;
+        p = qz_params_sym(m);
+    }
+    scale[0] = p.scale;
+    if (affine) zp[0] = (int8_t)p.zp;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+#endif
+    for (int64_t k = 0; k < chunks; k++) {
+        int64_t a = k * QZ_CHUNK, len = n - a < QZ_CHUNK ? n - a : QZ_CHUNK;
+        o->quant_seg(AT(x, a, L->es), q + a, len, p.inv, p.zp, p.qmin, 0);
+    }
+    return 0;
+}
+
+/* Per block: each block reduced and quantized while it sits in L1. */
+static int qz_blocks(const qz_ops *o, const void *x, const qz_layout *L, int affine, float *scale,
+                     int8_t *zp, int8_t *q) {
+    const int64_t G = L->groups, B = L->block, I = L->inner, nb = L->channels;
+    const int uniform = I % B == 0; /* then block g simply starts at g * B */
+    int threads = tp_threads_for(L->n, QZ_MIN_PER_THREAD);
+    int bad = 0;
+    (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(| : bad) if (threads > 1)
+#endif
+    for (int64_t g = 0; g < G; g++) {
+        int64_t start, len;
+        if (uniform) {
+            start = g * B;
+            len = B;
+        } else {
+            int64_t r = g / nb, b = g - r * nb;
+            start = r * I + b * B;
+            len = I - b * B < B ? I - b * B : B;
+        }
+        bad |= o->block(AT(x, start, L->es), q + start, len, affine, &scale[g], zp ? &zp[g] : NULL);
+    }
+    return bad;
+}
+
+/* Caller-given scales: one streaming pass that also looks for NaN / Inf. */
+static int qz_given(const qz_ops *o, const void *x, const qz_layout *L, const float *scale,
+                    const int8_t *zp, int8_t *q, int32_t *ws) {
+    const int64_t n = L->n, chunks = (n + QZ_CHUNK - 1) / QZ_CHUNK, C = L->channels;
+    const int per_channel = L->block == 0 && C > 1;
+    float *inv = (float *)(ws + 2 * C);
+    int32_t *zpi = ws + 3 * C;
+    if (per_channel)
+        for (int64_t c = 0; c < C; c++) {
+            inv[c] = 1.0f / scale[c];
+            zpi[c] = zp ? zp[c] : 0;
+        }
+    int threads = tp_threads_for(n, QZ_MIN_PER_THREAD);
+    int bad = 0;
+    (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(| : bad) if (threads > 1)
+#endif
+    for (int64_t k = 0; k < chunks; k++) {
+        int64_t a = k * QZ_CHUNK, b = n - a < QZ_CHUNK ? n : a + QZ_CHUNK;
+        while (a < b) {
+            int64_t len;
+            if (per_channel && L->inner == 1) {
+                int64_t j = a % C;
+                len = C - j < b - a ? C - j : b - a;
+                bad |= o->quant_cols(AT(x, a, L->es), q + a, len, inv + j, zpi + j, -128, 1);
+            } else {
+                int64_t g, end = qz_segment(L, a, &g);
+                len = (end < b ? end : b) - a;
+                float gi = per_channel ? inv[g] : 1.0f / scale[g];
+                int32_t gz = per_channel ? zpi[g] : (zp ? zp[g] : 0);
+                bad |= o->quant_seg(AT(x, a, L->es), q + a, len, gi, gz, -128, 1);
+            }
+            a += len;
+        }
+    }
+    return bad;
+}
+
+static int qz_layout_init(qz_layout *L, int64_t outer, int64_t channels, int64_t inner,
+                          int64_t block) {
+    TP_RETURN_IF(outer < 0 || channels < 0 || inner < 0 || block < 0, TP_ERR_ARGUMENT);
+    L->block = block;
+    if (block) {
+        TP_RETURN_IF(channels != (inner + block - 1) / block, TP_ERR_ARGUMENT);
+        L->outer = outer;
+        L->channels = channels;
+        L->inner = inner;
+        L->n = outer * inner;
+        L->groups = outer * channels;
+    } else if (channels == 1) { /* per tensor, also a channel axis of length 1 */
+        L->outer = 1;
+        L->channels = 1;
+        L->inner = outer * inner;
+        L->n = L->inner;
+        L->groups = 1;
+    } else {
+        L->outer = outer;
+        L->channels = channels;
+        L->inner = inner;
+        L->n = outer * channels * inner;
+        L->groups = channels;
+    }
+    return TP_OK;
+}
+
+int tp_quantize_int8_isa(const void *x, int32_t dtype, int64_t outer, int64_t channels,
+                         int64_t inner, int64_t block, int32_t mode, float *scale,
+                         int8_t *zero_point, int8_t *q, int32_t *workspace,
+                         int64_t workspace_len, int64_t *bad, int isa) {
+    TP_RETURN_IF(bad == NULL, TP_ERR_ARGUMENT);
+    *bad = -1;
+    TP_RETURN_IF(!tp_isa_available(isa) || isa < 0 || isa > 3, TP_ERR_UNSUPPORTED);
+    TP_RETURN_IF(dtype != TP_FLOAT32 && dtype != TP_FLOAT64 && dtype != TP_QUANT_FLOAT16,
+                 TP_ERR_ARGUMENT);
+    TP_RETURN_IF(mode != TP_QUANT_SYMMETRIC && mode != TP_QUANT_AFFINE && mode != TP_QUANT_GIVEN,
+                 TP_ERR_ARGUMENT);
+    qz_layout L;
+    int status = qz_layout_init(&L, outer, channels, inner, block);
+    TP_RETURN_IF(status != TP_OK, status);
+    L.es = dtype == TP_FLOAT32 ? 4 : dtype == TP_FLOAT64 ? 8 : 2;
+    const int affine = mode == TP_QUANT_AFFINE;
+    TP_RETURN_IF(L.groups > 0 && scale == NULL, TP_ERR_ARGUMENT);
+    TP_RETURN_IF(L.groups > 0 && affine && zero_point == NULL, TP_ERR_ARGUMENT);
+    if (mode == TP_QUANT_GIVEN)
+        for (int64_t g = 0; g < L.groups; g++) /* the reciprocal must be finite */
+            TP_RETURN_IF(!(scale[g] >= QZ_MIN_SCALE && scale[g] <= FLT_MAX), TP_ERR_ARGUMENT);
+    if (L.n == 0) { /* empty groups are all-zero groups */
+        if (mode != TP_QUANT_GIVEN)
+            for (int64_t g = 0; g < L.groups; g++) {
+                qz_params p = affine ? qz_params_aff(INT32_MAX, INT32_MIN) : qz_params_sym(0);
+                scale[g] = p.scale;
+                if (affine) zero_point[g] = p.zp;
+            }
+        return TP_OK;
+    }
+    TP_RETURN_IF(x == NULL || q == NULL, TP_ERR_ARGUMENT);
+    const int needs_ws = L.block == 0 && L.channels > 1;
+    TP_RETURN_IF(needs_ws && (workspace == NULL || workspace_len < 4 * L.channels), TP_ERR_ARGUMENT);
+
+    const qz_ops *o = &QZ_TABLE[isa][dtype];
+    int found;
+    if (mode == TP_QUANT_GIVEN) found = qz_given(o, x, &L, scale, zero_point, q, workspace);
+    else if (L.block) found = qz_blocks(o, x, &L, affine, scale, affine ? zero_point : NULL, q);
+    else if (L.channels == 1) found = qz_tensor(o, x, &L, affine, scale, zero_point, q);
+    else found = qz_channels(o, x, &L, affine, scale, zero_point, q, workspace);
+    if (found) {
+        *bad = qz_first_bad_group(x, dtype, &L);
+        return TP_ERR_NONFINITE;
+    }
+    return TP_OK;
+}
+
+int tp_quantize_int8(const void *x, int32_t dtype, int64_t outer, int64_t channels, int64_t inner,
+                     int64_t block, int32_t mode, float *scale, int8_t *zero_point, int8_t *q,
+                     int32_t *workspace, int64_t workspace_len, int64_t *bad) {
+    return tp_quantize_int8_isa(x, dtype, outer, channels, inner, block, mode, scale, zero_point,
+                                q, workspace, workspace_len, bad, tp_isa_current());
+}
+
+/* ---- dequantize --------------------------------------------------------------------------- */
+
+int tp_dequantize_int8_isa(const int8_t *q, int64_t outer, int64_t channels, int64_t inner,
+                           int64_t block, const float *scale, const int8_t *zero_point,
+                           float *out, int isa) {
+    TP_RETURN_IF(!tp_isa_available(isa) || isa < 0 || isa > 3, TP_ERR_UNSUPPORTED);
+    qz_layout L;
+    int status = qz_layout_init(&L, outer, channels, inner, block);
+    TP_RETURN_IF(status != TP_OK, status);
+    if (L.n == 0) return TP_OK;
+    TP_RETURN_IF(q == NULL || out == NULL || scale == NULL, TP_ERR_ARGUMENT);
+    const dq_ops *o = &DQ_TABLE[isa];
+    const int64_t n = L.n, chunks = (n + QZ_CHUNK - 1) / QZ_CHUNK, C = L.channels;
+    const int cols = L.block == 0 && C > 1 && L.inner == 1;
+    int threads = tp_threads_for(n, QZ_MIN_PER_THREAD);
+    (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+#endif
+    for (int64_t k = 0; k < chunks; k++) {
+        int64_t a = k * QZ_CHUNK, b = n - a < QZ_CHUNK ? n : a + QZ_CHUNK;
+        while (a < b) {
+            int64_t len;
+            if (cols) {
+                int64_t j = a % C;
+                len = C - j < b - a ? C - j : b - a;
+                o->cols(q + a, out + a, len, scale + j, zero_point ? zero_point + j : NULL);
+            } else {
+                int64_t g, end = qz_segment(&L, a, &g);
+                len = (end < b ? end : b) - a;
+                o->seg(q + a, out + a, len, scale[g], zero_point ? zero_point[g] : 0);
+            }
+            a += len;
+        }
+    }
+    return TP_OK;
+}
+
+int tp_dequantize_int8(const int8_t *q, int64_t outer, int64_t channels, int64_t inner,
+                       int64_t block, const float *scale, const int8_t *zero_point, float *out) {
+    return tp_dequantize_int8_isa(q, outer, channels, inner, block, scale, zero_point, out,
+                                  tp_isa_current());
+}
