@@ -58,6 +58,36 @@ QB_ATTR static void QB_NAME(qz_cols_aff)(const void *xv, int64_t n, int32_t *TP_
     }
 }
 
+/* Copy-convert to a float32 tile buffer (for channel axes that are not outermost, see quant.c),
+ * with the column stats fused in when the channel axis is innermost. */
+QB_ATTR static void QB_NAME(qz_copy)(const void *xv, float *TP_RESTRICT buf, int64_t n) {
+    const QB_IN *TP_RESTRICT x = (const QB_IN *)xv;
+    for (int64_t i = 0; i < n; i++) buf[i] = QB_LOAD(x, i);
+}
+
+QB_ATTR static void QB_NAME(qz_copy_cols_sym)(const void *xv, float *TP_RESTRICT buf, int64_t n,
+                                              uint32_t *TP_RESTRICT acc) {
+    const QB_IN *TP_RESTRICT x = (const QB_IN *)xv;
+    for (int64_t j = 0; j < n; j++) {
+        float v = QB_LOAD(x, j);
+        uint32_t b = qz_bits(v) & 0x7fffffffu;
+        buf[j] = v;
+        acc[j] = b > acc[j] ? b : acc[j];
+    }
+}
+
+QB_ATTR static void QB_NAME(qz_copy_cols_aff)(const void *xv, float *TP_RESTRICT buf, int64_t n,
+                                              int32_t *TP_RESTRICT mn, int32_t *TP_RESTRICT mx) {
+    const QB_IN *TP_RESTRICT x = (const QB_IN *)xv;
+    for (int64_t j = 0; j < n; j++) {
+        float v = QB_LOAD(x, j);
+        int32_t k = qz_key(v);
+        buf[j] = v;
+        mn[j] = k < mn[j] ? k : mn[j];
+        mx[j] = k > mx[j] ? k : mx[j];
+    }
+}
+
 /* q = clamp(rint(x * inv) + zp, qmin, 127) with one scale; returns 1 when x held a NaN or Inf
  * (only looked at when `check`, i.e. for caller-given scales: otherwise the stats pass did). */
 TP_ALWAYS_INLINE int QB_NAME(qz_quant_body)(const QB_IN *TP_RESTRICT x, int8_t *TP_RESTRICT q,

@@ -22,9 +22,12 @@
  * to float32 first), the clamp in float before the conversion.
  *
  * scale / zero_point are written (SYMMETRIC: zero_point unused, may be NULL; AFFINE) or read
- * (GIVEN). `workspace` holds 4 * channels int32 when block == 0 and channels > 1, else may be
- * NULL. Returns TP_ERR_NONFINITE with *bad set to the first channel (block) holding a NaN or Inf
+ * (GIVEN). `workspace` holds tp_quantize_int8_workspace(...) int32 words (0 per tensor and per
+ * block, then it may be NULL); with fewer words for `threads` buffers, fewer threads run. Returns TP_ERR_NONFINITE with *bad set to the first channel (block) holding a NaN or Inf
  * (also: a float64 beyond float32 range); *bad is -1 otherwise. */
+/* int32 words of workspace tp_quantize_int8 needs to run with up to `threads` threads. */
+int64_t tp_quantize_int8_workspace(int32_t dtype, int64_t outer, int64_t channels, int64_t inner,
+                                   int64_t block, int32_t mode, int32_t threads);
 int tp_quantize_int8(const void *x, int32_t dtype, int64_t outer, int64_t channels, int64_t inner,
                      int64_t block, int32_t mode, float *scale, int8_t *zero_point, int8_t *q,
                      int32_t *workspace, int64_t workspace_len, int64_t *bad);

@@ -23,7 +23,9 @@ def _ptr(a, ctype):
 def _quantize(x, layout, mode, scale, zero_point, q, isa):
     outer, channels, inner, block = layout
     code, ctype = _DTYPE_CODES[x.dtype]
-    workspace = np.empty(4 * channels if block == 0 and channels > 1 else 0, np.int32)
+    words = lib.tp_quantize_int8_workspace(code, outer, channels, inner, block, mode,
+                                           lib.tp_get_num_threads())
+    workspace = np.empty(max(words, 0), np.int32)
     bad = ffi.new("int64_t *")
     status = lib.tp_quantize_int8_isa(
         _ptr(x, ctype), code, outer, channels, inner, block, mode,
