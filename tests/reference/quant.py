@@ -59,8 +59,12 @@ def quantize(x, axis=0, symmetric=True, scale=None, zero_point=None, block_size=
     else:
         s = np.empty(ng, np.float32)
         z = np.zeros(ng, np.int64)
+        # Sort the elements by group once; each group is then one slice.
+        order = np.argsort(gf, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(gf, minlength=ng))])
+        xs = xf[order]
         for k in range(ng):
-            v = xf[gf == k]
+            v = xs[bounds[k]:bounds[k + 1]]
             if not np.all(np.isfinite(v)):
                 raise ValueError(f"group {k}")
             if symmetric:

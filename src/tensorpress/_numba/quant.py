@@ -2,7 +2,9 @@
 
 Layout arguments follow tp_quant.h: (outer, channels, inner, block). x arrives flat: float32,
 float64, or the uint16 bits of float16 (Numba has no float16 type), decoded here exactly.
-Non-finite input returns the first bad channel (block) index instead of raising, like the C
+Serial kernels, cached on disk (parallel Numba kernels cannot be cached and took a minute to
+compile per process). Non-finite input returns the first bad channel (block) index instead of
+raising, like the C
 backend's *bad; the public layer words the exception.
 """
 
@@ -15,10 +17,9 @@ from numba.extending import overload
 SYMMETRIC, AFFINE, GIVEN = 0, 1, 2
 _F32_MIN = np.float32(np.finfo(np.float32).tiny)  # smallest scale with a finite reciprocal
 _F32_MAX = np.float32(np.finfo(np.float32).max)
-_PARALLEL_MIN = 65536
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _half(h):
     """IEEE half bits -> float32, exactly."""
     h = np.int64(h)
@@ -39,11 +40,18 @@ def _load(x, i):  # pragma: no cover - replaced by the overload inside jitted co
     raise NotImplementedError
 
 
-@overload(_load, inline="always")
+@overload(_load)
 def _load_impl(x, i):
     if x.dtype == nb.types.uint16:
-        return lambda x, i: _half(x[i])
-    return lambda x, i: np.float32(x[i])
+        def load_half(x, i):
+            return _half(x[i])
+
+        return load_half
+
+    def load(x, i):
+        return np.float32(x[i])
+
+    return load
 
 
 @nb.njit(cache=True, inline="always")
@@ -125,7 +133,7 @@ def _quant_range(x, q, lo, hi, inv, zp, qmin):
         q[i] = _round_clamp(_load(x, i) * inv, zp, qmin)
 
 
-@nb.njit(parallel=True)
+@nb.njit(cache=True)
 def _quantize_groups(x, q, outer, channels, inner, block, affine, scale, zp_out):
     """Stats modes per channel or per block. Returns the first bad group or -1."""
     if block:
@@ -133,12 +141,15 @@ def _quantize_groups(x, q, outer, channels, inner, block, affine, scale, zp_out)
     else:
         groups = channels
     bad = np.zeros(groups, np.bool_)
-    for g in nb.prange(groups):
+    for g in range(groups):
         a = np.float32(0)
         mn = np.float32(np.inf)
         mx = np.float32(-np.inf)
         b = False
         empty = True
+        lo = 0
+        hi = 0
+        nseg = 1
         if block:
             r = g // channels
             k = g - r * channels
@@ -185,13 +196,13 @@ def _group_of(i, channels, inner, block):
     return (i // inner) % channels
 
 
-@nb.njit(parallel=True)
+@nb.njit(cache=True)
 def _quantize_given(x, q, channels, inner, block, scale, zp, has_zp):
     n = x.size
     chunk = 16384
     nchunks = (n + chunk - 1) // chunk
     bad = np.zeros(nchunks, np.bool_)
-    for k in nb.prange(nchunks):
+    for k in range(nchunks):
         for i in range(k * chunk, min(n, (k + 1) * chunk)):
             g = _group_of(i, channels, inner, block)
             v = _load(x, i)
@@ -209,12 +220,12 @@ def _quantize_given(x, q, channels, inner, block, scale, zp, has_zp):
     return first
 
 
-@nb.njit(parallel=True)
+@nb.njit(cache=True)
 def _dequantize(q, channels, inner, block, scale, zp, has_zp, out):
     n = q.size
     chunk = 16384
     nchunks = (n + chunk - 1) // chunk
-    for k in nb.prange(nchunks):
+    for k in range(nchunks):
         for i in range(k * chunk, min(n, (k + 1) * chunk)):
             g = _group_of(i, channels, inner, block)
             z = np.int32(zp[g]) if has_zp else np.int32(0)
