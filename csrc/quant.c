@@ -273,7 +273,7 @@ typedef struct {
     void (*cols_aff)(const void *, int64_t, int32_t *, int32_t *);
     int (*quant_seg)(const void *, int8_t *, int64_t, float, int32_t, int32_t, int);
     int (*quant_cols)(const void *, int8_t *, int64_t, const float *, const int32_t *, int32_t, int);
-    int (*block)(const void *, int8_t *, int64_t, int, float *, int8_t *);
+    int (*block_run)(const void *, int8_t *, int64_t, int64_t, int, float *, int8_t *);
     void (*copy)(const void *, float *, int64_t);
     void (*copy_cols_sym)(const void *, float *, int64_t, uint32_t *);
     void (*copy_cols_aff)(const void *, float *, int64_t, int32_t *, int32_t *);
@@ -286,7 +286,7 @@ typedef struct {
 
 #define QZ_OPS(SUF)                                                                          \
     {qz_stats_sym_##SUF, qz_stats_aff_##SUF, qz_cols_sym_##SUF, qz_cols_aff_##SUF,           \
-     qz_quant_seg_##SUF, qz_quant_cols_##SUF, qz_block_##SUF, qz_copy_##SUF,                 \
+     qz_quant_seg_##SUF, qz_quant_cols_##SUF, qz_block_run_##SUF, qz_copy_##SUF,                 \
      qz_copy_cols_sym_##SUF, qz_copy_cols_aff_##SUF}
 #define QZ_OPS_ROW(ISA) {QZ_OPS(f32_##ISA), QZ_OPS(f64_##ISA), QZ_OPS(f16_##ISA)}
 
@@ -676,28 +676,34 @@ static int qz_tensor(const qz_ops *o, const void *x, const qz_layout *L, int aff
     return 0;
 }
 
-/* Per block: each block reduced and quantized while it sits in L1. */
+/* Per block: each block reduced and quantized while it sits in L1. Work items are runs of
+ * QZ_BLOCK_RUN blocks when every row splits evenly (the tensor is then one run of blocks), else
+ * whole rows (their full blocks in one run, then the short one). */
+#define QZ_BLOCK_RUN 2048
+
 static int qz_blocks(const qz_ops *o, const void *x, const qz_layout *L, int affine, float *scale,
                      int8_t *zp, int8_t *q) {
-    const int64_t G = L->groups, B = L->block, I = L->inner, nb = L->channels;
-    const int uniform = I % B == 0; /* then block g simply starts at g * B */
+    const int64_t G = L->groups, B = L->block, I = L->inner, nb = L->channels, R = L->outer;
+    const int uniform = I % B == 0;
+    const int64_t items = uniform ? (G + QZ_BLOCK_RUN - 1) / QZ_BLOCK_RUN : R;
     int threads = tp_threads_for(L->n, QZ_MIN_PER_THREAD);
     int bad = 0;
     (void)threads;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(| : bad) if (threads > 1)
 #endif
-    for (int64_t g = 0; g < G; g++) {
-        int64_t start, len;
+    for (int64_t k = 0; k < items; k++) {
         if (uniform) {
-            start = g * B;
-            len = B;
+            int64_t g0 = k * QZ_BLOCK_RUN, count = G - g0 < QZ_BLOCK_RUN ? G - g0 : QZ_BLOCK_RUN;
+            bad |= o->block_run(AT(x, g0 * B, L->es), q + g0 * B, count, B, affine, scale + g0,
+                                zp ? zp + g0 : NULL);
         } else {
-            int64_t r = g / nb, b = g - r * nb;
-            start = r * I + b * B;
-            len = I - b * B < B ? I - b * B : B;
+            int64_t g0 = k * nb, start = k * I, last = (nb - 1) * B;
+            bad |= o->block_run(AT(x, start, L->es), q + start, nb - 1, B, affine, scale + g0,
+                                zp ? zp + g0 : NULL);
+            bad |= o->block_run(AT(x, start + last, L->es), q + start + last, 1, I - last, affine,
+                                scale + g0 + nb - 1, zp ? zp + g0 + nb - 1 : NULL);
         }
-        bad |= o->block(AT(x, start, L->es), q + start, len, affine, &scale[g], zp ? &zp[g] : NULL);
     }
     return bad;
 }

@@ -158,10 +158,21 @@ TP_ALWAYS_INLINE int QB_NAME(qz_block_body)(const QB_IN *TP_RESTRICT x, int8_t *
     return 0;
 }
 
-QB_ATTR static int QB_NAME(qz_block)(const void *x, int8_t *q, int64_t n, int affine, float *scale,
-                                     int8_t *zp) {
-    if (n == 32) return QB_NAME(qz_block_body)((const QB_IN *)x, q, 32, affine, scale, zp);
-    return QB_NAME(qz_block_body)((const QB_IN *)x, q, n, affine, scale, zp);
+/* `count` consecutive blocks of `B` elements (one row's full blocks, or a run of them): one call
+ * for many blocks keeps call overhead off the 32-element blocks. Returns 1 on NaN / Inf. */
+QB_ATTR static int QB_NAME(qz_block_run)(const void *xv, int8_t *q, int64_t count, int64_t B,
+                                         int affine, float *scale, int8_t *zp) {
+    const QB_IN *x = (const QB_IN *)xv;
+    int bad = 0;
+    if (B == 32) /* ggml's Q8_0: a constant trip count lets the compiler unroll the block */
+        for (int64_t g = 0; g < count; g++)
+            bad |= QB_NAME(qz_block_body)(x + g * 32, q + g * 32, 32, affine, scale + g,
+                                          zp ? zp + g : NULL);
+    else
+        for (int64_t g = 0; g < count; g++)
+            bad |= QB_NAME(qz_block_body)(x + g * B, q + g * B, B, affine, scale + g,
+                                          zp ? zp + g : NULL);
+    return bad;
 }
 
 #else /* QB_DEQUANT */

@@ -1,0 +1,149 @@
+"""Benchmark of int8 quantize / dequantize: tensorpress (C, Numba) against the naive NumPy chain
+and torch (observer + quantize_per_channel), with the percent of the bandwidth bound."""
+
+import warnings
+
+import numpy as np
+
+from .. import _backend
+from .. import quant as _quant
+from .timing import best_time, bound_seconds, format_table, rate, ratio, torch_or_none
+
+
+def _naive_quantize(x, axis):
+    """abs / max / divide / rint / clip / astype, as one would write it."""
+    s = np.abs(x).max(axis=axis, keepdims=True) / 127
+    s[s == 0] = 1
+    return np.clip(np.rint(x / s), -127, 127).astype(np.int8), s
+
+
+def _naive_dequantize(q, s):
+    return q.astype(np.float32) * s
+
+
+def _torch_quantize(torch, xt, axis):
+    from torch.ao.quantization import PerChannelMinMaxObserver
+
+    obs = PerChannelMinMaxObserver(ch_axis=axis, dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
+                                   quant_min=-127, quant_max=127)
+    obs(xt)
+    s, z = obs.calculate_qparams()
+    return torch.quantize_per_channel(xt, s, z, axis, torch.qint8)
+
+
+def _with_backend(name, fn):
+    """fn run with the public functions bound to backend `name`, or None if it is missing."""
+    if name not in _backend.available_backends():
+        return None
+    module = _backend.kernels_of(name, "quant")
+
+    def call():
+        saved = _quant._k
+        _quant._k = module
+        try:
+            return fn()
+        finally:
+            _quant._k = saved
+
+    return call
+
+
+def _bytes_model(n):
+    """(seconds per read byte, seconds per written byte) from two probes of the same run:
+    1 read + 1 write float32 streams, and 2 reads + 1 write. None without the C extension."""
+    t11 = bound_seconds(n, 1, 1)
+    t21 = bound_seconds(n, 2, 1)
+    if t11 is None or t21 is None:
+        return None
+    read = (t21 - t11) / (4 * n)
+    write = t11 / (4 * n) - read
+    if read <= 0 or write <= 0:  # noisy probes: fall back to a flat cost per byte
+        read = write = t11 / (8 * n)
+    return read, write
+
+
+def run(quick=False):
+    rows_, cols_ = (1024, 1024) if quick else (4096, 4096)
+    n = rows_ * cols_
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows_, cols_), dtype=np.float32)
+    x16 = x.astype(np.float16)
+    torch = torch_or_none()
+    repeat = 3 if quick else 5
+    model = _bytes_model(n)
+
+    def bound(read_bytes, write_bytes):
+        return None if model is None else n * (read_bytes * model[0] + write_bytes * model[1])
+
+    q0, s0 = _quant.quantize_int8(x, 0)
+    out = np.empty_like(x)
+    cases = []  # (label, tensorpress fn, naive fn, torch fn, bound seconds)
+    t_x = torch.from_numpy(x) if torch is not None else None
+    for axis in (0, 1):
+        cases.append((
+            f"quantize axis {axis}",
+            lambda axis=axis: _quant.quantize_int8(x, axis),
+            lambda axis=axis: _naive_quantize(x, 1 - axis),
+            None if torch is None else (lambda axis=axis: _torch_quantize(torch, t_x, axis)),
+            bound(4, 1),
+        ))
+    cases.append((
+        "quantize axis 0 affine",
+        lambda: _quant.quantize_int8(x, 0, symmetric=False), None,
+        None if torch is None else (lambda: _torch_quantize_affine(torch, t_x)),
+        bound(4, 1),
+    ))
+    xb = x.reshape(-1, 32)
+    cases.append((
+        "quantize block_size=32",
+        lambda: _quant.quantize_int8(x, block_size=32),
+        lambda: _naive_quantize(xb, 1),
+        None if torch is None else (lambda: _torch_quantize(torch, torch.from_numpy(xb), 0)),
+        bound(4, 1.125),  # + one float32 scale per 32 elements
+    ))
+    cases.append((
+        "quantize axis 0 float16",
+        lambda: _quant.quantize_int8(x16, 0), lambda: _naive_quantize(x16, 1), None, bound(2, 1),
+    ))
+    tq0 = None if torch is None else _torch_quantize(torch, t_x, 0)
+    cases.append((
+        "dequantize axis 0",
+        lambda: _quant.dequantize_int8(q0, s0, axis=0, out=out),
+        lambda: _naive_dequantize(q0, s0[:, None]),
+        None if torch is None else (lambda: tq0.dequantize()),
+        bound(1, 4),
+    ))
+
+    table = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's deprecation notice for quantized tensors
+        for label, fn, naive, peer, bound_s in cases:
+            t_c = best_time(_with_backend("c", fn), repeat=repeat) if "c" in _backend.available_backends() else None
+            nb = _with_backend("numba", fn)
+            t_nb = None if quick or nb is None else best_time(nb, repeat=2)
+            t_np = None if naive is None else best_time(naive, repeat=repeat)
+            t_peer = None if peer is None else best_time(peer, repeat=repeat)
+            best = t_c or t_nb
+            pct = "-" if not best or not bound_s else f"{100 * bound_s / best:.0f}%"
+            table.append([label, rate(n, t_c), rate(n, t_nb), rate(n, t_np), rate(n, t_peer),
+                          ratio(best, t_np), ratio(best, t_peer), pct])
+    title = (
+        f"int8 quantize / dequantize, {rows_}x{cols_} float32 ({n / 1e6:.0f}M elements), elements/s; "
+        "torch = PerChannelMinMaxObserver + quantize_per_channel (block rows: per-channel over a "
+        "(n/32, 32) view); naive = NumPy abs/max/divide/rint/clip/astype. "
+        "Bound: seconds per read and per written byte fitted from two stream probes of this run "
+        "(1 read + 1 write float32 streams, and 2 reads + 1 write), applied to the bytes the "
+        "operation must move: quantize 4 read + 1 written per element (float16: 2 + 1), "
+        "dequantize 1 + 4; the axis-1 kernel actually reads x twice (stats, then quantize)."
+    )
+    headers = ["work", "tp C", "tp Numba", "naive NumPy", "torch", "vs NumPy", "vs torch", "% of bound"]
+    return format_table(title, headers, table)
+
+
+def _torch_quantize_affine(torch, xt):
+    from torch.ao.quantization import PerChannelMinMaxObserver
+
+    obs = PerChannelMinMaxObserver(ch_axis=0, dtype=torch.qint8, qscheme=torch.per_channel_affine)
+    obs(xt)
+    s, z = obs.calculate_qparams()
+    return torch.quantize_per_channel(xt, s, z, 0, torch.qint8)
