@@ -108,128 +108,147 @@ def _params_aff(mn, mx, empty):
     return s, np.float32(1.0) / s, int(z), -128
 
 
-@nb.njit(cache=True, inline="always")
-def _stats(x, lo, hi, affine):
-    """(absmax or min, max, bad) over x[lo:hi] in float32."""
-    a = np.float32(0)
-    mn = np.float32(np.inf)
-    mx = np.float32(-np.inf)
-    bad = False
-    for i in range(lo, hi):
-        v = _load(x, i)
-        if not _finite(v):
-            bad = True
-        elif affine:
-            mn = min(mn, v)
-            mx = max(mx, v)
-        else:
-            a = max(a, abs(v))
-    return a, mn, mx, bad
-
-
-@nb.njit(cache=True, inline="always")
-def _quant_range(x, q, lo, hi, inv, zp, qmin):
-    for i in range(lo, hi):
-        q[i] = _round_clamp(_load(x, i) * inv, zp, qmin)
+@nb.njit(cache=True)
+def _channel_stats(x, outer, channels, inner, affine, a, mn, mx, bad):
+    """Per-channel absmax (or min, max) and NaN / Inf flags, walking x in memory order."""
+    idx = 0
+    for _ in range(outer):
+        for c in range(channels):
+            for _i in range(inner):
+                v = _load(x, idx)
+                idx += 1
+                if not _finite(v):
+                    bad[c] = True
+                elif affine:
+                    mn[c] = min(mn[c], v)
+                    mx[c] = max(mx[c], v)
+                else:
+                    a[c] = max(a[c], abs(v))
 
 
 @nb.njit(cache=True)
-def _quantize_groups(x, q, outer, channels, inner, block, affine, scale, zp_out):
-    """Stats modes per channel or per block. Returns the first bad group or -1."""
-    if block:
-        groups = outer * channels
-    else:
-        groups = channels
-    bad = np.zeros(groups, np.bool_)
-    for g in range(groups):
-        a = np.float32(0)
-        mn = np.float32(np.inf)
-        mx = np.float32(-np.inf)
-        b = False
-        empty = True
-        lo = 0
-        hi = 0
-        nseg = 1
-        if block:
-            r = g // channels
-            k = g - r * channels
-            lo = r * inner + k * block
-            hi = r * inner + min((k + 1) * block, inner)
-            nseg = 1
-        else:
-            nseg = outer
-        for s in range(nseg):
-            if not block:
-                lo = (s * channels + g) * inner
-                hi = lo + inner
-            ra, rmn, rmx, rb = _stats(x, lo, hi, affine)
-            a = max(a, ra)
-            mn = min(mn, rmn)
-            mx = max(mx, rmx)
-            b = b or rb
-            empty = empty and hi == lo
-        if b:
-            bad[g] = True
-            continue
+def _channel_quant(x, q, outer, channels, inner, inv, zp, qmin, check, bad):
+    idx = 0
+    for _ in range(outer):
+        for c in range(channels):
+            ic = inv[c]
+            z = zp[c]
+            for _i in range(inner):
+                v = _load(x, idx)
+                if check and not _finite(v):
+                    bad[c] = True
+                q[idx] = _round_clamp(v * ic, z, qmin)
+                idx += 1
+
+
+@nb.njit(cache=True)
+def _quantize_channels(x, q, outer, channels, inner, affine, scale, zp_out):
+    a = np.zeros(channels, np.float32)
+    mn = np.full(channels, np.inf, np.float32)
+    mx = np.full(channels, -np.inf, np.float32)
+    bad = np.zeros(channels, np.bool_)
+    _channel_stats(x, outer, channels, inner, affine, a, mn, mx, bad)
+    for c in range(channels):
+        if bad[c]:
+            return c
+    inv = np.empty(channels, np.float32)
+    zp = np.zeros(channels, np.int64)
+    empty = outer * inner == 0
+    for c in range(channels):
         if affine:
-            sc, inv, zp, qmin = _params_aff(mn, mx, empty)
-            zp_out[g] = zp
+            sc, inv[c], zp[c], qmin = _params_aff(mn[c], mx[c], empty)
+            zp_out[c] = zp[c]
         else:
-            sc, inv, zp, qmin = _params_sym(a)
-        scale[g] = sc
-        for s in range(nseg):
-            if not block:
-                lo = (s * channels + g) * inner
-                hi = lo + inner
-            _quant_range(x, q, lo, hi, inv, zp, qmin)
-    for g in range(groups):
-        if bad[g]:
-            return g
+            sc, inv[c], zp[c], qmin = _params_sym(a[c])
+        scale[c] = sc
+    _channel_quant(x, q, outer, channels, inner, inv, zp, -128 if affine else -127, False, bad)
     return -1
 
 
 @nb.njit(cache=True)
-def _group_of(i, channels, inner, block):
-    if block:
-        r = i // inner
-        return r * channels + (i - r * inner) // block
-    return (i // inner) % channels
+def _quantize_blocks(x, q, rows, nb_, length, block, affine, scale, zp_out):
+    """Each block: stats, scale, q. Returns the first bad block or -1."""
+    for r in range(rows):
+        for b in range(nb_):
+            g = r * nb_ + b
+            lo = r * length + b * block
+            hi = r * length + min((b + 1) * block, length)
+            a = np.float32(0)
+            mn = np.float32(np.inf)
+            mx = np.float32(-np.inf)
+            for i in range(lo, hi):
+                v = _load(x, i)
+                if not _finite(v):
+                    return g
+                if affine:
+                    mn = min(mn, v)
+                    mx = max(mx, v)
+                else:
+                    a = max(a, abs(v))
+            if affine:
+                sc, inv, zp, qmin = _params_aff(mn, mx, hi == lo)
+                zp_out[g] = zp
+            else:
+                sc, inv, zp, qmin = _params_sym(a)
+            scale[g] = sc
+            for i in range(lo, hi):
+                q[i] = _round_clamp(_load(x, i) * inv, zp, qmin)
+    return -1
 
 
 @nb.njit(cache=True)
-def _quantize_given(x, q, channels, inner, block, scale, zp, has_zp):
-    n = x.size
-    chunk = 16384
-    nchunks = (n + chunk - 1) // chunk
-    bad = np.zeros(nchunks, np.bool_)
-    for k in range(nchunks):
-        for i in range(k * chunk, min(n, (k + 1) * chunk)):
-            g = _group_of(i, channels, inner, block)
-            v = _load(x, i)
-            if not _finite(v):
-                bad[k] = True
-            z = zp[g] if has_zp else 0
-            q[i] = _round_clamp(v * (np.float32(1.0) / scale[g]), z, -128)
+def _quantize_given_blocks(x, q, rows, nb_, length, block, scale, zp, has_zp):
     first = -1
-    if bad.any():
-        for i in range(n):
-            if not _finite(_load(x, i)):
-                g = _group_of(i, channels, inner, block)
-                if first < 0 or g < first:
+    for r in range(rows):
+        for b in range(nb_):
+            g = r * nb_ + b
+            inv = np.float32(1.0) / scale[g]
+            z = zp[g] if has_zp else 0
+            for i in range(r * length + b * block, r * length + min((b + 1) * block, length)):
+                v = _load(x, i)
+                if first < 0 and not _finite(v):
                     first = g
+                q[i] = _round_clamp(v * inv, z, -128)
     return first
 
 
 @nb.njit(cache=True)
-def _dequantize(q, channels, inner, block, scale, zp, has_zp, out):
-    n = q.size
-    chunk = 16384
-    nchunks = (n + chunk - 1) // chunk
-    for k in range(nchunks):
-        for i in range(k * chunk, min(n, (k + 1) * chunk)):
-            g = _group_of(i, channels, inner, block)
+def _quantize_given_channels(x, q, outer, channels, inner, scale, zp, has_zp):
+    inv = np.empty(channels, np.float32)
+    z = np.zeros(channels, np.int64)
+    for c in range(channels):
+        inv[c] = np.float32(1.0) / scale[c]
+        if has_zp:
+            z[c] = zp[c]
+    bad = np.zeros(channels, np.bool_)
+    _channel_quant(x, q, outer, channels, inner, inv, z, -128, True, bad)
+    for c in range(channels):
+        if bad[c]:
+            return c
+    return -1
+
+
+@nb.njit(cache=True)
+def _dequantize_channels(q, outer, channels, inner, scale, zp, has_zp, out):
+    idx = 0
+    for _ in range(outer):
+        for c in range(channels):
+            s = scale[c]
+            z = np.int32(zp[c]) if has_zp else np.int32(0)
+            for _i in range(inner):
+                out[idx] = np.float32(np.int32(q[idx]) - z) * s
+                idx += 1
+
+
+@nb.njit(cache=True)
+def _dequantize_blocks(q, rows, nb_, length, block, scale, zp, has_zp, out):
+    for r in range(rows):
+        for b in range(nb_):
+            g = r * nb_ + b
+            s = scale[g]
             z = np.int32(zp[g]) if has_zp else np.int32(0)
-            out[i] = np.float32(np.int32(q[i]) - z) * scale[g]
+            for i in range(r * length + b * block, r * length + min((b + 1) * block, length)):
+                out[i] = np.float32(np.int32(q[i]) - z) * s
 
 
 def _normalize(outer, channels, inner, block):
@@ -238,24 +257,30 @@ def _normalize(outer, channels, inner, block):
     return outer, channels, inner, block
 
 
+_NO_ZP = np.zeros(1, np.int8)
+
+
 def quantize(x, layout, mode, scale, zero_point, q):
     """x, q, scale, zero_point flat (zero_point may be None unless AFFINE). Returns the first
     group holding NaN / Inf, or -1."""
     outer, channels, inner, block = _normalize(*layout)
+    zp = zero_point if zero_point is not None else _NO_ZP
     if mode == GIVEN:
-        if x.size == 0:
-            return -1
-        zp = zero_point if zero_point is not None else np.zeros(1, np.int8)
-        return int(_quantize_given(x, q, channels, max(inner, 1), block, scale, zp,
-                                   zero_point is not None))
+        if block:
+            return int(_quantize_given_blocks(x, q, outer, channels, inner, block, scale, zp,
+                                              zero_point is not None))
+        return int(_quantize_given_channels(x, q, outer, channels, inner, scale, zp,
+                                            zero_point is not None))
     affine = mode == AFFINE
-    zp = zero_point if zero_point is not None else np.zeros(1, np.int8)
-    return int(_quantize_groups(x, q, outer, channels, inner, block, affine, scale, zp))
+    if block:
+        return int(_quantize_blocks(x, q, outer, channels, inner, block, affine, scale, zp))
+    return int(_quantize_channels(x, q, outer, channels, inner, affine, scale, zp))
 
 
 def dequantize(q, layout, scale, zero_point, out):
     outer, channels, inner, block = _normalize(*layout)
-    if q.size == 0:
-        return
-    zp = zero_point if zero_point is not None else np.zeros(1, np.int8)
-    _dequantize(q, channels, max(inner, 1), block, scale, zp, zero_point is not None, out)
+    zp = zero_point if zero_point is not None else _NO_ZP
+    if block:
+        _dequantize_blocks(q, outer, channels, inner, block, scale, zp, zero_point is not None, out)
+    else:
+        _dequantize_channels(q, outer, channels, inner, scale, zp, zero_point is not None, out)
