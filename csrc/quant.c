@@ -843,6 +843,47 @@ int tp_quantize_int8(const void *x, int32_t dtype, int64_t outer, int64_t channe
 
 /* ---- dequantize --------------------------------------------------------------------------- */
 
+/* Large outputs are written with streaming (non-temporal) stores: a normal store first reads the
+ * line it writes (read-for-ownership), which for a float32 output of int8 input is 4 of the 9
+ * bytes moved per element. Only above QZ_NT_MIN_BYTES, where the output would not stay in
+ * cache for the caller anyway. Same arithmetic as dq_seg / dq_cols, hence the same bits. */
+#define QZ_NT_MIN_BYTES ((int64_t)8 << 20)
+
+#if TP_HAVE_X86_VARIANTS
+#include <immintrin.h>
+
+TP_TARGET_AVX2 static void dq_seg_avx2_nt(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out,
+                                          int64_t n, float scale, int32_t zp) {
+    int64_t i = 0;
+    for (; i < n && ((uintptr_t)(out + i) & 31); i++) out[i] = (float)((int32_t)q[i] - zp) * scale;
+    const __m256 s = _mm256_set1_ps(scale);
+    const __m256i z = _mm256_set1_epi32(zp);
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
+        _mm256_stream_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, z)), s));
+    }
+    for (; i < n; i++) out[i] = (float)((int32_t)q[i] - zp) * scale;
+    _mm_sfence(); /* streaming stores are weakly ordered: publish them before returning */
+}
+
+TP_TARGET_AVX2 static void dq_cols_avx2_nt(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out,
+                                           int64_t n, const float *TP_RESTRICT scale,
+                                           const int8_t *TP_RESTRICT zp) {
+    int64_t i = 0;
+    for (; i < n && ((uintptr_t)(out + i) & 31); i++)
+        out[i] = (float)((int32_t)q[i] - (zp ? (int32_t)zp[i] : 0)) * scale[i];
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
+        if (zp) v = _mm256_sub_epi32(v, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(zp + i))));
+        _mm256_stream_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale + i)));
+    }
+    for (; i < n; i++) out[i] = (float)((int32_t)q[i] - (zp ? (int32_t)zp[i] : 0)) * scale[i];
+    _mm_sfence();
+}
+
+static const dq_ops DQ_NT = {dq_seg_avx2_nt, dq_cols_avx2_nt};
+#endif
+
 int tp_dequantize_int8_isa(const int8_t *q, int64_t outer, int64_t channels, int64_t inner,
                            int64_t block, const float *scale, const int8_t *zero_point,
                            float *out, int isa) {
@@ -853,6 +894,9 @@ int tp_dequantize_int8_isa(const int8_t *q, int64_t outer, int64_t channels, int
     if (L.n == 0) return TP_OK;
     TP_RETURN_IF(q == NULL || out == NULL || scale == NULL, TP_ERR_ARGUMENT);
     const dq_ops *o = &DQ_TABLE[isa];
+#if TP_HAVE_X86_VARIANTS
+    if ((isa == TP_ISA_AVX2 || isa == TP_ISA_AVX512) && L.n * 4 >= QZ_NT_MIN_BYTES) o = &DQ_NT;
+#endif
     const int64_t n = L.n, chunks = (n + QZ_CHUNK - 1) / QZ_CHUNK, C = L.channels;
     const int cols = L.block == 0 && C > 1 && L.inner == 1;
     int threads = tp_threads_for(n, QZ_MIN_PER_THREAD);

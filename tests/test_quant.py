@@ -359,6 +359,29 @@ def test_c_matches_numba(rng):
         assert_same(run_backend(c, x, case, mode, scale, zp), run_backend(nb, x, case, mode, scale, zp))
 
 
+@pytest.mark.parametrize("shape,axis,block", [((1024, 2100), 0, None), ((1024, 2101), 1, None), ((1024, 2101), None, 32)])
+def test_large_dequantize_matches_reference(rng, shape, axis, block):
+    # Above 8 MiB of output the AVX2 kernels use streaming stores: check them (and their
+    # unaligned heads and tails) against the reference and against the scalar variant.
+    q = rng.integers(-128, 128, shape, dtype=np.int8)
+    _, sshape = ref.groups(shape, axis, block)
+    s = rng.uniform(0.01, 2, sshape).astype(np.float32)
+    z = rng.integers(-128, 128, sshape).astype(np.int8)
+    out = np.empty(shape, np.float32)
+    view = np.empty(out.size + 3, np.float32)[3:].reshape(shape)  # output not 32-byte aligned
+    for o in (out, view):
+        tp.dequantize_int8(q, s, z, axis, block_size=block, out=o)
+        np.testing.assert_array_equal(o, ref.dequantize(q, s, z, axis, block))
+    for isa in isa_variants():
+        from tensorpress.quant import _layout, _AXIS_DEFAULT
+
+        layout, _ = _layout(shape, _AXIS_DEFAULT if axis is None else axis, block, "t")
+        got = np.empty(shape, np.float32)
+        _backend.kernels_of("c", "quant").dequantize_isa(q.reshape(-1), layout, s.reshape(-1), None,
+                                                         got.reshape(-1), isa)
+        np.testing.assert_array_equal(got, ref.dequantize(q, s, None, axis, block))
+
+
 # ---- torch parity ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape,axis", [((64, 48), 0), ((64, 48), 1), ((8, 3, 5, 5), 0), ((8, 3, 5, 5), 1),
