@@ -17,6 +17,7 @@ while tensorpress keeps them (down to the smallest normal float32), and that an 
 channel gets scale 1 here (torch: eps). float64 and float16 inputs are rounded to float32 first.
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -80,18 +81,18 @@ def _layout(shape, axis, block_size, what):
             raise InvalidArgumentError(f"{what}: block_size needs an array with at least one dimension")
         length = shape[-1]
         nb = -(-length // block)
-        outer = int(np.prod(shape[:-1], dtype=np.int64))
+        outer = math.prod(shape[:-1])
         return (outer, nb, length, block), tuple(shape[:-1]) + (nb,)
     if axis is _AXIS_DEFAULT:
         axis = 0
     if axis is None or ndim == 0:
         if axis is not None and ndim == 0:
             raise InvalidArgumentError(f"{what}: a 0-d array has no axis {axis}; use axis=None")
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         return (1, 1, n, 0), ()
     ax = _axis_index(axis, ndim)
-    outer = int(np.prod(shape[:ax], dtype=np.int64))
-    inner = int(np.prod(shape[ax + 1:], dtype=np.int64))
+    outer = math.prod(shape[:ax])
+    inner = math.prod(shape[ax + 1:])
     return (outer, shape[ax], inner, 0), (shape[ax],)
 
 
@@ -99,7 +100,7 @@ def _given_scale(scale, scale_shape, name="scale"):
     s = np.asarray(scale)
     if s.dtype.kind != "f":
         raise DTypeError(f"{name} must hold floats (float32 preferred), got dtype {s.dtype}")
-    if s.size != int(np.prod(scale_shape, dtype=np.int64)) or (s.ndim and s.shape != scale_shape and s.shape != (s.size,)):
+    if s.size != math.prod(scale_shape) or (s.ndim and s.shape != scale_shape and s.shape != (s.size,)):
         raise InvalidArgumentError(f"{name} has shape {s.shape}; expected {scale_shape} (one per channel or block)")
     s = np.ascontiguousarray(s, dtype=np.float32).reshape(scale_shape)
     if not np.all(np.isfinite(s)):
@@ -113,7 +114,7 @@ def _given_zero_point(zero_point, scale_shape, name="zero_point"):
     z = np.asarray(zero_point)
     if z.dtype.kind not in "iu":
         raise DTypeError(f"{name} must hold integers, got dtype {z.dtype}")
-    if z.size != int(np.prod(scale_shape, dtype=np.int64)) or (z.ndim and z.shape != scale_shape and z.shape != (z.size,)):
+    if z.size != math.prod(scale_shape) or (z.ndim and z.shape != scale_shape and z.shape != (z.size,)):
         raise InvalidArgumentError(f"{name} has shape {z.shape}; expected {scale_shape}")
     if z.size and (z.min() < -128 or z.max() > 127):
         raise InvalidArgumentError(f"{name} must lie in [-128, 127]")
@@ -203,7 +204,7 @@ def dequantize_int8(q, scale, zero_point=None, axis=_AXIS_DEFAULT, *, block_size
     s = np.asarray(scale)
     if s.dtype.kind != "f":
         raise DTypeError(f"scale must hold floats, got dtype {s.dtype}")
-    if s.size != int(np.prod(scale_shape, dtype=np.int64)) or (s.ndim and s.shape != scale_shape and s.shape != (s.size,)):
+    if s.size != math.prod(scale_shape) or (s.ndim and s.shape != scale_shape and s.shape != (s.size,)):
         raise InvalidArgumentError(f"scale has shape {s.shape}; expected {scale_shape} (one per channel or block)")
     s = np.ascontiguousarray(s, dtype=np.float32).reshape(-1)
     z = None if zero_point is None else _given_zero_point(zero_point, scale_shape).reshape(-1)
