@@ -218,6 +218,14 @@ def test_nonfinite_names_first_bad_channel(dtype, bad):
         tp.quantize_int8(x, 0)
 
 
+def test_read_only_input_is_fine(rng):
+    x = rng.standard_normal((6, 10)).astype(np.float32)
+    x.flags.writeable = False
+    q, s = tp.quantize_int8(x, 1)
+    q.flags.writeable = False
+    np.testing.assert_array_equal(tp.dequantize_int8(q, s, axis=1), ref.dequantize(q, s, None, 1))
+
+
 def test_float64_beyond_float32_range_raises():
     x = np.array([[1.0, 2.0], [1e300, 0.0]])
     with pytest.raises(NonFiniteError, match="channel 1"):

@@ -142,7 +142,7 @@ def quantize_int8(x, axis=_AXIS_DEFAULT, *, symmetric=True, scale=None, zero_poi
     x: float32, float64 or float16 ndarray, C-contiguous (tensorpress never copies silently;
        pass ``np.ascontiguousarray(x)``). float64 / float16 are rounded to float32 first.
     axis: the channel axis (default 0; negative counts from the end); None = one scale for the
-       whole tensor. Ignored-free: with ``block_size`` it may only be None or the last axis.
+       whole tensor. With ``block_size`` it may only be left out, None or the last axis.
     symmetric: True: scale = absmax / 127, q in [-127, 127], returns (q, scale).
        False: affine, the [min, max] range widened to include 0, scale = range / 255,
        zero_point = clamp(-128 - round(min / scale)), q in [-128, 127]; returns (q, scale,
