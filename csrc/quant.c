@@ -266,6 +266,75 @@ static inline qz_params qz_params_aff(int32_t lo, int32_t hi) {
 #undef QB_ATTR
 #endif
 
+#if TP_HAVE_X86_VARIANTS
+#include <immintrin.h>
+
+/* ggml's Q8_0 layout (float32, 32-element blocks) hand-written for AVX2: the compiler's version of
+ * the generic body spends most of a 32-element block on loop set-up and horizontal reductions.
+ * Same operations as qz_block_body (integer max of |x| bits, then qz_params, then the magic
+ * rounding and integer clamps), so the tests hold it to the scalar reference bit for bit. */
+TP_TARGET_AVX2 static inline uint32_t qz_hmax_epu32(__m256i v) {
+    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+    return (uint32_t)_mm_cvtsi128_si32(m);
+}
+
+TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t count,
+                                                  float *scale) {
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
+    const __m256 magic = _mm256_set1_ps(QZ_MAGIC);
+    const __m256i magic_bits = _mm256_set1_epi32(QZ_MAGIC_BITS);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    /* Eight blocks at a time: their absmaxes, then their scales and reciprocals with two vector
+     * divisions (the same IEEE divisions qz_params_sym does one by one), then their q. This keeps
+     * the divider's latency off each block's critical path. */
+    for (int64_t g0 = 0; g0 < count; g0 += 8) {
+        int64_t nb = count - g0 < 8 ? count - g0 : 8;
+        uint32_t amax[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t k = 0; k < nb; k++) {
+            const float *xb = x + (g0 + k) * 32;
+            __m256i m = _mm256_max_epu32(
+                _mm256_max_epu32(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)xb), abs_mask),
+                                 _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(xb + 8)), abs_mask)),
+                _mm256_max_epu32(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(xb + 16)), abs_mask),
+                                 _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(xb + 24)), abs_mask)));
+            amax[k] = qz_hmax_epu32(m);
+            if (amax[k] >= 0x7f800000u) return 1;
+        }
+        /* qz_params_sym, eight lanes: s = a / 127; a == 0 -> 1; s < FLT_MIN -> FLT_MIN; 1 / s */
+        __m256 a = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)amax));
+        __m256 sc = _mm256_div_ps(a, _mm256_set1_ps(127.0f));
+        sc = _mm256_blendv_ps(sc, _mm256_set1_ps(QZ_MIN_SCALE),
+                              _mm256_cmp_ps(sc, _mm256_set1_ps(QZ_MIN_SCALE), _CMP_LT_OQ));
+        sc = _mm256_blendv_ps(sc, _mm256_set1_ps(1.0f), _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ));
+        float invs[8], scs[8];
+        _mm256_storeu_ps(invs, _mm256_div_ps(_mm256_set1_ps(1.0f), sc));
+        _mm256_storeu_ps(scs, sc);
+        for (int64_t k = 0; k < nb; k++) {
+            const float *xb = x + (g0 + k) * 32;
+            const __m256 inv = _mm256_set1_ps(invs[k]);
+            scale[g0 + k] = scs[k];
+#define QZ_ROUND8(p)                                                                       \
+    _mm256_min_epi32(                                                                      \
+        _mm256_max_epi32(_mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(               \
+                                              _mm256_mul_ps(_mm256_loadu_ps(p), inv), magic)), \
+                                          magic_bits),                                     \
+                         lo),                                                              \
+        hi)
+            __m256i r0 = QZ_ROUND8(xb), r1 = QZ_ROUND8(xb + 8), r2 = QZ_ROUND8(xb + 16),
+                    r3 = QZ_ROUND8(xb + 24);
+#undef QZ_ROUND8
+            /* packs work per 128-bit lane: 4-byte groups come out in order 0,4,1,5,2,6,3,7 */
+            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
+            _mm256_storeu_si256((__m256i *)(q + (g0 + k) * 32), _mm256_permutevar8x32_epi32(b, order));
+        }
+    }
+    return 0;
+}
+#endif
+
 typedef struct {
     uint32_t (*stats_sym)(const void *, int64_t, uint32_t);
     void (*stats_aff)(const void *, int64_t, int32_t *, int32_t *);
@@ -322,6 +391,7 @@ typedef struct {
     int64_t n;                             /* elements */
     int64_t groups;                        /* scales */
     int es;                                /* bytes per input element */
+    int fast_q8_0;                         /* float32, symmetric, B = 32, AVX2: hand-written */
 } qz_layout;
 
 #define AT(x, i, es) ((const char *)(x) + (size_t)(i) * (size_t)(es))
@@ -695,6 +765,13 @@ static int qz_blocks(const qz_ops *o, const void *x, const qz_layout *L, int aff
     for (int64_t k = 0; k < items; k++) {
         if (uniform) {
             int64_t g0 = k * QZ_BLOCK_RUN, count = G - g0 < QZ_BLOCK_RUN ? G - g0 : QZ_BLOCK_RUN;
+#if TP_HAVE_X86_VARIANTS
+            if (L->fast_q8_0) {
+                bad |= qz_block32_sym_f32_avx2((const float *)x + g0 * 32, q + g0 * 32, count,
+                                               scale + g0);
+                continue;
+            }
+#endif
             bad |= o->block_run(AT(x, g0 * B, L->es), q + g0 * B, count, B, affine, scale + g0,
                                 zp ? zp + g0 : NULL);
         } else {
@@ -751,6 +828,7 @@ static int qz_layout_init(qz_layout *L, int64_t outer, int64_t channels, int64_t
                           int64_t block) {
     TP_RETURN_IF(outer < 0 || channels < 0 || inner < 0 || block < 0, TP_ERR_ARGUMENT);
     L->block = block;
+    L->fast_q8_0 = 0;
     if (block) {
         TP_RETURN_IF(channels != (inner + block - 1) / block, TP_ERR_ARGUMENT);
         L->outer = outer;
@@ -812,6 +890,8 @@ int tp_quantize_int8_isa(const void *x, int32_t dtype, int64_t outer, int64_t ch
                  TP_ERR_ARGUMENT);
 
     const qz_ops *o = &QZ_TABLE[isa][dtype], *o32 = &QZ_TABLE[isa][TP_FLOAT32];
+    L.fast_q8_0 = (isa == TP_ISA_AVX2 || isa == TP_ISA_AVX512) && dtype == TP_FLOAT32 &&
+                  mode == TP_QUANT_SYMMETRIC && L.block == 32;
     int found;
     if (mode == TP_QUANT_GIVEN) found = qz_given(o, x, &L, scale, zero_point, q, workspace);
     else if (L.block) found = qz_blocks(o, x, &L, affine, scale, affine ? zero_point : NULL, q);

@@ -78,6 +78,19 @@ def test_layouts_match_reference(rng, shape, axis, symmetric):
     check_quant(data_for(rng, shape, np.float32), axis, symmetric, None)
 
 
+@pytest.mark.parametrize("shape", [(9, 96), (5, 13 * 32), (2048, 64), (37 * 32,)])
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_q8_0_blocks_match_reference(rng, shape, symmetric, dtype):
+    # Rows that split into whole 32-element blocks take the hand-written AVX2 path (float32).
+    for kind in ("normal", "halves", "wide"):
+        check_quant(data_for(rng, shape, dtype, kind), None, symmetric, 32)
+    x = data_for(rng, shape, dtype)
+    x.reshape(-1)[x.size // 2 + 3] = np.inf
+    with pytest.raises(NonFiniteError, match="block"):
+        tp.quantize_int8(x, block_size=32)
+
+
 @SETTINGS
 @given(shape=shapes, axis_pick=st.integers(0, 3), block=st.one_of(st.none(), st.integers(1, 20)),
        with_zp=st.booleans(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31))
@@ -301,7 +314,7 @@ def test_quantization_error(rng):
 LAYOUT_CASES = [  # (shape, axis, block)
     ((1,), None, None), ((5,), None, None), ((7, 9), 0, None), ((7, 9), 1, None), ((33, 65), 1, None),
     ((300, 37), 1, None), ((300, 5, 3), 1, None), ((3, 70, 5), 2, None), ((2, 1000), 0, None),
-    ((9, 100), None, 32), ((9, 97), None, 32), ((5, 70), None, 7), ((200,), None, 1), ((4, 4, 131), 0, None),
+    ((9, 100), None, 32), ((9, 97), None, 32), ((9, 96), None, 32), ((3, 13 * 32), None, 32), ((5, 70), None, 7), ((200,), None, 1), ((4, 4, 131), 0, None),
 ]
 
 
