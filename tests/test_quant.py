@@ -204,6 +204,17 @@ def test_zero_channel_gets_scale_one_and_tiny_channel_keeps_precision():
     assert tp.quantize_int8(one, None)[0][0] == -127
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_extreme_magnitudes(symmetric):
+    big = np.finfo(np.float32).max
+    x = np.array([[big, -big, 1.0, 0.0], [1e-44, -3e-45, 0.0, 1e-45], [-big, -1.0, -2.0, -big],
+                  [1e-40, 2e-39, -1e-38, 0.0]], np.float32)
+    for axis in (0, 1, None):
+        out = check_quant(x, axis, symmetric, None)
+        assert np.all(np.isfinite(out[1])) and np.all(out[1] > 0)
+    check_quant(x, None, symmetric, 2)
+
+
 def test_ties_round_half_to_even():
     # x * (1/scale) = k + 0.5 exactly, with scale = 1 given.
     x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.5, -127.5, -128.5, 1e9, -1e9], np.float32)

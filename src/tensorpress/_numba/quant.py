@@ -42,7 +42,7 @@ def _load_impl(x, i):
 
 @nb.njit(cache=True, inline="always")
 def _finite(v):
-    return v - v == np.float32(0)
+    return np.isfinite(v)
 
 
 @nb.njit(cache=True, inline="always")
@@ -80,8 +80,8 @@ def _params_aff(mn, mx, empty):
         mx = np.float32(0)
     rng = mx - mn
     s = rng / np.float32(255.0)
-    if not _finite(rng):
-        s = np.float32((float(mx) - float(mn)) / 255.0)
+    if rng > _F32_MAX:  # +-FLT_MAX data: the float32 range overflowed
+        s = np.float32((np.float64(mx) - np.float64(mn)) / 255.0)
     if s == np.float32(0):
         s = np.float32(1.0)
     elif s < _F32_MIN:
