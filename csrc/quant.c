@@ -930,7 +930,6 @@ int tp_quantize_int8(const void *x, int32_t dtype, int64_t outer, int64_t channe
 #define QZ_NT_MIN_BYTES ((int64_t)8 << 20)
 
 #if TP_HAVE_X86_VARIANTS
-#include <immintrin.h>
 
 TP_TARGET_AVX2 static void dq_seg_avx2_nt(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out,
                                           int64_t n, float scale, int32_t zp) {
