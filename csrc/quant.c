@@ -603,6 +603,7 @@ static int qz_rows(const qz_ops *o, const qz_ops *o32, const void *x, const qz_l
     int32_t qmin = affine ? -128 : -127;
     int bad = 0;
     (void)o32;
+    (void)threads;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
