@@ -69,7 +69,7 @@ def run(quick=False):
     x = rng.standard_normal((rows_, cols_), dtype=np.float32)
     x16 = x.astype(np.float16)
     torch = torch_or_none()
-    repeat = 3 if quick else 5
+    repeat = 2 if quick else 5
     model = _bytes_model(n)
 
     def bound(read_bytes, write_bytes):
