@@ -463,6 +463,7 @@ typedef struct {
     int64_t groups;                        /* scales */
     int es;                                /* bytes per input element */
     int fast_q8_0;                         /* float32, symmetric, B = 32, AVX2: hand-written */
+    int nt;                                /* q large enough for streaming stores (qz_rows) */
 } qz_layout;
 
 #define AT(x, i, es) ((const char *)(x) + (size_t)(i) * (size_t)(es))
@@ -661,6 +662,38 @@ static int qz_tile_copy(const qz_ops *o, const qz_ops *o32, const void *x, const
     return 0;
 }
 
+/* The rows plan's second pass re-reads x, so its q stores are what can still be saved: above
+ * QZ_NT_MIN_ELEMENTS, q is staged QZ_STAGE bytes at a time in L1 and copied out with streaming
+ * stores, which skip the read-for-ownership of every q line. */
+#define QZ_STAGE 4096
+#define QZ_NT_MIN_ELEMENTS ((int64_t)8 << 20)
+
+#if TP_HAVE_X86_VARIANTS
+TP_TARGET_AVX2 static void qz_stream(int8_t *TP_RESTRICT dst, const int8_t *TP_RESTRICT src, int64_t n) {
+    int64_t i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 31); i++) dst[i] = src[i];
+    for (; i + 32 <= n; i += 32)
+        _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
+    for (; i < n; i++) dst[i] = src[i];
+}
+#endif
+
+static void qz_cols_out(const qz_ops *o, const qz_layout *L, const void *x, int8_t *q, int64_t n,
+                        const float *inv, const int32_t *zp, int32_t qmin) {
+#if TP_HAVE_X86_VARIANTS
+    if (L->nt) {
+        int8_t stage[QZ_STAGE] __attribute__((aligned(32)));
+        for (int64_t a = 0; a < n; a += QZ_STAGE) {
+            int64_t len = n - a < QZ_STAGE ? n - a : QZ_STAGE;
+            o->quant_cols(AT(x, a, L->es), stage, len, inv + a, zp + a, qmin, 0);
+            qz_stream(q + a, stage, len);
+        }
+        return;
+    }
+#endif
+    o->quant_cols(x, q, n, inv, zp, qmin, 0);
+}
+
 /* The rows plan (see qz_make_plan). ws: 4*C words, then the per-column inv / zero point (I > 1),
  * then one block of 2*K accumulator words per thread. */
 static int qz_rows(const qz_ops *o, const qz_ops *o32, const void *x, const qz_layout *L,
@@ -731,7 +764,10 @@ static int qz_rows(const qz_ops *o, const qz_ops *o32, const void *x, const qz_l
             const float *ci = I > 1 ? col_inv : inv;
             const int32_t *cz = I > 1 ? col_zp : zpi;
             for (int64_t r = r1 - 1; r >= r0; r--)
-                o->quant_cols(AT(x, r * K, es), q + r * K, K, ci, cz, qmin, 0);
+                qz_cols_out(o, L, AT(x, r * K, es), q + r * K, K, ci, cz, qmin);
+#if TP_HAVE_X86_VARIANTS
+            if (L->nt) _mm_sfence(); /* streaming stores are weakly ordered: publish them */
+#endif
         }
     }
     return bad;
@@ -901,6 +937,7 @@ static int qz_layout_init(qz_layout *L, int64_t outer, int64_t channels, int64_t
     TP_RETURN_IF(outer < 0 || channels < 0 || inner < 0 || block < 0, TP_ERR_ARGUMENT);
     L->block = block;
     L->fast_q8_0 = 0;
+    L->nt = 0;
     if (block) {
         TP_RETURN_IF(channels != (inner + block - 1) / block, TP_ERR_ARGUMENT);
         L->outer = outer;
@@ -962,6 +999,7 @@ int tp_quantize_int8_isa(const void *x, int32_t dtype, int64_t outer, int64_t ch
                  TP_ERR_ARGUMENT);
 
     const qz_ops *o = &QZ_TABLE[isa][dtype], *o32 = &QZ_TABLE[isa][TP_FLOAT32];
+    L.nt = (isa == TP_ISA_AVX2 || isa == TP_ISA_AVX512) && L.n >= QZ_NT_MIN_ELEMENTS;
     L.fast_q8_0 = (isa == TP_ISA_AVX2 || isa == TP_ISA_AVX512) && dtype == TP_FLOAT32 &&
                   mode == TP_QUANT_SYMMETRIC && L.block == 32;
     int found;

@@ -414,6 +414,13 @@ def test_large_dequantize_matches_reference(rng, shape, axis, block):
         np.testing.assert_array_equal(got, ref.dequantize(q, s, None, axis, block))
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_large_inner_axis_matches_reference(rng, symmetric):
+    # 8M+ elements with the channel axis innermost: the two-pass rows plan with streaming q stores.
+    x = data_for(rng, (1024 * 8 + 3, 1024), np.float32)
+    check_quant(x, 1, symmetric, None)
+
+
 # ---- torch parity ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape,axis", [((64, 48), 0), ((64, 48), 1), ((8, 3, 5, 5), 0), ((8, 3, 5, 5), 1),
