@@ -504,6 +504,56 @@ static int64_t qz_first_bad_group(const void *x, int dtype, const qz_layout *L) 
 
 /* ---- quantize drivers --------------------------------------------------------------------- */
 
+/* q stores that skip the read-for-ownership: above
+ * QZ_NT_MIN_ELEMENTS, q is staged QZ_STAGE bytes at a time in L1 and copied out with streaming
+ * stores, which skip the read-for-ownership of every q line. */
+#define QZ_STAGE 4096
+#define QZ_NT_MIN_ELEMENTS ((int64_t)8 << 20)
+
+#if TP_HAVE_X86_VARIANTS
+TP_TARGET_AVX2 static void qz_stream(int8_t *TP_RESTRICT dst, const int8_t *TP_RESTRICT src, int64_t n) {
+    int64_t i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 31); i++) dst[i] = src[i];
+    for (; i + 32 <= n; i += 32)
+        _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
+    for (; i < n; i++) dst[i] = src[i];
+}
+#endif
+
+static void qz_seg_out(const qz_ops *o, const qz_layout *L, const void *x, int8_t *q, int64_t n,
+                       float inv, int32_t zp, int32_t qmin) {
+#if TP_HAVE_X86_VARIANTS
+    if (L->nt) {
+        int8_t stage[QZ_STAGE] __attribute__((aligned(32)));
+        for (int64_t a = 0; a < n; a += QZ_STAGE) {
+            int64_t len = n - a < QZ_STAGE ? n - a : QZ_STAGE;
+            o->quant_seg(AT(x, a, L->es), stage, len, inv, zp, qmin, 0);
+            qz_stream(q + a, stage, len);
+        }
+        _mm_sfence(); /* streaming stores are weakly ordered: publish them */
+        return;
+    }
+#endif
+    o->quant_seg(x, q, n, inv, zp, qmin, 0);
+}
+
+static void qz_cols_out(const qz_ops *o, const qz_layout *L, const void *x, int8_t *q, int64_t n,
+                        const float *inv, const int32_t *zp, int32_t qmin) {
+#if TP_HAVE_X86_VARIANTS
+    if (L->nt) {
+        int8_t stage[QZ_STAGE] __attribute__((aligned(32)));
+        for (int64_t a = 0; a < n; a += QZ_STAGE) {
+            int64_t len = n - a < QZ_STAGE ? n - a : QZ_STAGE;
+            o->quant_cols(AT(x, a, L->es), stage, len, inv + a, zp + a, qmin, 0);
+            qz_stream(q + a, stage, len);
+        }
+        _mm_sfence(); /* streaming stores are weakly ordered: publish them */
+        return;
+    }
+#endif
+    o->quant_cols(x, q, n, inv, zp, qmin, 0);
+}
+
 /* Per-channel work plan. x is [R][C][I], seen as R rows of K = C*I columns.
  *  - tile: channels are cut into tiles of whole channels of about QZ_TILE_BYTES, stats then
  *    quantize per tile while it is in cache. Right when a channel's runs are long (axis 0).
@@ -617,8 +667,8 @@ static int qz_tile(const qz_ops *o, const void *x, const qz_layout *L, int64_t c
     } else {
         for (int64_t r = 0; r < R; r++)
             for (int64_t c = c0; c < c1; c++)
-                o->quant_seg(AT(x, (r * C + c) * I, es), q + (r * C + c) * I, I, inv[c], zpi[c],
-                             qmin, 0);
+                qz_seg_out(o, L, AT(x, (r * C + c) * I, es), q + (r * C + c) * I, I, inv[c],
+                           zpi[c], qmin);
     }
     return 0;
 }
@@ -660,38 +710,6 @@ static int qz_tile_copy(const qz_ops *o, const qz_ops *o32, const void *x, const
         }
     }
     return 0;
-}
-
-/* The rows plan's second pass re-reads x, so its q stores are what can still be saved: above
- * QZ_NT_MIN_ELEMENTS, q is staged QZ_STAGE bytes at a time in L1 and copied out with streaming
- * stores, which skip the read-for-ownership of every q line. */
-#define QZ_STAGE 4096
-#define QZ_NT_MIN_ELEMENTS ((int64_t)8 << 20)
-
-#if TP_HAVE_X86_VARIANTS
-TP_TARGET_AVX2 static void qz_stream(int8_t *TP_RESTRICT dst, const int8_t *TP_RESTRICT src, int64_t n) {
-    int64_t i = 0;
-    for (; i < n && ((uintptr_t)(dst + i) & 31); i++) dst[i] = src[i];
-    for (; i + 32 <= n; i += 32)
-        _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
-    for (; i < n; i++) dst[i] = src[i];
-}
-#endif
-
-static void qz_cols_out(const qz_ops *o, const qz_layout *L, const void *x, int8_t *q, int64_t n,
-                        const float *inv, const int32_t *zp, int32_t qmin) {
-#if TP_HAVE_X86_VARIANTS
-    if (L->nt) {
-        int8_t stage[QZ_STAGE] __attribute__((aligned(32)));
-        for (int64_t a = 0; a < n; a += QZ_STAGE) {
-            int64_t len = n - a < QZ_STAGE ? n - a : QZ_STAGE;
-            o->quant_cols(AT(x, a, L->es), stage, len, inv + a, zp + a, qmin, 0);
-            qz_stream(q + a, stage, len);
-        }
-        return;
-    }
-#endif
-    o->quant_cols(x, q, n, inv, zp, qmin, 0);
 }
 
 /* The rows plan (see qz_make_plan). ws: 4*C words, then the per-column inv / zero point (I > 1),
@@ -765,9 +783,6 @@ static int qz_rows(const qz_ops *o, const qz_ops *o32, const void *x, const qz_l
             const int32_t *cz = I > 1 ? col_zp : zpi;
             for (int64_t r = r1 - 1; r >= r0; r--)
                 qz_cols_out(o, L, AT(x, r * K, es), q + r * K, K, ci, cz, qmin);
-#if TP_HAVE_X86_VARIANTS
-            if (L->nt) _mm_sfence(); /* streaming stores are weakly ordered: publish them */
-#endif
         }
     }
     return bad;
@@ -849,7 +864,7 @@ static int qz_tensor(const qz_ops *o, const void *x, const qz_layout *L, int aff
 #endif
     for (int64_t k = 0; k < chunks; k++) {
         int64_t a = k * QZ_CHUNK, len = n - a < QZ_CHUNK ? n - a : QZ_CHUNK;
-        o->quant_seg(AT(x, a, L->es), q + a, len, p.inv, p.zp, p.qmin, 0);
+        qz_seg_out(o, L, AT(x, a, L->es), q + a, len, p.inv, p.zp, p.qmin);
     }
     return 0;
 }

@@ -414,11 +414,12 @@ def test_large_dequantize_matches_reference(rng, shape, axis, block):
         np.testing.assert_array_equal(got, ref.dequantize(q, s, None, axis, block))
 
 
-@pytest.mark.parametrize("symmetric", [True, False])
-def test_large_inner_axis_matches_reference(rng, symmetric):
-    # 8M+ elements with the channel axis innermost: the two-pass rows plan with streaming q stores.
-    x = data_for(rng, (1024 * 8 + 3, 1024), np.float32)
-    check_quant(x, 1, symmetric, None)
+@pytest.mark.parametrize("axis,symmetric", [(1, True), (1, False), (0, True), (None, False)])
+def test_large_arrays_match_reference(rng, axis, symmetric):
+    # 8M+ elements: q is written with streaming stores (rows plan for axis 1, tiles for axis 0,
+    # the two global passes per tensor), from unaligned row starts (1027 columns).
+    x = data_for(rng, (8171, 1027), np.float32)
+    check_quant(x, axis, symmetric, None)
 
 
 # ---- torch parity ------------------------------------------------------------------------------
