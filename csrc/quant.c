@@ -9,17 +9,20 @@
  *
  * Memory traffic is the cost, so each element is read once from DRAM where the layout allows:
  *  - per channel, the channels are cut into tiles of about QZ_TILE_BYTES; a tile's stats pass
- *    pulls it into cache and its quantize pass re-reads it from there. When the channel axis is
- *    innermost (x viewed as rows x channels), the stats run along the rows into per-channel
- *    accumulators, so every loop walks contiguous memory;
+ *    pulls it into cache and its quantize pass re-reads it from there (axis 0). When the channel
+ *    axis is not outermost, short strided runs are copied into a per-thread float32 tile (few
+ *    rows) or handled in two sequential passes over the rows (many rows; see qz_make_plan);
  *  - per block, each block (32 elements for ggml's Q8_0) is reduced and quantized at once;
  *  - per tensor needs the global absmax before the first q, hence two passes;
- *  - caller-given scales and dequantize are plain streams.
+ *  - caller-given scales and dequantize are plain streams;
+ *  - large outputs are written with streaming stores (no read-for-ownership).
  * Threads take whole tiles / chunks, and every result is independent of how work is split
  * (max / min reductions are exact), so results never depend on the thread count.
  *
  * The per-element loops live in quant_body.h, compiled for each input type (float32, float64,
- * float16) and each variant (scalar reference, baseline, AVX2, AVX-512) and picked at run time.
+ * float16) and each variant (scalar reference, baseline, AVX2, AVX-512) and picked at run time;
+ * the hottest float32 loops also have hand-written AVX2 versions here, held to the scalar
+ * reference bit for bit by the tests.
  */
 #include <float.h>
 #include <math.h>
