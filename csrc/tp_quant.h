@@ -3,6 +3,45 @@
 #define TP_QUANT_H
 
 /* cdef: begin */
+/* Modes of tp_quantize_int8. */
+#define TP_QUANT_SYMMETRIC 0 /* scale = absmax/127 per group, q in [-127, 127], no zero point */
+#define TP_QUANT_AFFINE 1    /* [min, max] widened to 0, scale = range/255, int8 zero point */
+#define TP_QUANT_GIVEN 2     /* scale (and zero_point, NULL = 0) given; q in [-128, 127] */
+
+/* Element type of the input besides TP_FLOAT32 / TP_FLOAT64: IEEE half as uint16 bits. */
+#define TP_QUANT_FLOAT16 2
+
+/* Layout of x (and q), one of:
+ *   block == 0: x is [outer][channels][inner]; one scale per channel (`channels` scales).
+ *               Per tensor is channels == 1.
+ *   block > 0:  x is [outer][inner] rows cut into blocks of `block` elements along the row, the
+ *               last block of a row may be short; channels must be ceil(inner / block) and there
+ *               are outer * channels scales, row-major.
+ *
+ * q = clamp(round_half_even(x * (1.0f / scale)) + zero_point), computed in float32 (x is rounded
+ * to float32 first), the clamp in float before the conversion.
+ *
+ * scale / zero_point are written (SYMMETRIC: zero_point unused, may be NULL; AFFINE) or read
+ * (GIVEN). `workspace` holds tp_quantize_int8_workspace(...) int32 words (0 per tensor and per
+ * block, then it may be NULL); with fewer words for `threads` buffers, fewer threads run. Returns TP_ERR_NONFINITE with *bad set to the first channel (block) holding a NaN or Inf
+ * (also: a float64 beyond float32 range); *bad is -1 otherwise. */
+/* int32 words of workspace tp_quantize_int8 needs to run with up to `threads` threads. */
+int64_t tp_quantize_int8_workspace(int32_t dtype, int64_t outer, int64_t channels, int64_t inner,
+                                   int64_t block, int32_t mode, int32_t threads);
+int tp_quantize_int8(const void *x, int32_t dtype, int64_t outer, int64_t channels, int64_t inner,
+                     int64_t block, int32_t mode, float *scale, int8_t *zero_point, int8_t *q,
+                     int32_t *workspace, int64_t workspace_len, int64_t *bad);
+int tp_quantize_int8_isa(const void *x, int32_t dtype, int64_t outer, int64_t channels,
+                         int64_t inner, int64_t block, int32_t mode, float *scale,
+                         int8_t *zero_point, int8_t *q, int32_t *workspace,
+                         int64_t workspace_len, int64_t *bad, int isa);
+
+/* out = float32(q - zero_point) * scale, same layout rules; zero_point NULL means 0. */
+int tp_dequantize_int8(const int8_t *q, int64_t outer, int64_t channels, int64_t inner,
+                       int64_t block, const float *scale, const int8_t *zero_point, float *out);
+int tp_dequantize_int8_isa(const int8_t *q, int64_t outer, int64_t channels, int64_t inner,
+                           int64_t block, const float *scale, const int8_t *zero_point,
+                           float *out, int isa);
 /* cdef: end */
 
 #endif /* TP_QUANT_H */

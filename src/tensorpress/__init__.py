@@ -15,7 +15,7 @@ from .errors import (
     TensorpressError,
 )
 from .optim import Adam, AdamW, adam_step
-# quantization (csrc/quant.c)
+from .quant import QuantizationError, dequantize_int8, quantization_error, quantize_int8
 from .huffman import entropy_bits, huffman_code_lengths, huffman_decode, huffman_encode
 from .prune import global_topk_masks, nm_mask, prune_, topk_mask, topk_threshold
 
@@ -34,6 +34,10 @@ __all__ = [
     "adam_step",
     "Adam",
     "AdamW",
+    "quantize_int8",
+    "dequantize_int8",
+    "quantization_error",
+    "QuantizationError",
     "huffman_encode",
     "huffman_decode",
     "huffman_code_lengths",
