@@ -107,11 +107,19 @@ def test_kernels_work_in_a_forked_child_after_threads_were_used():
         import os, numpy as np, tensorpress as tp
         n = 1 << 20
         arrays = [np.ones(n, np.float32) for _ in range(2)] + [np.zeros(n, np.float32) for _ in range(2)]
-        tp.adam_step(*arrays, step=1, grad_scale=2.0)
+        x = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+        def every_kernel():
+            tp.adam_step(*arrays, step=1, grad_scale=2.0)
+            q, s = tp.quantize_int8(x, axis=0)
+            tp.dequantize_int8(q, s, axis=0)
+            tp.topk_mask(x, 0.1)
+            tp.topk_mask(x, 0.1, axis=1)
+            assert np.array_equal(tp.huffman_decode(tp.huffman_encode(q)), q)
+        every_kernel()
         before = tp.get_num_threads()
         pid = os.fork()
         if pid == 0:
-            tp.adam_step(*arrays, step=2, grad_scale=2.0)
+            every_kernel()
             ok = tp.get_num_threads() == 1
             try:
                 tp.set_num_threads(2)

@@ -18,6 +18,7 @@ from .optim import Adam, AdamW, adam_step
 from .quant import QuantizationError, dequantize_int8, quantization_error, quantize_int8
 from .huffman import entropy_bits, huffman_code_lengths, huffman_decode, huffman_encode
 from .prune import global_topk_masks, nm_mask, prune_, topk_mask, topk_threshold
+from .pipeline import compress, decompress, load, save
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,10 @@ __all__ = [
     "prune_",
     "global_topk_masks",
     "nm_mask",
+    "compress",
+    "decompress",
+    "save",
+    "load",
     "TensorpressError",
     "InvalidArgumentError",
     "DTypeError",

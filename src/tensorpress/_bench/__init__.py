@@ -6,4 +6,4 @@ with the ratios and the percent of the memory-bandwidth bound measured in the sa
 ``FAMILIES`` lists them in the order the report prints them.
 """
 
-FAMILIES = ["adam", "topk", "huffman"]
+FAMILIES = ["adam", "quant", "topk", "huffman", "pipeline"]

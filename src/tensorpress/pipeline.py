@@ -1,0 +1,280 @@
+"""Deep Compression of whole checkpoints: prune, quantize to int8, Huffman-code; and back.
+
+Per tensor (floating point, at least `keep_small` elements, not listed in `keep`):
+  1. magnitude pruning to `sparsity` (exactly round((1 - sparsity) * n) weights kept),
+  2. symmetric int8 quantization per output channel (`axis`; per tensor for 1-D tensors, per
+     block of `block_size` along the last axis when given), with `bits` < 8 using fewer levels,
+  3. entropy coding of the int8 values, as whichever is smaller of
+       "int8-dense":  one Huffman stream of all values, or
+       "int8-sparse": the nonzero values and the gaps between them (Deep Compression's layout),
+                      each Huffman-coded. A gap is the count of zeros before a nonzero (and,
+                      last, after the last one); it is written as gap // 255 escape bytes (255)
+                      then one byte gap % 255, so the gaps account for every position and a
+                      record whose shape disagrees with its streams is caught before allocating.
+Everything else is stored losslessly ("lossless": the bytes, raw or Huffman-coded, whichever is
+smaller). docs/format.md specifies every codec.
+"""
+
+import concurrent.futures
+import math
+import numbers
+import os
+
+import numpy as np
+
+from . import container
+from .errors import CorruptDataError, DTypeError, InvalidArgumentError
+from .huffman import huffman_decode, huffman_encode
+from .prune import prune_
+from .quant import dequantize_int8, quantize_int8
+
+GAP_ESCAPE = 255
+FLOAT_KINDS = "f"
+
+
+def _options(sparsity, bits, axis, block_size, keep_small, keep):
+    if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real) or not 0.0 <= float(sparsity) < 1.0:
+        raise InvalidArgumentError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 2 <= bits <= 8:
+        raise InvalidArgumentError(f"bits must be an int from 2 to 8, got {bits!r}")
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise InvalidArgumentError(f"axis must be an int, got {axis!r}")
+    if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1):
+        raise InvalidArgumentError(f"block_size must be None or an int >= 1, got {block_size!r}")
+    if isinstance(keep_small, bool) or not isinstance(keep_small, numbers.Integral) or keep_small < 0:
+        raise InvalidArgumentError(f"keep_small must be an int >= 0, got {keep_small!r}")
+    return float(sparsity), int(bits), int(axis), block_size, int(keep_small), frozenset(keep or ())
+
+
+def _as_array(name, value):
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(f"tensor names must be non-empty strings, got {name!r}")
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub" or array.dtype.byteorder == (">" if np.little_endian else "<"):
+        raise DTypeError(f"tensor {name!r} has dtype {array.dtype}; expected a native-endian numeric array")
+    return np.ascontiguousarray(array)
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+def _lossless(name, array):
+    raw = array.tobytes()
+    coded = huffman_encode(np.frombuffer(raw, np.uint8)) if raw else b""
+    if raw and len(coded) < len(raw):
+        return name, array.shape, array.dtype.name, "lossless", {"huffman": True}, {"data": coded}
+    return name, array.shape, array.dtype.name, "lossless", {"huffman": False}, {"data": raw}
+
+
+def _quantize(x, bits, axis, block_size):
+    """int8 values and float32 scales of x (float32), symmetric, with 2**(bits-1) - 1 levels."""
+    if bits == 8:
+        if block_size is not None:
+            return quantize_int8(x, axis=-1, block_size=block_size) + ("block", block_size)
+        if x.ndim <= 1:
+            return quantize_int8(x, axis=None) + ("tensor", None)
+        return quantize_int8(x, axis=axis) + ("channel", axis)
+    # Fewer bits: the same quantizer with scales stretched so |q| <= 2**(bits-1) - 1.
+    levels = 2 ** (bits - 1) - 1
+    if block_size is not None:
+        _, scale = quantize_int8(x, axis=-1, block_size=block_size)
+        q, scale = quantize_int8(x, axis=-1, block_size=block_size, scale=scale * np.float32(127 / levels))
+        return q, scale, "block", block_size
+    if x.ndim <= 1:
+        _, scale = quantize_int8(x, axis=None)
+        q, scale = quantize_int8(x, axis=None, scale=np.float32(scale) * np.float32(127 / levels))
+        return q, scale, "tensor", None
+    _, scale = quantize_int8(x, axis=axis)
+    q, scale = quantize_int8(x, axis=axis, scale=scale * np.float32(127 / levels))
+    return q, scale, "channel", axis
+
+
+def encode_gaps(flat_nonzero, n):
+    """The gap bytes of nonzero positions `flat_nonzero` (strictly increasing) in n elements."""
+    gaps = np.diff(flat_nonzero, prepend=-1, append=n) - 1  # zeros before each nonzero, then the tail
+    escapes = gaps // GAP_ESCAPE
+    out = np.full(int(gaps.size + escapes.sum()), GAP_ESCAPE, np.uint8)
+    out[np.cumsum(escapes + 1) - 1] = gaps % GAP_ESCAPE
+    return out
+
+
+def decode_gaps(gap_bytes, nnz, n):
+    """Positions of the nonzeros from encode_gaps' bytes, or None when the bytes do not describe
+    exactly `nnz` nonzeros in `n` elements."""
+    gap_bytes = np.asarray(gap_bytes, np.uint8)
+    ends = np.flatnonzero(gap_bytes != GAP_ESCAPE)
+    if ends.size != nnz + 1 or ends[-1] != gap_bytes.size - 1:
+        return None
+    escapes_before = np.diff(ends, prepend=-1) - 1
+    gaps = escapes_before.astype(np.int64) * GAP_ESCAPE + gap_bytes[ends]
+    if int(gaps.sum()) + nnz != n:
+        return None
+    return (np.cumsum(gaps[:-1] + 1) - 1) if nnz else np.zeros(0, np.int64)
+
+
+def _compress_one(name, array, sparsity, bits, axis, block_size, keep_small, keep):
+
+    if array.dtype.kind not in FLOAT_KINDS or array.size < max(keep_small, 1) or name in keep:
+        return _lossless(name, array)
+    x = array.astype(np.float32, copy=True)
+    if not np.isfinite(x).all():
+        raise InvalidArgumentError(f"tensor {name!r} holds NaN or Inf; list it in keep= to store it losslessly")
+    if sparsity > 0.0:
+        prune_(x, 1.0 - sparsity)
+    q, scale, granularity, group = _quantize(x, bits, axis, block_size)
+    params = {"bits": bits, "granularity": granularity, "group": group,
+              "scale_shape": list(np.shape(scale))}
+    scale_bytes = np.ascontiguousarray(scale, dtype="<f4").tobytes()
+    flat = q.reshape(-1)
+    nonzero = np.flatnonzero(flat)
+    density = nonzero.size / max(flat.size, 1)
+    candidates = []
+    if density > 0.2:
+        candidates.append(("int8-dense", {"values": huffman_encode(flat)}))
+    if density < 0.8:
+        candidates.append(("int8-sparse", {"values": huffman_encode(flat[nonzero]),
+                                           "gaps": huffman_encode(encode_gaps(nonzero, flat.size))}))
+    codec, parts = min(candidates, key=lambda c: sum(len(p) for p in c[1].values()))
+    if codec == "int8-sparse":
+        params["nnz"] = int(nonzero.size)
+    parts["scales"] = scale_bytes
+    params["source_dtype"] = array.dtype.name
+    params["error"] = _error_stats(array, _dequantize(q, scale, granularity, group))
+    return name, array.shape, "float32", codec, params, parts
+
+
+def _dequantize(q, scale, granularity, group):
+    if granularity == "block":
+        return dequantize_int8(q, scale, axis=-1, block_size=group)
+    return dequantize_int8(q, scale, axis=None if granularity == "tensor" else group)
+
+
+def _error_stats(original, restored):
+    """What a lossy record costs: max |error|, RMS error, and the RMS of the original."""
+    x = original.astype(np.float64).reshape(-1)
+    d = restored.astype(np.float64).reshape(-1) - x
+    return {"max_abs": float(np.abs(d).max()) if d.size else 0.0,
+            "rms": float(np.sqrt(np.mean(d * d))) if d.size else 0.0,
+            "ref_rms": float(np.sqrt(np.mean(x * x))) if x.size else 0.0,
+            "ref_max_abs": float(np.abs(x).max()) if x.size else 0.0}
+
+
+def compress_records(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=1024,
+                     keep=(), threads=None, progress=None):
+    """The container records of compress() (see there), for callers that write them themselves.
+    `progress`, when given, wraps the iterator of finished tensors (e.g. a tqdm bar)."""
+    options = _options(sparsity, bits, axis, block_size, keep_small, keep)
+    if not hasattr(tensors, "items"):
+        raise DTypeError(f"tensors must be a mapping of names to arrays, got {type(tensors).__name__}")
+    items = [(name, _as_array(name, value)) for name, value in tensors.items()]
+    threads = threads or min(os.cpu_count() or 1, 8)
+    work = lambda item: _compress_one(item[0], item[1], *options)
+    if threads <= 1 or len(items) <= 1:
+        done = map(work, items)
+        return list(progress(done, len(items)) if progress else done)
+    # The kernels release the GIL, so tensors compress in parallel threads.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        done = pool.map(work, items)
+        return list(progress(done, len(items)) if progress else done)
+
+
+def compress(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=1024, keep=(),
+             threads=None):
+    """Compress a mapping of name -> array into the bytes of a .tpz container.
+
+    `sparsity` is the fraction of each large floating-point tensor's weights set to zero (by
+    magnitude); `bits` (2..8) the quantization width; `axis` the output-channel axis that gets
+    one scale per channel (1-D tensors get one scale); `block_size` switches to one scale per
+    block of that many elements along the last axis. Tensors with fewer than `keep_small`
+    elements, non-float tensors and those named in `keep` are stored losslessly. Tensors are
+    compressed in `threads` threads (default: the cores, at most 8).
+    """
+    return container.build(compress_records(tensors, sparsity, bits, axis, block_size, keep_small,
+                                            keep, threads))
+
+
+def save(path, tensors, **options):
+    """compress() into the file `path`, written atomically (see container.write_file)."""
+    container.write_file(path, compress_records(tensors, **options))
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+def _corrupt(record, why):
+    return CorruptDataError(f"record {record.name!r}: {why}")
+
+
+def _huffman(reader, record, part, expected=None):
+    data = reader.part(record, part)
+    try:
+        symbols = huffman_decode(data).reshape(-1)
+    except CorruptDataError as exc:
+        raise _corrupt(record, f"part {part!r}: {exc}") from None
+    if expected is not None and symbols.size != expected:
+        raise _corrupt(record, f"part {part!r} decodes to {symbols.size} symbols, expected {expected}")
+    return symbols
+
+
+def _decode_record(reader, record):
+    n = math.prod(record.shape)
+    if record.codec == "lossless":
+        try:
+            dtype = np.dtype(record.dtype)
+        except TypeError:
+            raise _corrupt(record, f"unknown dtype {record.dtype!r}") from None
+        nbytes = n * dtype.itemsize
+        if record.params.get("huffman"):
+            data = _huffman(reader, record, "data", nbytes).tobytes()
+        else:
+            data = reader.part(record, "data")
+        if len(data) != nbytes:
+            raise _corrupt(record, f"holds {len(data)} bytes, its shape needs {nbytes}")
+        return np.frombuffer(data, dtype).reshape(record.shape).copy()
+    if record.codec not in ("int8-dense", "int8-sparse"):
+        raise _corrupt(record, f"unknown codec {record.codec!r}")
+    p = record.params
+    scale_shape = p.get("scale_shape")
+    if not (isinstance(scale_shape, list) and all(isinstance(d, int) and d >= 0 for d in scale_shape)):
+        raise _corrupt(record, "invalid scale shape")
+    scales = np.frombuffer(reader.part(record, "scales"), "<f4").astype(np.float32)
+    if scales.size != math.prod(scale_shape):
+        raise _corrupt(record, "scale count does not match its shape")
+    scales = scales.reshape(scale_shape)
+    if record.codec == "int8-dense":
+        q = _huffman(reader, record, "values", n).view(np.int8)
+    else:
+        nnz = p.get("nnz")
+        if not isinstance(nnz, int) or not 0 <= nnz <= n:
+            raise _corrupt(record, "invalid nonzero count")
+        values = _huffman(reader, record, "values", nnz).view(np.int8)
+        positions = decode_gaps(_huffman(reader, record, "gaps"), nnz, n)
+        if positions is None:
+            raise _corrupt(record, "its gaps do not describe its shape and nonzero count")
+        q = np.zeros(n, np.int8)
+        q[positions] = values
+    q = q.reshape(record.shape)
+    granularity = p.get("granularity")
+    if granularity not in ("block", "tensor", "channel"):
+        raise _corrupt(record, f"unknown quantization granularity {granularity!r}")
+    try:
+        return _dequantize(q, scales, granularity, p.get("group"))
+    except (ValueError, TypeError) as exc:
+        raise _corrupt(record, f"scales do not fit the values ({exc})") from None
+
+
+def _decode(reader, names):
+    wanted = reader.names() if names is None else list(names)
+    return {name: _decode_record(reader, reader.record(name)) for name in wanted}
+
+
+def decompress(blob, names=None):
+    """The tensors of compress()'s bytes (only `names` when given), as a dict of arrays:
+    float32 for quantized tensors, the original dtype for lossless ones."""
+    return _decode(container.Reader(blob), names)
+
+
+def load(path, names=None):
+    """Read tensors from a .tpz file; with `names`, only those records are read and decoded."""
+    with container.Reader(path) as reader:
+        return _decode(reader, names)
