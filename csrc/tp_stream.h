@@ -3,7 +3,7 @@
 #define TP_STREAM_H
 
 /* cdef: begin */
-/* Reads `n_in` float32 streams and writes `n_out` (each `n` long), touching every byte once:
+/* Reads `n_in` (1..4) float32 streams and writes `n_out` (0..3), each `n` long, every byte once:
  * out_k[i] = sum of the inputs + k. All threads. The time it takes is what any kernel that
  * moves the same bytes can at best reach on this machine. */
 int tp_stream_probe(const float *const *inputs, int32_t n_in, float *const *outputs,

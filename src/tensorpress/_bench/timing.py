@@ -30,11 +30,13 @@ def best_time(fn, *, repeat=5, min_time=0.02, max_calls=100000):
 _bound_cache = {}
 
 
-def bound_seconds(n, reads, writes, *, repeat=5):
+def bound_seconds(n, reads, writes, *, in_place=False, repeat=5):
     """Seconds the C streaming probe takes to read `reads` and write `writes` float32 streams
     of n elements with all threads: the best any kernel moving those bytes can do here.
-    None without the C extension."""
-    key = (n, reads, writes)
+    With `in_place`, the written streams are the first read ones (a kernel that updates its
+    inputs, like Adam); otherwise they are separate arrays, and plain stores then also read
+    each written line first. None without the C extension."""
+    key = (n, reads, writes, in_place)
     if key in _bound_cache:
         return _bound_cache[key]
     try:
@@ -42,7 +44,7 @@ def bound_seconds(n, reads, writes, *, repeat=5):
     except ImportError:
         return None
     inputs = [np.random.default_rng(k).random(n, dtype=np.float32) for k in range(reads)]
-    outputs = [np.empty(n, np.float32) for _ in range(writes)]
+    outputs = inputs[:writes] if in_place else [np.empty(n, np.float32) for _ in range(writes)]
     in_ptrs = ffi.new("float *[]", [ffi.cast("float *", ffi.from_buffer(a)) for a in inputs])
     out_ptrs = ffi.new("float *[]", [ffi.cast("float *", ffi.from_buffer(a)) for a in outputs])
     seconds = best_time(lambda: lib.tp_stream_probe(in_ptrs, reads, out_ptrs, writes, n), repeat=repeat)
