@@ -58,18 +58,19 @@
     }
 
 /* The body, written once per element type and inlined into each variant. Options that only
- * change arithmetic are selects on loop invariants (the vectorizer keeps them branch-free);
- * amsgrad, which adds a fourth stream, is a compile-time parameter so the common loop carries
- * no conditional load or store. */
+ * change arithmetic cheaply are selects on loop invariants (the vectorizer keeps them
+ * branch-free, computing both sides). Two are compile-time parameters instead: amsgrad, which
+ * adds a fourth stream, so the common loop carries no conditional load or store; and the grad
+ * scale, whose division would otherwise be paid on every step (a third of the arithmetic). */
 #define DEFINE_ADAM_BODY(T, SUF, SQRT)                                                      \
     TP_ALWAYS_INLINE void adam_body_##SUF(const adam_consts_##SUF *c, T *TP_RESTRICT p,     \
                                           const T *TP_RESTRICT gr, T *TP_RESTRICT m,        \
                                           T *TP_RESTRICT v, T *TP_RESTRICT vmax, int64_t n, \
-                                          const int amsgrad) {                              \
+                                          const int amsgrad, const int scaled) {            \
         const adam_consts_##SUF k = *c;                                                     \
         for (int64_t i = 0; i < n; i++) {                                                   \
             T g = gr[i];                                                                    \
-            g = k.scaled ? g / k.grad_scale : g;                                            \
+            if (scaled) g = g / k.grad_scale;                                               \
             g = g * k.sign;                                                                 \
             T pi = p[i];                                                                    \
             pi = k.decoupled ? pi * k.decay : pi;                                           \
@@ -95,10 +96,14 @@
     ATTRS static void adam_##SUF##_##NAME(const adam_consts_##SUF *c, T *TP_RESTRICT p,     \
                                           const T *TP_RESTRICT g, T *TP_RESTRICT m,         \
                                           T *TP_RESTRICT v, T *TP_RESTRICT vmax, int64_t n) { \
-        if (vmax)                                                                           \
-            adam_body_##SUF(c, p, g, m, v, vmax, n, 1);                                     \
+        if (vmax && c->scaled)                                                              \
+            adam_body_##SUF(c, p, g, m, v, vmax, n, 1, 1);                                  \
+        else if (vmax)                                                                      \
+            adam_body_##SUF(c, p, g, m, v, vmax, n, 1, 0);                                  \
+        else if (c->scaled)                                                                 \
+            adam_body_##SUF(c, p, g, m, v, vmax, n, 0, 1);                                  \
         else                                                                                \
-            adam_body_##SUF(c, p, g, m, v, vmax, n, 0);                                     \
+            adam_body_##SUF(c, p, g, m, v, vmax, n, 0, 0);                                  \
     }
 
 #define DEFINE_ADAM_FAMILY(T, SUF, SQRT)                                                    \

@@ -64,6 +64,11 @@ def _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
         # The kernel layer checks every element; a wrong kind of argument is worded there.
         return ((params,), (grads,), (exp_avgs,), (exp_avg_sqs,),
                 None if max_exp_avg_sqs is None else (max_exp_avg_sqs,))
+    sequences = (list, tuple)
+    if (type(params) in sequences and type(grads) in sequences and type(exp_avgs) in sequences
+            and type(exp_avg_sqs) in sequences and (max_exp_avg_sqs is None or type(max_exp_avg_sqs) in sequences)):
+        return (tuple(params), tuple(grads), tuple(exp_avgs), tuple(exp_avg_sqs),
+                None if max_exp_avg_sqs is None else tuple(max_exp_avg_sqs))
     args = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
     if isinstance(params, np.ndarray):
         for name, a in zip(_checks.ADAM_ROLES, args):
