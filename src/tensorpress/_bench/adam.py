@@ -1,13 +1,12 @@
 """Benchmark of the fused Adam step: tensorpress (C, Numba) vs naive NumPy vs torch's fused CPU
 Adam, as elements per second and as a share of the bandwidth bound measured in the same run."""
 
-import contextlib
 
 import numpy as np
 
 from .. import _backend, optim
 from .models import minilm_l6_shapes
-from .timing import best_time, bound_seconds, format_table, rate, ratio, torch_or_none
+from .timing import routed_to, best_time, bound_seconds, format_table, rate, ratio, torch_or_none
 
 FULL_SIZES = [1, 1 << 10, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24]
 QUICK_SIZES = [1, 1 << 14, 1 << 18, 1 << 22]
@@ -23,15 +22,9 @@ def naive_adam(p, g, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
     p[...] = p - lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
-@contextlib.contextmanager
 def using_backend(name):
-    """Route tp.adam_step through one backend's kernels (the public wrapper stays in the path)."""
-    saved = optim._kernels
-    optim._kernels = _backend.kernels_of(name, "adam")
-    try:
-        yield
-    finally:
-        optim._kernels = saved
+    """Route tp.adam_step through one backend's kernels."""
+    return routed_to(optim, "adam", name)
 
 
 def make_tensors(shapes, seed=0):

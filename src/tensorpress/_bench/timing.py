@@ -1,6 +1,7 @@
 """Timing helpers shared by the benchmark families: best-of timing, the measured bandwidth
 bound, and the table layout."""
 
+import contextlib
 import time
 
 import numpy as np
@@ -77,3 +78,17 @@ def torch_or_none():
     except ImportError:
         return None
     return torch
+
+
+@contextlib.contextmanager
+def routed_to(module, family, backend):
+    """Route a public module's calls (e.g. tensorpress.optim) through one backend's kernels of
+    `family`; the public wrapper, with its checks, stays in the timed path."""
+    from .. import _backend
+
+    saved = module._kernels
+    module._kernels = _backend.kernels_of(backend, family)
+    try:
+        yield
+    finally:
+        module._kernels = saved

@@ -4,25 +4,18 @@ share of the bandwidth bound measured in the same run (a bool mask reads 4 bytes
 byte per float32 element: the C stream probe over n/4 elements reading 4 and writing 1 float32
 streams moves exactly those bytes)."""
 
-import contextlib
 
 import numpy as np
 
 from .. import _backend, prune
-from .timing import best_time, bound_seconds, format_table, rate, ratio, torch_or_none
+from .timing import routed_to, best_time, bound_seconds, format_table, rate, ratio, torch_or_none
 
 FULL_N, QUICK_N = 1 << 24, 1 << 20
 
 
-@contextlib.contextmanager
 def using_backend(name):
-    """Route the public functions through one backend's kernels."""
-    saved = prune._kernels
-    prune._kernels = _backend.kernels_of(name, "topk")
-    try:
-        yield
-    finally:
-        prune._kernels = saved
+    """Route the public top-k functions through one backend's kernels."""
+    return routed_to(prune, "topk", name)
 
 
 def naive_mask(x, k):
