@@ -109,7 +109,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9
     when arrays disagree in shape or dtype, are non-contiguous, read-only (other than grads),
     overlap in memory, or a hyper-parameter is out of range.
     """
-    hyper = _hyper(step, lr, betas, eps, weight_decay, grad_scale)
+    step, lr, beta1, beta2, eps, weight_decay, grad_scale = _hyper(step, lr, betas, eps, weight_decay, grad_scale)
     flags = (DECOUPLED if decoupled_weight_decay else 0) | (MAXIMIZE if maximize else 0)
     if grad_scale is not None:
         flags |= GRAD_SCALE
@@ -119,8 +119,11 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9
         flags |= AMSGRAD
     elif max_exp_avg_sqs is not None:
         raise InvalidArgumentError("max_exp_avg_sqs is only used with amsgrad=True")
-    lists = _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
-    return _kernels.adam_step(lists, *hyper, flags)
+    if type(params) is np.ndarray and max_exp_avg_sqs is None:
+        lists = ((params,), (grads,), (exp_avgs,), (exp_avg_sqs,), None)  # the one-tensor call, inline
+    else:
+        lists = _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
+    return _kernels.adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags)
 
 
 class Adam:
