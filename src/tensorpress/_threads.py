@@ -1,10 +1,9 @@
 """Thread-count control shared by both backends."""
 
 import os
-import operator
 
-from . import _backend
-from .errors import BackendError, DTypeError, InvalidArgumentError
+from . import _backend, _checks
+from .errors import BackendError, InvalidArgumentError
 
 
 def _default_threads():
@@ -33,12 +32,7 @@ def set_num_threads(n):
     single-threaded whatever `n` is.
     """
     global _num_threads
-    try:
-        if isinstance(n, bool):
-            raise TypeError
-        n = operator.index(n)
-    except TypeError:
-        raise DTypeError(f"set_num_threads expects an int, got {type(n).__name__}") from None
+    n = _checks.integer(n, "set_num_threads' n")
     if n < 1:
         raise InvalidArgumentError(f"set_num_threads expects n >= 1, got {n}")
     if _forked_child and n > 1:

@@ -13,7 +13,6 @@ stored raw, a block of one repeated symbol as that symbol. Any damage (truncatio
 bits, a wrong header, trailing bytes) raises CorruptDataError.
 """
 
-import operator
 
 import numpy as np
 
@@ -120,12 +119,7 @@ def huffman_code_lengths(counts, max_bits=11):
     symbols are used (a single used symbol gets length 1). These are the lengths the coder
     uses for a block with these counts (max_bits=11).
     """
-    if isinstance(max_bits, (bool, np.bool_)):
-        raise DTypeError("max_bits must be an int, got bool")
-    try:
-        max_bits = operator.index(max_bits)
-    except TypeError:
-        raise DTypeError(f"max_bits must be an int, got {type(max_bits).__name__}") from None
+    max_bits = _checks.integer(max_bits, "max_bits")
     if not 1 <= max_bits <= 32:
         raise InvalidArgumentError(f"max_bits must be in [1, 32], got {max_bits}")
     arr = np.asarray(counts)

@@ -67,12 +67,7 @@ def resolve_k(k, n):
 
 def _axis(x, axis):
     """(outer, length, inner) of x around a normalized axis."""
-    if isinstance(axis, (bool, np.bool_)):
-        raise DTypeError("axis must be an int or None, got bool")
-    try:
-        axis = operator.index(axis)
-    except TypeError:
-        raise DTypeError(f"axis must be an int or None, got {type(axis).__name__}") from None
+    axis = _checks.integer(axis, "axis", "an int or None")
     if not -x.ndim <= axis < x.ndim:
         raise InvalidArgumentError(f"axis {axis} is out of range for an array of {x.ndim} dimensions")
     axis %= x.ndim
@@ -199,12 +194,7 @@ def nm_mask(x, n=2, m=4, axis=-1):
     if x.ndim == 0:
         raise InvalidArgumentError("nm_mask needs an array of at least one dimension")
     m = _checks.positive_int(m, "m")
-    if isinstance(n, (bool, np.bool_)):
-        raise DTypeError("n must be an int, got bool")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise DTypeError(f"n must be an int, got {type(n).__name__}") from None
+    n = _checks.integer(n, "n")
     if m > 64:
         raise InvalidArgumentError(f"m must be <= 64, got {m}")
     if not 0 <= n <= m:

@@ -271,7 +271,6 @@ def topk_rows(x, outer, length, inner, k, mask, thresholds=None, packed=False, z
     width = {np.uint16: 15, np.uint32: 31, np.uint64: 63}[udt]
     u = _view(x)
     m = np.zeros(0, np.uint8) if mask is None else mask.reshape(-1).view(np.uint8)
-    thr = np.zeros(0, np.uint64) if thresholds is None else thresholds
     if zero and _any_nan(u, udt(absmask), np.uint64(infkey)):
         # in-place zeroing must not start before every slice is known to be NaN-free
         raise NonFiniteError("topk: non-finite value (NaN or Inf)")
