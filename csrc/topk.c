@@ -5,6 +5,10 @@
  * orders magnitudes exactly (subnormals below normals, +0 and -0 both 0, Inf above every finite
  * value, NaN above Inf: that is how NaN is detected). Everything below works on these keys.
  *
+ * Large inputs take the sampled path first (described at sample_range below): a sample
+ * brackets the k-th key, then one pass writes the mask and collects the few keys inside the
+ * bracket, and steps 5-6 below finish. When the bracket misses, the histogram path runs:
+ *
  * Selection of the k-th largest key, for one array or a concatenation of many ("segments"):
  *  1. histogram pass over the data on the top digit of the key (12 bits for float32), one
  *     histogram per unit of work (one per thread), under OpenMP;
@@ -30,6 +34,7 @@
  * always-inline body compiled as a scalar reference, a baseline build and AVX2 / AVX-512
  * builds; the histogram passes are scalar by nature and have one version.
  */
+#include <math.h>
 #include <string.h>
 #include "common.h"
 
@@ -52,9 +57,23 @@ static const topk_levels LEVELS_f16 = {2, {4, 0}, {11, 4}};
 static const topk_levels LEVELS_f32 = {3, {19, 8, 0}, {12, 11, 8}};
 static const topk_levels LEVELS_f64 = {5, {48, 36, 24, 12, 0}, {15, 12, 12, 12, 12}};
 
+/* Sign-clearing masks and Inf's key per type (names pasted from a type's suffix). */
+#define KEYMASK_f16 0x7fffu
+#define KEYMASK_f32 0x7fffffffu
+#define KEYMASK_f64 0x7fffffffffffffffULL
+#define INFKEY_f16 0x7c00u
+#define INFKEY_f32 0x7f800000u
+#define INFKEY_f64 0x7ff0000000000000ULL
+
 typedef struct {
     int64_t lo, hi;
 } topk_range;
+
+/* What the sampled mask pass tallies besides the mask: keys above the range, largest key. */
+typedef struct {
+    int64_t above;
+    uint64_t kmax;
+} mark_stats;
 
 /* OpenMP pragmas inside the macro-generated functions; nothing without OpenMP. */
 #ifdef _OPENMP
@@ -197,29 +216,42 @@ static void select_candidates(const int64_t *src_idx, const uint64_t *src_key, i
     }                                                                                       \
                                                                                             \
     /* The mask pass over x[lo, hi) of one segment (lo a multiple of TOPK_ALIGN). Keys whose  \
-     * digit key >> shift is above P are kept, below dropped; equal ones are candidates:     \
-     * collected (collect=1) or decided by the rule index <= cut (collect=0, shift=0).      */ \
+     * digit d = key >> shift is above HI are kept, below LO dropped; the ones in [LO, HI]   \
+     * are candidates: collected as (index, key - base) (collect=1) or decided by the rule   \
+     * index <= cut (collect=0, shift=0, LO=HI). The histogram path passes one digit,        \
+     * LO=HI=P; the sampled path a key range and track=1: it then also counts the kept keys \
+     * into st->above, keeps the largest key in st->kmax (NaN detection), and returns -1    \
+     * when the candidates would pass `cap`.                                                */ \
     TP_ALWAYS_INLINE int64_t mark_body_##SUF(S *TP_RESTRICT x, int64_t lo, int64_t hi,      \
-                                             int64_t vbase, int shift, K P, int64_t cut,    \
-                                             const int collect, uint8_t *TP_RESTRICT mask,  \
-                                             const int out, const int zero,                 \
-                                             int64_t *TP_RESTRICT cidx,                     \
-                                             uint64_t *TP_RESTRICT ckey) {                  \
+                                             int64_t vbase, int shift, K LO, K HI, K base,  \
+                                             int64_t cut, const int collect,                \
+                                             uint8_t *TP_RESTRICT mask, const int out,      \
+                                             const int zero, int64_t *TP_RESTRICT cidx,     \
+                                             uint64_t *TP_RESTRICT ckey, const int track,   \
+                                             int64_t cap, mark_stats *st) {                 \
         /* out: 0 no mask, 1 bools written straight from the compare loop, 2 packed bits  \
          * (through a block buffer) */                                                      \
-        int64_t c = 0;                                                                      \
+        int64_t c = 0, above = 0;                                                           \
+        const K span = (K)(HI - LO);                                                        \
+        K kmax = 0;                                                                         \
         for (int64_t b = lo; b < hi; b += TOPK_BLOCK) {                                     \
             int64_t len = hi - b < TOPK_BLOCK ? hi - b : TOPK_BLOCK;                        \
             uint8_t buf[TOPK_BLOCK], e[TOPK_BLOCK];                                         \
             uint8_t *m = out == 1 ? mask + b : buf;                                         \
             uint8_t any = 0;                                                                \
             const S *xb = x + b;                                                            \
+            if (track && c + TOPK_BLOCK > cap) return -1;                                   \
+            /* one unsigned compare tests LO <= d <= HI: d - LO wraps above span below LO */ \
             for (int64_t j = 0; j < len; j++) {                                             \
-                K d = (K)(xb[j] & ABS) >> shift;                                            \
-                m[j] = d > P;                                                               \
-                e[j] = d == P;                                                              \
+                K key = (K)(xb[j] & ABS);                                                   \
+                K d = key >> shift;                                                         \
+                m[j] = d > HI;                                                              \
+                e[j] = (K)(d - LO) <= span;                                                 \
                 any |= e[j];                                                                \
+                if (track) kmax = key > kmax ? key : kmax;                                  \
             }                                                                               \
+            if (track)                                                                      \
+                for (int64_t j = 0; j < len; j++) above += m[j];                            \
             if (any) {                                                                      \
                 /* candidates are sparse: visit only the nonzero bytes of e, 8 at a time */ \
                 if (len < TOPK_BLOCK) memset(e + len, 0, (size_t)(TOPK_BLOCK - len));      \
@@ -231,7 +263,7 @@ static void select_candidates(const int64_t *src_idx, const uint64_t *src_key, i
                         word &= word - 1;                                                   \
                         if (collect) {                                                      \
                             cidx[c] = vbase + b + j;                                        \
-                            ckey[c] = (K)(xb[j] & ABS);                                     \
+                            ckey[c] = (K)((K)(xb[j] & ABS) - base);                         \
                             c++;                                                            \
                         } else {                                                            \
                             m[j] = vbase + b + j <= cut;                                    \
@@ -246,6 +278,10 @@ static void select_candidates(const int64_t *src_idx, const uint64_t *src_key, i
                     xw[j] = (m[j] | (uint8_t)(collect & e[j])) ? xw[j] : (S)0;              \
             }                                                                               \
             if (out == 2) pack_bools(mask + b / 8, m, len);                                 \
+        }                                                                                   \
+        if (track) {                                                                        \
+            st->above += above;                                                             \
+            st->kmax = (uint64_t)kmax > st->kmax ? (uint64_t)kmax : st->kmax;               \
         }                                                                                   \
         return c;                                                                           \
     }
@@ -434,26 +470,46 @@ DEFINE_NM_BODY(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff000000000000
 /* ---------------------------------------------------------------------------------------- */
 /* Variants: each hot body compiled for each instruction set.                                */
 
-#define DEFINE_TOPK_VARIANT(SUF, S, K, NAME, ATTRS)                                           \
+/* FASTRANGE: an optional hand-vectorized sampled pass tried first (RANGE_NONE = none). */
+#define DEFINE_TOPK_VARIANT(SUF, S, K, NAME, ATTRS, FASTRANGE)                                \
     ATTRS static int64_t mark_##SUF##_##NAME(S *x, int64_t lo, int64_t hi, int64_t vbase,   \
-                                             int shift, K P, int64_t cut, int collect,      \
-                                             uint8_t *mask, int packed, int zero,           \
-                                             int64_t *cidx, uint64_t *ckey) {               \
+                                             int shift, K LO, K HI, K base, int64_t cut,    \
+                                             int collect, uint8_t *mask, int packed,        \
+                                             int zero, int64_t *cidx, uint64_t *ckey,       \
+                                             int64_t cap, mark_stats *st) {                 \
         /* each combination a loop of its own, so no test is left inside the loops */      \
         int out = !mask ? 0 : packed ? 2 : 1;                                               \
+        if (st) { /* the sampled pass: key ranges (shift 0), collects, never zeroes */     \
+            if (out != 2) {                                                                 \
+                int64_t done = 0;                                                           \
+                int64_t c = FASTRANGE(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, &done); \
+                if (c < 0) return c;                                                        \
+                int64_t r = mark_body_##SUF(x, lo + done, hi, vbase, 0, LO, HI, base, 0, 1, \
+                                            mask, out, 0, cidx + c, ckey + c, 1, cap - c, st); \
+                return r < 0 ? r : c + r;                                                   \
+            }                                                                               \
+            return mark_body_##SUF(x, lo, hi, vbase, 0, LO, HI, base, 0, 1, mask, out, 0,   \
+                                   cidx, ckey, 1, cap, st);                                 \
+        }                                                                                   \
         if (collect) {                                                                      \
             if (out == 1 && !zero)                                                          \
-                return mark_body_##SUF(x, lo, hi, vbase, shift, P, cut, 1, mask, 1, 0,      \
-                                       cidx, ckey);                                         \
+                return mark_body_##SUF(x, lo, hi, vbase, shift, LO, HI, base, cut, 1, mask, \
+                                       1, 0, cidx, ckey, 0, 0, NULL);                       \
             if (out == 0 && !zero)                                                          \
-                return mark_body_##SUF(x, lo, hi, vbase, shift, P, cut, 1, mask, 0, 0,      \
-                                       cidx, ckey);                                         \
-            return mark_body_##SUF(x, lo, hi, vbase, shift, P, cut, 1, mask, out, zero,     \
-                                   cidx, ckey);                                             \
+                return mark_body_##SUF(x, lo, hi, vbase, shift, LO, HI, base, cut, 1, mask, \
+                                       0, 0, cidx, ckey, 0, 0, NULL);                       \
+            return mark_body_##SUF(x, lo, hi, vbase, shift, LO, HI, base, cut, 1, mask,     \
+                                   out, zero, cidx, ckey, 0, 0, NULL);                      \
         }                                                                                   \
         if (out == 1 && !zero)                                                              \
-            return mark_body_##SUF(x, lo, hi, vbase, 0, P, cut, 0, mask, 1, 0, cidx, ckey); \
-        return mark_body_##SUF(x, lo, hi, vbase, 0, P, cut, 0, mask, out, zero, cidx, ckey); \
+            return mark_body_##SUF(x, lo, hi, vbase, 0, LO, HI, base, cut, 0, mask, 1, 0,   \
+                                   cidx, ckey, 0, 0, NULL);                                 \
+        return mark_body_##SUF(x, lo, hi, vbase, 0, LO, HI, base, cut, 0, mask, out, zero,  \
+                               cidx, ckey, 0, 0, NULL);                                     \
+    }                                                                                       \
+    /* the sampled path's in-place pruning: zero every key below LO (all dropped) */      \
+    ATTRS static void zero_below_##SUF##_##NAME(S *x, int64_t lo, int64_t hi, K LO) {      \
+        for (int64_t j = lo; j < hi; j++) x[j] = (K)(x[j] & KEYMASK_##SUF) >= LO ? x[j] : (S)0; \
     }                                                                                       \
     ATTRS static int row_##SUF##_##NAME(S *x, int64_t len, int64_t stride, int64_t k,       \
                                         int packed, int zero, uint8_t *mask, int64_t mbase, \
@@ -481,6 +537,7 @@ DEFINE_NM_BODY(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff000000000000
 
 /* no hand-vectorized kernel: everything goes to the always-inline body */
 #define NM4_NONE(x, groups, n, mask, done) (*(done) = 0, 0)
+#define RANGE_NONE(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done) (*(done) = 0, 0)
 
 #if TP_HAVE_X86_VARIANTS
 #include <immintrin.h>
@@ -525,11 +582,69 @@ TP_TARGET_AVX2 static int nm4_f32_avx2_fast(const uint32_t *x, int64_t groups, i
     return !_mm256_testz_si256(nan, nan);
 }
 #define NM4_F32_AVX2(x, groups, n, mask, done) nm4_f32_avx2_fast(x, groups, n, mask, done)
+
+/* The sampled pass of mark_body (track=1, shift 0, bool mask or none) for float32 keys with
+ * AVX2, 32 keys per step: kept = key > HI, candidate = LO <= key <= HI (as key - LO <= span,
+ * unsigned), the kept count and the largest key accumulated in vectors. Returns the candidates
+ * collected, or -1 when they would pass cap; *done = elements handled (a multiple of 32). */
+TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int64_t hi,
+                                             int64_t vbase, uint32_t LO, uint32_t HI,
+                                             uint8_t *mask, int64_t *cidx, uint64_t *ckey,
+                                             int64_t cap, mark_stats *st, int64_t *done) {
+    const __m256i absm = _mm256_set1_epi32(0x7fffffff);
+    const __m256i vhi = _mm256_set1_epi32((int32_t)HI), vlo = _mm256_set1_epi32((int32_t)LO);
+    const __m256i span = _mm256_set1_epi32((int32_t)(HI - LO));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256i vmax = _mm256_setzero_si256(), vabove = _mm256_setzero_si256();
+    int64_t c = 0, i = lo;
+    for (; i + 32 <= hi; i += 32) {
+        if (c + 32 > cap) {
+            c = -1;
+            break;
+        }
+        __m256i gt[4], in[4];
+        for (int q = 0; q < 4; q++) {
+            __m256i k = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + 8 * q)), absm);
+            vmax = _mm256_max_epi32(vmax, k); /* keys < 2^31: signed compares are exact */
+            gt[q] = _mm256_cmpgt_epi32(k, vhi);
+            vabove = _mm256_sub_epi32(vabove, gt[q]);
+            __m256i t = _mm256_sub_epi32(k, vlo);
+            in[q] = _mm256_cmpeq_epi32(_mm256_min_epu32(t, span), t);
+        }
+        /* 4 x 8 lanes of 0/-1 -> 32 bytes in element order (as in nm4_f32_avx2_fast) */
+        __m256i g = _mm256_permutevar8x32_epi32(
+            _mm256_packs_epi16(_mm256_packs_epi32(gt[0], gt[1]), _mm256_packs_epi32(gt[2], gt[3])), order);
+        __m256i e = _mm256_permutevar8x32_epi32(
+            _mm256_packs_epi16(_mm256_packs_epi32(in[0], in[1]), _mm256_packs_epi32(in[2], in[3])), order);
+        if (mask) _mm256_storeu_si256((__m256i *)(mask + i), _mm256_and_si256(g, one));
+        uint32_t bits = (uint32_t)_mm256_movemask_epi8(e);
+        while (bits) {
+            int j = __builtin_ctz(bits);
+            bits &= bits - 1;
+            cidx[c] = vbase + i + j;
+            ckey[c] = (x[i + j] & 0x7fffffffu) - LO;
+            c++;
+        }
+    }
+    uint32_t lanes[8];
+    int32_t counts[8];
+    _mm256_storeu_si256((__m256i *)lanes, vmax);
+    _mm256_storeu_si256((__m256i *)counts, vabove);
+    for (int l = 0; l < 8; l++) {
+        st->kmax = lanes[l] > st->kmax ? lanes[l] : st->kmax;
+        st->above += counts[l];
+    }
+    *done = i - lo;
+    return c;
+}
+#define RANGE_F32_AVX2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done) \
+    range_f32_avx2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done)
 #endif
 
 #define DEFINE_TOPK_VARIANTS(SUF, S, K)                                                       \
-    DEFINE_TOPK_VARIANT(SUF, S, K, scalar, TP_NO_VECTORIZE)                                 \
-    DEFINE_TOPK_VARIANT(SUF, S, K, baseline, )                                              \
+    DEFINE_TOPK_VARIANT(SUF, S, K, scalar, TP_NO_VECTORIZE, RANGE_NONE)                     \
+    DEFINE_TOPK_VARIANT(SUF, S, K, baseline, , RANGE_NONE)                                  \
     DEFINE_NM_VARIANT(SUF, S, scalar, TP_NO_VECTORIZE, NM4_NONE)                            \
     DEFINE_NM_VARIANT(SUF, S, baseline, , NM4_NONE)
 
@@ -537,12 +652,12 @@ DEFINE_TOPK_VARIANTS(f16, uint16_t, uint32_t)
 DEFINE_TOPK_VARIANTS(f32, uint32_t, uint32_t)
 DEFINE_TOPK_VARIANTS(f64, uint64_t, uint64_t)
 #if TP_HAVE_X86_VARIANTS
-DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx2, TP_TARGET_AVX2)
-DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx512, TP_TARGET_AVX512)
-DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx2, TP_TARGET_AVX2)
-DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx512, TP_TARGET_AVX512)
-DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx2, TP_TARGET_AVX2)
-DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx512, TP_TARGET_AVX512)
+DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx2, TP_TARGET_AVX2, RANGE_NONE)
+DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx512, TP_TARGET_AVX512, RANGE_NONE)
+DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx2, TP_TARGET_AVX2, RANGE_F32_AVX2)
+DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx512, TP_TARGET_AVX512, RANGE_F32_AVX2)
+DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx2, TP_TARGET_AVX2, RANGE_NONE)
+DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx512, TP_TARGET_AVX512, RANGE_NONE)
 DEFINE_NM_VARIANT(f16, uint16_t, avx2, TP_TARGET_AVX2, NM4_NONE)
 DEFINE_NM_VARIANT(f16, uint16_t, avx512, TP_TARGET_AVX512, NM4_NONE)
 DEFINE_NM_VARIANT(f32, uint32_t, avx2, TP_TARGET_AVX2, NM4_F32_AVX2)
@@ -550,25 +665,6 @@ DEFINE_NM_VARIANT(f32, uint32_t, avx512, TP_TARGET_AVX512, NM4_F32_AVX2)
 DEFINE_NM_VARIANT(f64, uint64_t, avx2, TP_TARGET_AVX2, NM4_NONE)
 DEFINE_NM_VARIANT(f64, uint64_t, avx512, TP_TARGET_AVX512, NM4_NONE)
 #endif
-
-typedef int64_t (*mark_f16_fn)(uint16_t *, int64_t, int64_t, int64_t, int, uint32_t, int64_t, int,
-                               uint8_t *, int, int, int64_t *, uint64_t *);
-typedef int64_t (*mark_f32_fn)(uint32_t *, int64_t, int64_t, int64_t, int, uint32_t, int64_t, int,
-                               uint8_t *, int, int, int64_t *, uint64_t *);
-typedef int64_t (*mark_f64_fn)(uint64_t *, int64_t, int64_t, int64_t, int, uint64_t, int64_t, int,
-                               uint8_t *, int, int, int64_t *, uint64_t *);
-typedef int (*row_f16_fn)(uint16_t *, int64_t, int64_t, int64_t, int, int, uint8_t *, int64_t,
-                          uint64_t *, const topk_levels *, uint32_t *, uint32_t *, int64_t *,
-                          uint64_t *);
-typedef int (*row_f32_fn)(uint32_t *, int64_t, int64_t, int64_t, int, int, uint8_t *, int64_t,
-                          uint64_t *, const topk_levels *, uint32_t *, uint32_t *, int64_t *,
-                          uint64_t *);
-typedef int (*row_f64_fn)(uint64_t *, int64_t, int64_t, int64_t, int, int, uint8_t *, int64_t,
-                          uint64_t *, const topk_levels *, uint32_t *, uint64_t *, int64_t *,
-                          uint64_t *);
-typedef int (*nm_f16_fn)(const uint16_t *, int64_t, int64_t, int32_t, int32_t, uint8_t *);
-typedef int (*nm_f32_fn)(const uint32_t *, int64_t, int64_t, int32_t, int32_t, uint8_t *);
-typedef int (*nm_f64_fn)(const uint64_t *, int64_t, int64_t, int32_t, int32_t, uint8_t *);
 
 #if TP_HAVE_X86_VARIANTS
 #define PICK(SUF, FN, isa)                                                                    \
@@ -634,6 +730,248 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
         }                                                                                   \
     } while (0)
 
+/* ---- the sampled path -------------------------------------------------------------------
+ * The histogram pass costs as much as the mask pass. A sample of the data (2048 groups of 16
+ * neighbours (a cache line) at jittered positions) estimates where the k-th key
+ * lies; its sorted keys give a range [LO, HI] that holds the k-th key with high probability.
+ * Then ONE pass over the data writes the mask for everything outside the range, counts the
+ * keys above it and collects the (few) keys inside; the exact selection runs on those in cache.
+ * When the range missed (too many or too few above, or more candidates than the workspace
+ * takes: rare, e.g. data concentrated on a few values) the histogram path redoes the work, so
+ * the result never depends on the sample, only the time does. */
+#define TOPK_SAMPLE_MIN ((int64_t)1 << 19) /* below, the histogram pass runs in cache anyway */
+#define TOPK_SAMPLE_GROUPS 2048
+#define TOPK_SAMPLE_GROUP 16
+static double sample_z = 4.0;              /* half-width of the range in standard deviations */
+static int64_t sample_misses = 0;          /* times the histogram path had to redo the work */
+
+double tp_topk_sample_width(double z) {
+    double before = sample_z;
+    sample_z = z;
+    return before;
+}
+
+int64_t tp_topk_sample_misses(void) { return __atomic_load_n(&sample_misses, __ATOMIC_RELAXED); }
+
+/* LSD radix sort of n keys below 2^bits by their bits [low, bits) (stable: the order of
+ * key >> low), ascending, 8-bit digits; tmp holds n keys. Digits every key shares (the
+ * exponent's top bits, typically) are skipped. */
+static void sort_keys(uint64_t *a, uint64_t *tmp, int64_t n, int low, int bits) {
+    uint64_t *src = a, *dst = tmp;
+    for (int shift = low; shift < bits; shift += 8) {
+        int64_t h[256];
+        memset(h, 0, sizeof h);
+        for (int64_t i = 0; i < n; i++) h[(src[i] >> shift) & 255]++;
+        if (h[(src[0] >> shift) & 255] == n) continue;
+        for (int64_t d = 0, acc = 0; d < 256; d++) {
+            int64_t c = h[d];
+            h[d] = acc;
+            acc += c;
+        }
+        for (int64_t i = 0; i < n; i++) dst[h[(src[i] >> shift) & 255]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, (size_t)n * sizeof *a);
+}
+
+/* An offset in [0, range) for draw j: frac(j * golden ratio) * range, a low-discrepancy
+ * sequence (one multiply, no division), so sample positions never line up with a period of
+ * the data. */
+static int64_t jitter(uint64_t j, int64_t range) {
+    uint32_t frac = (uint32_t)(j * 2654435769u); /* 2^32 / golden ratio */
+    return (int64_t)(((uint64_t)frac * (uint64_t)range) >> 32);
+}
+
+static int bit_length(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
+
+/* The key range [*lo, *hi] that holds the k-th largest of `total` keys with high probability,
+ * from s sample keys (reordered; tmp holds s keys): the sample's keys of ascending ranks r - d
+ * and r + d, where r is the k-th's expected rank in the sample and d is sample_z standard
+ * deviations of it (binomial) plus `margin` (for neighbours within a group being alike). Only
+ * the keys near those ranks are sorted: a histogram of the top `bits` (<= 11) significant bits
+ * picks them out
+ * (a full radix sort of the sample costs more than the selection it serves: its skewed top
+ * digits chain every counter increment through the previous one). */
+static void sample_range(uint64_t *keys, uint64_t *tmp, int64_t s, int64_t total, int64_t k,
+                         uint64_t top, int bits, int64_t margin, uint64_t *lo, uint64_t *hi) {
+    double p = (double)k / (double)total;
+    int64_t r = (int64_t)((double)(total - k) / (double)total * (double)s);
+    int64_t d = (int64_t)(sample_z * sqrt((double)s * p * (1.0 - p))) + margin;
+    int64_t a = r - d < 0 ? 0 : r - d, b = r + d >= s ? s - 1 : r + d;
+    uint64_t kmax = 0;
+    for (int64_t i = 0; i < s; i++) kmax = keys[i] > kmax ? keys[i] : kmax;
+    const int64_t nb = (int64_t)1 << bits;
+    int shift = bit_length(kmax) > bits ? bit_length(kmax) - bits : 0;
+    int64_t h[2048];
+    memset(h, 0, sizeof(int64_t) * (size_t)nb);
+    for (int64_t i = 0; i < s; i++) h[keys[i] >> shift]++;
+    int64_t below = 0, base = 0;
+    uint64_t da = 0, db = (uint64_t)nb - 1;
+    for (int64_t dg = 0, found_a = 0; dg < nb; dg++) {
+        if (!found_a && below + h[dg] > a) {
+            da = (uint64_t)dg;
+            base = below;
+            found_a = 1;
+        }
+        if (below + h[dg] > b) {
+            db = (uint64_t)dg;
+            break;
+        }
+        below += h[dg];
+    }
+    int64_t m = 0; /* branch-free compaction of the keys whose digit lies in [da, db] */
+    for (int64_t i = 0; i < s; i++) {
+        tmp[m] = keys[i];
+        m += (keys[i] >> shift) - da <= db - da;
+    }
+    /* the range may be wider than the sample says, never narrower: sort on the top 16 bits
+     * of those in which these keys differ, then round the ends outwards over the bits left out */
+    uint64_t vary = 0;
+    for (int64_t i = 0; i < m; i++) vary |= tmp[i] ^ tmp[0];
+    int high = bit_length(vary), low = high > 16 ? high - 16 : 0;
+    uint64_t rest = ((uint64_t)1 << low) - 1;
+    sort_keys(tmp, keys, m, low, high);
+    *lo = r - d < 0 ? 0 : tmp[a - base] & ~rest;
+    *hi = r + d >= s ? top : tmp[b - base] | rest;
+}
+
+/* Step 6 of both paths: decide the collected candidates (index-ordered; unit u's sit at
+ * offsets[u]..offsets[u+1]) and write them into the masks, each unit its own, so units never
+ * write the same byte. Candidate keys are stored relative to the range's base: trel is the
+ * threshold relative to it. */
+#define DEFINE_SCATTER(SUF, S, K)                                                             \
+    static void scatter_##SUF(const tp_topk_segment *segs, int64_t units,                   \
+                              const int64_t *offsets, int64_t total_candidates,             \
+                              const int64_t *cidx, const uint64_t *ckey, uint64_t trel,     \
+                              int64_t cut, int want_mask, int packed, int zero, int threads) { \
+        (void)threads;                                                                      \
+        TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
+        for (int64_t u = 0; u < units; u++) {                                               \
+            int64_t end = u + 1 < units ? offsets[u + 1] : total_candidates;                \
+            int64_t s = 0, off = 0;                                                         \
+            for (int64_t i = offsets[u]; i < end; i++) {                                    \
+                int64_t id = cidx[i];                                                       \
+                while (id >= off + segs[s].numel) off += segs[s++].numel;                   \
+                int64_t j = id - off;                                                       \
+                /* the candidates are spread over the whole mask, about one per cache line: \
+                 * fetch the line of a later one while this one is written */              \
+                if (want_mask && i + 16 < end && cidx[i + 16] - off < segs[s].numel)        \
+                    __builtin_prefetch((uint8_t *)segs[s].mask +                            \
+                                           ((cidx[i + 16] - off) >> (packed ? 3 : 0)), 1);  \
+                int keep = ckey[i] > trel || (ckey[i] == trel && id <= cut);                \
+                if (keep) {                                                                 \
+                    if (want_mask) {                                                        \
+                        uint8_t *mk = (uint8_t *)segs[s].mask;                              \
+                        if (packed)                                                         \
+                            mk[j >> 3] |= (uint8_t)(0x80u >> (j & 7));                      \
+                        else                                                                \
+                            mk[j] = 1;                                                      \
+                    }                                                                       \
+                } else if (zero) {                                                          \
+                    ((S *)segs[s].data)[j] = 0;                                             \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+                                                                                            \
+    /* Up to `groups` groups of TOPK_SAMPLE_GROUP neighbours, one at a jittered position in \
+     * each of `groups` equal strata of the concatenation (strata, so every part of the     \
+     * data is seen; jitter, so a period in the data cannot line up with the strata). */    \
+    static int64_t sample_##SUF(const tp_topk_segment *segs, int64_t total, int64_t groups, \
+                                uint64_t *out) {                                            \
+        const int64_t stride = total / groups; /* > TOPK_SAMPLE_GROUP by the caller */      \
+        int64_t s = 0, off = 0, w = 0;                                                      \
+        for (int64_t g = 0; g < groups; g++) {                                              \
+            int64_t p = g * stride + jitter((uint64_t)g, stride - TOPK_SAMPLE_GROUP + 1);   \
+            while (p >= off + segs[s].numel) off += segs[s++].numel;                        \
+            const S *x = (const S *)segs[s].data;                                           \
+            int64_t end = segs[s].numel;                                                    \
+            for (int64_t j = p - off; j < p - off + TOPK_SAMPLE_GROUP && j < end; j++)      \
+                out[w++] = (K)(x[j] & KEYMASK_##SUF);                                       \
+        }                                                                                   \
+        return w;                                                                           \
+    }
+DEFINE_SCATTER(f16, uint16_t, uint32_t)
+DEFINE_SCATTER(f32, uint32_t, uint32_t)
+DEFINE_SCATTER(f64, uint64_t, uint64_t)
+
+/* The sampled path (see above) with the histogram path's workspace: TP_OK, TP_ERR_NONFINITE,
+ * or 1 when the range missed and the histogram path must run. */
+#define DEFINE_SAMPLED(SUF, S, K)                                                             \
+    static int sampled_##SUF(const tp_topk_segment *segs, int64_t count, int64_t total,     \
+                             int64_t k, int want_mask, int packed, int zero,                \
+                             const topk_range *ranges,                                      \
+                             int64_t units, int threads, mark_stats *stats, int64_t *offsets, \
+                             int64_t *cidx, uint64_t *ckey, int64_t *cidx2, uint64_t *ckey2, \
+                             int64_t cap, uint64_t *threshold_key, int isa) {               \
+        int64_t groups = total / 128 < TOPK_SAMPLE_GROUPS ? total / 128 : TOPK_SAMPLE_GROUPS; \
+        if (groups * TOPK_SAMPLE_GROUP > cap) groups = cap / TOPK_SAMPLE_GROUP;             \
+        if (groups < 64) return 1;                                                          \
+        uint64_t *sample = (uint64_t *)cidx2;                                               \
+        int64_t ns = sample_##SUF(segs, total, groups, sample);                             \
+        uint64_t lo64, hi64;                                                                \
+        sample_range(sample, ckey2, ns, total, k, KEYMASK_##SUF, 11, 2 * TOPK_SAMPLE_GROUP, \
+                     &lo64, &hi64);                                                         \
+        const K LO = (K)lo64, HI = (K)hi64;                                                 \
+        const int64_t per_unit = cap / units;                                               \
+        (void)threads;                                                                      \
+        TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
+        for (int64_t u = 0; u < units; u++) {                                               \
+            mark_stats *st = stats + u;                                                     \
+            int64_t w = 0, *ui = cidx + u * per_unit;                                       \
+            uint64_t *uk = ckey + u * per_unit;                                             \
+            st->above = 0;                                                                  \
+            st->kmax = 0;                                                                   \
+            FOR_PIECES(segs, count, ranges[u].lo, ranges[u].hi,              \
+                       if (w >= 0) {                                                        \
+                           int64_t c = PICK(SUF, mark, isa)(                                \
+                               (S *)segs[s].data, a, b, off, 0, LO, HI, LO, 0, 1,           \
+                               want_mask ? (uint8_t *)segs[s].mask : NULL, packed, 0,       \
+                               ui + w, uk + w, per_unit - w, st);                           \
+                           w = c < 0 ? -1 : w + c;                                          \
+                       });                                                                  \
+            offsets[u] = w;                                                                 \
+        }                                                                                   \
+        int64_t above = 0, found = 0;                                                       \
+        for (int64_t u = 0; u < units; u++) {                                               \
+            if (stats[u].kmax > INFKEY_##SUF) return TP_ERR_NONFINITE;                      \
+            if (offsets[u] < 0) return 1;                                                   \
+            above += stats[u].above;                                                        \
+            found += offsets[u];                                                            \
+        }                                                                                   \
+        int64_t need = k - above;                                                           \
+        if (need < 1 || need > found) return 1;                                             \
+        /* the units' candidates side by side, in index order */                            \
+        for (int64_t u = 0, w = 0; u < units; u++) {                                        \
+            int64_t c = offsets[u];                                                         \
+            memmove(cidx + w, cidx + u * per_unit, (size_t)c * sizeof *cidx);               \
+            memmove(ckey + w, ckey + u * per_unit, (size_t)c * sizeof *ckey);               \
+            offsets[u] = w;                                                                 \
+            w += c;                                                                         \
+        }                                                                                   \
+        uint64_t trel;                                                                      \
+        int64_t cut;                                                                        \
+        select_candidates(cidx, ckey, found, need, bit_length((uint64_t)(K)(HI - LO)), cidx2, \
+                          ckey2, &trel, &cut);                                              \
+        *threshold_key = (uint64_t)LO + trel;                                               \
+        if (zero) {                                                                         \
+            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
+            for (int64_t u = 0; u < units; u++) {                                           \
+                FOR_PIECES(segs, count, ranges[u].lo, ranges[u].hi,                         \
+                           PICK(SUF, zero_below, isa)((S *)segs[s].data, a, b, LO));         \
+            }                                                                               \
+        }                                                                                   \
+        if (want_mask || zero)                                                              \
+            scatter_##SUF(segs, units, offsets, found, cidx, ckey, trel, cut, want_mask,    \
+                          packed, zero, threads);                                           \
+        return TP_OK;                                                                       \
+    }
+DEFINE_SAMPLED(f16, uint16_t, uint32_t)
+DEFINE_SAMPLED(f32, uint32_t, uint32_t)
+DEFINE_SAMPLED(f64, uint64_t, uint64_t)
+
 #define DEFINE_SELECT(SUF, S, K)                                                              \
     static int select_##SUF(const tp_topk_segment *segs, int64_t count, int64_t total,      \
                             int64_t k, int32_t flags, char *ws, int64_t ws_bytes, int64_t cap, \
@@ -664,6 +1002,13 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
         const int packed = (flags & TP_TOPK_PACKED) != 0, zero = (flags & TP_TOPK_ZERO) != 0; \
         const int want_mask = !(flags & TP_TOPK_NO_MASK);                                   \
         (void)threads;                                                                      \
+        if (k > 0 && k < total && total >= TOPK_SAMPLE_MIN && sample_z >= 0) {                               \
+            int status = sampled_##SUF(segs, count, total, k, want_mask, packed, zero, ranges, units, \
+                                       threads, (mark_stats *)hist, offsets, cidx, ckey,    \
+                                       cidx2, ckey2, cap, threshold_key, isa);              \
+            if (status != 1) return status;                                                 \
+            __atomic_fetch_add(&sample_misses, 1, __ATOMIC_RELAXED);                        \
+        }                                                                                   \
         /* 1-3: histogram levels until the bucket of the k-th key fits the candidate space */ \
         K P = 0;                                                                            \
         int64_t need = k, bucket = total;                                                   \
@@ -718,9 +1063,10 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
                 int64_t w = offsets[u];                                                     \
                 FOR_PIECES(segs, count, ranges[u].lo, ranges[u].hi,                         \
                            w += PICK(SUF, mark, isa)((S *)segs[s].data, a, b, off, sh, PP, \
-                                                     0, 1,                                  \
+                                                     PP, 0, 0, 1,                           \
                                                      want_mask ? (uint8_t *)segs[s].mask : NULL, \
-                                                     packed, zero, cidx + w, ckey + w));    \
+                                                     packed, zero, cidx + w, ckey + w, 0,   \
+                                                     NULL));                                \
             }                                                                               \
             /* 5: the exact threshold among the candidates */                               \
             uint64_t t64;                                                                   \
@@ -728,33 +1074,9 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
             T = (K)t64;                                                                     \
             *threshold_key = (uint64_t)T;                                                   \
             if (!want_mask && !zero) return TP_OK;                                          \
-            /* 6: scatter the kept candidates; each unit the ones of its own range (they sit \
-             * at offsets[u]..offsets[u+1]), so units never write the same byte */           \
-            const K TT = T;                                                                 \
-            const int64_t CUT = cut;                                                        \
-            TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
-            for (int64_t u = 0; u < units; u++) {                                           \
-                int64_t end = u + 1 < units ? offsets[u + 1] : bucket;                      \
-                int64_t s = 0, off = 0;                                                     \
-                for (int64_t i = offsets[u]; i < end; i++) {                                \
-                    int64_t id = cidx[i];                                                   \
-                    while (id >= off + segs[s].numel) off += segs[s++].numel;               \
-                    int64_t j = id - off;                                                   \
-                    K key = (K)ckey[i];                                                     \
-                    int keep = key > TT || (key == TT && id <= CUT);                        \
-                    if (keep) {                                                             \
-                        if (want_mask) {                                                    \
-                            uint8_t *mk = (uint8_t *)segs[s].mask;                          \
-                            if (packed)                                                     \
-                                mk[j >> 3] |= (uint8_t)(0x80u >> (j & 7));                  \
-                            else                                                            \
-                                mk[j] = 1;                                                  \
-                        }                                                                   \
-                    } else if (zero) {                                                      \
-                        ((S *)segs[s].data)[j] = 0;                                         \
-                    }                                                                       \
-                }                                                                           \
-            }                                                                               \
+            /* 6: scatter the kept candidates */                                            \
+            scatter_##SUF(segs, units, offsets, bucket, cidx, ckey, T, cut, want_mask, packed, \
+                          zero, threads);                                                   \
             return TP_OK;                                                                   \
         }                                                                                   \
         *threshold_key = k == 0 ? 0 : (uint64_t)T;                                          \
@@ -765,9 +1087,9 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
         TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)")   \
         for (int64_t u = 0; u < units; u++) {                                               \
             FOR_PIECES(segs, count, ranges[u].lo, ranges[u].hi,                             \
-                       PICK(SUF, mark, isa)((S *)segs[s].data, a, b, off, 0, TT, CUT, 0,    \
-                                            want_mask ? (uint8_t *)segs[s].mask : NULL,     \
-                                            packed, zero, NULL, NULL));                     \
+                       PICK(SUF, mark, isa)((S *)segs[s].data, a, b, off, 0, TT, TT, 0, CUT,  \
+                                            0, want_mask ? (uint8_t *)segs[s].mask : NULL,  \
+                                            packed, zero, NULL, NULL, 0, NULL));            \
         }                                                                                   \
         return TP_OK;                                                                       \
     }
@@ -843,6 +1165,53 @@ static int64_t gcd64(int64_t a, int64_t b) {
     return a;
 }
 
+/* The sampled path for one contiguous slice (bool mask or none): a sample of every
+ * len/TOPK_ROW_SAMPLE-th key (jittered) brackets the k-th key, one pass over the slice writes
+ * the mask outside the bracket and collects the keys inside, and the exact selection runs on
+ * those. Returns 0, 1 on NaN, or 2 when the bracket missed (the histogram path then redoes the
+ * slice). Workspace: cidx and ckey of `len` entries each; halves hold candidates and their
+ * compaction. */
+#define TOPK_ROW_SAMPLE 512
+#define TOPK_ROW_SAMPLE_MIN 2048 /* shorter slices: the histogram path costs no more */
+#define DEFINE_ROW_SAMPLED(SUF, S, K)                                                         \
+    static int row_sampled_##SUF(S *x, int64_t len, int64_t k, int zero, uint8_t *mask,     \
+                                 uint64_t *thr, int64_t *cidx, uint64_t *ckey, int isa) {   \
+        const int64_t half = len / 2, ns = TOPK_ROW_SAMPLE, stride = len / TOPK_ROW_SAMPLE; \
+        uint64_t *sample = ckey, *tmp = (uint64_t *)cidx;                                   \
+        /* fetch the next slice while this one is worked on (prefetches never fault, so     \
+         * running past the array's end is harmless) */                                     \
+        for (int64_t b = 0; b < len * (int64_t)sizeof(S); b += 64)                          \
+            __builtin_prefetch((const char *)(x + len) + b);                                \
+        for (int64_t j = 0; j < ns; j++)                                                    \
+            sample[j] = (K)(x[j * stride + jitter((uint64_t)j, stride)] & KEYMASK_##SUF);   \
+        uint64_t lo64, hi64;                                                                \
+        sample_range(sample, tmp, ns, len, k, KEYMASK_##SUF, 8, 2, &lo64, &hi64);           \
+        const K LO = (K)lo64, HI = (K)hi64;                                                 \
+        mark_stats st = {0, 0};                                                             \
+        int64_t found = PICK(SUF, mark, isa)(x, 0, len, 0, 0, LO, HI, LO, 0, 1, mask, 0, 0, \
+                                             cidx, ckey, half, &st);                        \
+        if (st.kmax > INFKEY_##SUF) return 1;                                               \
+        int64_t need = k - st.above;                                                        \
+        if (found < 0 || need < 1 || need > found) return 2;                                \
+        uint64_t trel;                                                                      \
+        int64_t cut;                                                                        \
+        select_candidates(cidx, ckey, found, need, bit_length((uint64_t)(K)(HI - LO)),      \
+                          cidx + half, ckey + half, &trel, &cut);                           \
+        if (thr) *thr = (uint64_t)LO + trel;                                                \
+        if (zero) PICK(SUF, zero_below, isa)(x, 0, len, LO);                                \
+        /* branch-free: about half the candidates are kept, unpredictably */               \
+        if (mask)                                                                           \
+            for (int64_t i = 0; i < found; i++)                                             \
+                mask[cidx[i]] = (uint8_t)((ckey[i] > trel) | ((ckey[i] == trel) & (cidx[i] <= cut))); \
+        if (zero)                                                                           \
+            for (int64_t i = 0; i < found; i++)                                             \
+                if (!((ckey[i] > trel) | ((ckey[i] == trel) & (cidx[i] <= cut)))) x[cidx[i]] = 0; \
+        return 0;                                                                           \
+    }
+DEFINE_ROW_SAMPLED(f16, uint16_t, uint32_t)
+DEFINE_ROW_SAMPLED(f32, uint32_t, uint32_t)
+DEFINE_ROW_SAMPLED(f64, uint64_t, uint64_t)
+
 #define DEFINE_ROWS(SUF, S, K)                                                                \
     static int rows_##SUF(S *x, int64_t outer, int64_t len, int64_t inner, int64_t k,       \
                           int32_t flags, uint8_t *mask, uint64_t *thr, char *ws,            \
@@ -886,6 +1255,17 @@ static int64_t gcd64(int64_t a, int64_t b) {
                 for (int64_t r = g * group; r < r_end; r++) {                               \
                     int64_t o = r / inner, j = r % inner;                                   \
                     int64_t base = o * len * inner + j;                                     \
+                    if (inner == 1 && !packed && len >= TOPK_ROW_SAMPLE_MIN && k > 0 &&     \
+                        k < len && sample_z >= 0) {                                         \
+                        int status = row_sampled_##SUF(x + base, len, k, zero,              \
+                                                       mask ? mask + base : NULL,           \
+                                                       thr ? thr + r : NULL, cidx, ckey, isa); \
+                        if (status < 2) {                                                   \
+                            nan |= status;                                                  \
+                            continue;                                                       \
+                        }                                                                   \
+                        __atomic_fetch_add(&sample_misses, 1, __ATOMIC_RELAXED);            \
+                    }                                                                       \
                     nan |= PICK(SUF, row, isa)(x + base, len, inner, k, packed, zero, mask, \
                                                base, thr ? thr + r : NULL, lv, h, keys,     \
                                                cidx, ckey);                                 \

@@ -26,13 +26,21 @@ int64_t tp_topk_workspace_bytes(int32_t dtype, int64_t total, int64_t cand_cap);
 /* Keep the k (0 <= k <= total) largest magnitudes of the concatenation of `count` segments:
  * exactly k kept, ties at the threshold keep the lower flat index. *threshold_key receives the
  * magnitude bits (sign cleared) of the k-th largest (0 when k == 0). NaN gives
- * TP_ERR_NONFINITE before anything is written. */
+ * TP_ERR_NONFINITE before any data is zeroed (TP_TOPK_ZERO); the masks may be partly written. */
 int tp_topk_select(const tp_topk_segment *segments, int64_t count, int32_t dtype, int64_t k,
                    int32_t flags, void *workspace, int64_t workspace_bytes, int64_t cand_cap,
                    uint64_t *threshold_key);
 int tp_topk_select_isa(const tp_topk_segment *segments, int64_t count, int32_t dtype, int64_t k,
                        int32_t flags, void *workspace, int64_t workspace_bytes,
                        int64_t cand_cap, uint64_t *threshold_key, int isa);
+
+/* Testing aids for the sampled path of tp_topk_select (large inputs: a sample of the data
+ * brackets the threshold, one pass does the rest; see topk.c). tp_topk_sample_width sets the
+ * bracket's half-width in standard deviations (default 4; narrower makes misses, which the
+ * histogram path then handles, frequent; negative turns the sampled path off) and returns the
+ * previous one; not thread-safe. tp_topk_sample_misses counts the misses since import. */
+double tp_topk_sample_width(double z);
+int64_t tp_topk_sample_misses(void);
 
 /* Bytes of workspace tp_topk_rows needs for slices of `len` elements. */
 int64_t tp_topk_rows_workspace_bytes(int32_t dtype, int64_t len);

@@ -239,6 +239,81 @@ def test_nan_raises_and_leaves_input_alone(rng):
         np.testing.assert_array_equal(x, before)
 
 
+def blocky(rng, n, dtype):
+    """Runs of 256 large or small magnitudes: neighbours alike, so a sample of neighbouring
+    groups estimates the threshold's rank badly (the sampled path's hard case)."""
+    big = np.repeat(rng.random(n // 256) < 0.5, 256)
+    return np.where(big, 10 + rng.random(n), rng.random(n)).astype(dtype)
+
+
+live_c = pytest.mark.skipif(tp.backend != "c", reason="the C backend's sampled path")
+
+
+@live_c
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", [4.0, 0.0])
+def test_sampled_path_and_its_misses(rng, dtype, width):
+    """Large inputs take the sampled path (a sample brackets the threshold, one pass does the
+    rest); a zero-width bracket makes it miss, and the histogram path must then give the same
+    exact result. Every entry point that selects over a whole array goes through it."""
+    from tensorpress._native import lib
+
+    n = 1 << 20
+    cases = [("normal", data(rng, (n,), dtype, "normal")), ("blocky", blocky(rng, n, dtype))]
+    before = lib.tp_topk_sample_width(width)
+    missed = {}
+    try:
+        for kind, x in cases:
+            misses = lib.tp_topk_sample_misses()
+            order = ref.order(x)
+            for k in (1, 1000, n // 10, n // 2, n - 5):
+                expected = ref.mask_from_order(order, k, x.shape)
+                msg = f"{kind} k={k}"
+                np.testing.assert_array_equal(tp.topk_mask(x, k), expected, err_msg=msg)
+                np.testing.assert_array_equal(tp.topk_mask(x, k, packed=True),
+                                              np.packbits(expected), err_msg=msg)
+                assert tp.topk_threshold(x, k) == ref.topk_threshold(x, k), msg
+                y = x.copy()
+                np.testing.assert_array_equal(tp.prune_(y, k), expected, err_msg=msg)
+                np.testing.assert_array_equal(y, np.where(expected, x, 0), err_msg=msg)
+            rows = x.reshape(256, 4096)  # slices long enough for the per-slice sampled path
+            for k in (1, 409, 2048, 4095):
+                expected = ref.topk_mask(rows, k, axis=1)
+                msg = f"{kind} rows k={k}"
+                np.testing.assert_array_equal(tp.topk_mask(rows, k, axis=1), expected, err_msg=msg)
+                np.testing.assert_array_equal(tp.topk_threshold(rows, k, axis=1),
+                                              ref.topk_threshold(rows, k, axis=1), err_msg=msg)
+                y = rows.copy()
+                np.testing.assert_array_equal(tp.prune_(y, k, axis=1), expected, err_msg=msg)
+                np.testing.assert_array_equal(y, np.where(expected, rows, 0), err_msg=msg)
+            parts = [x[:1000], x[1000:1000], x[1000:700_001], x[700_001:]]
+            for got, want in zip(tp.global_topk_masks(parts, n // 3),
+                                 ref.global_topk_masks(parts, n // 3)):
+                np.testing.assert_array_equal(got, want, err_msg=f"{kind} global")
+            missed[kind] = lib.tp_topk_sample_misses() - misses
+    finally:
+        lib.tp_topk_sample_width(before)
+    if width == 0:
+        assert missed["normal"] > 0 and missed["blocky"] > 0  # the fallback really ran
+    else:
+        assert missed["normal"] == 0  # ...and on ordinary data the sampled path did the work
+
+
+def test_sampled_path_nan_anywhere(rng):
+    """The sampled path finds NaN in its one pass, before anything is zeroed."""
+    for at in (0, 12345, (1 << 20) - 1):
+        x = data(rng, (1 << 20,), np.float32)
+        x[at] = np.nan
+        before = x.copy()
+        rows = x.reshape(256, 4096)
+        for call in (lambda: tp.topk_mask(x, 1000), lambda: tp.prune_(x, 0.5),
+                     lambda: tp.topk_threshold(x, 7), lambda: tp.topk_mask(rows, 100, axis=1),
+                     lambda: tp.prune_(rows, 0.5, axis=1)):
+            with pytest.raises(NonFiniteError):
+                call()
+        np.testing.assert_array_equal(x, before)
+
+
 def test_bad_inputs():
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     with pytest.raises(DTypeError):

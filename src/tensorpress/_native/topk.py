@@ -30,9 +30,10 @@ def _workspace(nbytes):
 
 
 def candidate_capacity(total):
-    """Candidates (elements in the threshold's top-digit bucket) the workspace can hold: 1/32 of
-    the data covers ordinary weight distributions; more concentrated data costs one extra
-    histogram pass instead."""
+    """Candidates (elements near the threshold, collected for the exact selection) the
+    workspace can hold: 1/32 of the data covers ordinary weight distributions on both the
+    sampled path (~2% collected) and the histogram path (its top-digit bucket); more
+    concentrated data costs an extra pass instead."""
     return int(min(total, max(65536, total // 32)))
 
 
