@@ -15,18 +15,28 @@ EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_OS = 0, 1, 2, 3
 
 
 def _bench(args):
+    import importlib
     import platform
 
     import tensorpress as tp
     from tensorpress import _backend
     from tensorpress._bench import FAMILIES
-    import importlib
 
     families = args.only or FAMILIES
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         print(f"tensorpress bench: unknown kernel family {', '.join(unknown)}; choose from {', '.join(FAMILIES)}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    if args.plot is not None:
+        # Before minutes of measuring: fail now if the charts cannot be written.
+        from tensorpress._bench import plot
+
+        try:
+            plot.pyplot()
+        except plot.MissingMatplotlib as exc:
+            print(f"tensorpress bench: --plot: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        os.makedirs(args.plot, exist_ok=True)
     isa = ""
     if "c" in _backend.available_backends():
         from tensorpress import _native
@@ -34,14 +44,21 @@ def _bench(args):
         isa = f", C variant {_native.current_isa()}, OpenMP {'on' if _native.openmp_enabled() else 'off'}"
     print(f"tensorpress {tp.__version__} bench{' --quick' if args.quick else ''}: backend {tp.backend}{isa}, "
           f"{tp.get_num_threads()} threads, {platform.machine()}, numpy {__import__('numpy').__version__}")
+    charts = []
     for family in families:
         module = importlib.import_module(f"tensorpress._bench.{family}")
         # torch's OpenMP threads spin for a while after its last op; let them settle so they do
         # not slow the first timings of the next family.
         time.sleep(0.5)
+        report = module.run(quick=args.quick, plot=args.plot is not None)
         print()
-        print(module.run(quick=args.quick), flush=True)
-    return 0
+        print(report.text(), flush=True)
+        if args.plot is not None:
+            charts.append(plot.write_chart(report, args.plot))
+    if charts:
+        print()
+        print("charts: " + ", ".join(path for path in charts if path))
+    return EXIT_OK
 
 
 def _progress(enabled, desc):
@@ -201,6 +218,10 @@ def build_parser():
     )
     bench.add_argument("--quick", action="store_true", help="fewer, smaller cases (a few seconds per family)")
     bench.add_argument("--only", nargs="+", metavar="FAMILY", help="run only these kernel families")
+    bench.add_argument("--plot", metavar="DIR", help="also write PNG charts into DIR (created if missing): "
+                       "throughput against size per kernel family, and the pipeline's size / error "
+                       "trade-off over sparsity; measures a few more sizes for them; needs matplotlib "
+                       '(pip install "tensorpress[plot]")')
     bench.set_defaults(run=_bench)
 
     comp = sub.add_parser(
