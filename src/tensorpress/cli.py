@@ -98,11 +98,8 @@ def _record_stats(rec):
     return n, n * itemsize, rec.stored_bytes, rel
 
 
-def _summary(records, seconds, path_in, path_out, file_bytes):
-    from tensorpress import container
-
-    recs = [container.Record(name, shape, dtype, codec, params, {k: (0, len(v), 0) for k, v in parts.items()})
-            for name, shape, dtype, codec, params, parts in records]
+def _summary(recs, seconds, path_in, path_out, file_bytes):
+    """The totals of a written file from its index (container.Record list)."""
     n = original = 0
     sq_err = sq_ref = 0.0
     max_rel = 0.0
@@ -135,12 +132,13 @@ def _compress(args):
     if checkpoints.kind(args.output) != ".tpz":
         raise ValueError(f"{args.output}: compress writes .tpz files")
     tensors = checkpoints.read(args.input)
-    records = pipeline.compress_records(
+    # Records stream to the file as they are made: memory holds the input, not its compressed copy.
+    records = pipeline.iter_records(
         tensors, sparsity=args.sparsity, bits=args.bits, axis=args.axis, block_size=args.block_size,
         keep_small=args.keep_small, keep=args.keep or (), threads=args.threads,
         progress=_progress(not args.json, "compress"))
-    container.write_file(args.output, records)
-    summary = _summary(records, time.perf_counter() - start, args.input, args.output,
+    index = container.write_file(args.output, records)
+    summary = _summary(index, time.perf_counter() - start, args.input, args.output,
                        os.path.getsize(args.output))
     if args.json:
         print(json.dumps(summary, indent=2))

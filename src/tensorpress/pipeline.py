@@ -194,12 +194,6 @@ def _ordered_map(fn, items, threads):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def compress_records(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=1024,
-                     keep=(), threads=None, progress=None):
-    """The container records of compress() as a list (iter_records() makes them one by one)."""
-    return list(iter_records(tensors, sparsity, bits, axis, block_size, keep_small, keep, threads, progress))
-
-
 def compress(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=1024, keep=(),
              threads=None):
     """Compress a mapping of name -> array into the bytes of a .tpz container.
