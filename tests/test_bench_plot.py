@@ -8,7 +8,7 @@ import pytest
 
 from tensorpress import _backend, cli
 from tensorpress._bench import adam, huffman, pipeline, plot, quant, timing, topk
-from tensorpress._bench.report import Report, Series
+from tensorpress._bench.report import Report, Series, memory_bound_only
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HAS_C = "c" in _backend.available_backends()
@@ -81,6 +81,10 @@ def test_throughput_series(family, tiny):
     panels = {quant: {"quantize per channel (axis 0)", "dequantize (axis 0)"}, huffman: {"encode", "decode"},
               topk: {"topk_mask, k = 10%"}, adam: {""}}[family]
     assert {s.panel for s in report.series} == panels
+
+
+def test_bound_line_starts_where_data_leaves_the_cache():
+    assert memory_bound_only([4096, 1 << 20, 1 << 24], [1e10, 2e9, 1e9]) == [None, 2e9, 1e9]
 
 
 def test_no_series_without_plot(tiny):

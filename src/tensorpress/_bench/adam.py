@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _backend, optim
 from .models import minilm_l6_shapes
-from .report import Report, Series, per_second, speedup
+from .report import BOUND_LABEL, Report, Series, memory_bound_only, per_second, speedup
 from .timing import routed_to, best_time, bound_seconds, torch_or_none
 
 FULL_SIZES = [1, 1 << 10, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24]
@@ -56,8 +56,8 @@ def time_torch(torch, cols):
 
 
 def run(quick=False, plot=False):
-    """The Adam report; its chart (single-tensor cases) comes from the table's own timings, so
-    `plot` changes nothing here."""
+    """The Adam report; with `plot`, the chart's series come from the table's own single-tensor
+    timings (no more measuring)."""
     torch = torch_or_none()
     backends = [b for b in ("c", "numba") if b in _backend.available_backends()]
     cases = [(f"{n:,} element{'s' if n > 1 else ''}", [(n,)]) for n in (QUICK_SIZES if quick else FULL_SIZES)]
@@ -92,10 +92,12 @@ def run(quick=False, plot=False):
                             speedup(t[lead], t["numpy"]), speedup(t[lead], t["torch"]),
                             t["c"] / t["numba"] if "numba" in t and "c" in t else None,
                             100 * t["bound"] / t[lead] if t["bound"] else None, t[lead] * 1e6])
-    single = [(n, t) for _, shapes, n, t in results if len(shapes) == 1]
+    single = [(n, t) for _, shapes, n, t in results if len(shapes) == 1 and plot]
+    xs = [n for n, _ in single]
     for key, label in [("c", "tensorpress C"), ("numba", "tensorpress Numba"), ("numpy", "naive NumPy"),
-                       ("torch", "torch fused Adam"), ("bound", "bound: stream probe, same bytes")]:
-        if any(t.get(key) for _, t in single):
-            report.series.append(Series(label, [n for n, _ in single], [per_second(n, t.get(key)) for n, t in single],
-                                        dashed=key == "bound"))
+                       ("torch", "torch fused Adam"), ("bound", BOUND_LABEL)]:
+        ys = [per_second(n, t.get(key)) for n, t in single]
+        ys = memory_bound_only(xs, ys) if key == "bound" else ys
+        if any(ys):
+            report.series.append(Series(label, xs, ys, dashed=key == "bound"))
     return report

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _backend
 from .. import quant as _quant
-from .report import Report, Series, per_second, speedup
+from .report import BOUND_LABEL, Report, Series, memory_bound_only, per_second, speedup
 from .timing import best_time, bound_seconds, torch_or_none
 
 QUICK_SIDE, FULL_SIDE = 1024, 4096  # the table's square matrix
@@ -165,7 +165,7 @@ def run(quick=False, plot=False):
 
 
 IMPLS = [("c", "tensorpress C"), ("numba", "tensorpress Numba"), ("numpy", "naive NumPy"),
-         ("torch", "torch"), ("bound", "bound: stream probe, same bytes")]
+         ("torch", "torch"), ("bound", BOUND_LABEL)]
 
 
 def _sweep(sides, table_point, quick, torch):
@@ -205,9 +205,11 @@ def _sweep(sides, table_point, quick, torch):
     series = []
     for name, panel in (("quantize", "quantize per channel (axis 0)"), ("dequantize", "dequantize (axis 0)")):
         for key, label in IMPLS:
-            y = [per_second(side * side, points[side, name].get(key)) for side in sides]
-            if any(y):
-                series.append(Series(label, [side * side for side in sides], y, panel=panel, dashed=key == "bound"))
+            xs = [side * side for side in sides]
+            ys = [per_second(side * side, points[side, name].get(key)) for side in sides]
+            ys = memory_bound_only(xs, ys) if key == "bound" else ys
+            if any(ys):
+                series.append(Series(label, xs, ys, panel=panel, dashed=key == "bound"))
     return series
 
 

@@ -61,3 +61,13 @@ def per_second(n, seconds):
 def speedup(ours, theirs):
     """How many times faster `ours` is than `theirs` (both in seconds), or None."""
     return theirs / ours if ours and theirs else None
+
+
+BOUND_FROM = 1 << 20
+BOUND_LABEL = "memory bound (stream probe, same bytes)"
+
+
+def memory_bound_only(xs, ys):
+    """The bound line's points from BOUND_FROM elements up: below that the data sits in cache and
+    the all-threads stream probe mostly times thread wake-up, so its figure bounds nothing."""
+    return [y if x >= BOUND_FROM else None for x, y in zip(xs, ys)]

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from .. import _backend, prune
-from .report import Report, Series, per_second, speedup
+from .report import BOUND_LABEL, Report, Series, memory_bound_only, per_second, speedup
 from .timing import routed_to, best_time, bound_seconds, torch_or_none
 
 FULL_N, QUICK_N = 1 << 24, 1 << 20
@@ -155,10 +155,11 @@ def _sweep(sizes, backends, torch, table_point):
             points[m]["torch"] = best_time(lambda: work[0][4](torch, t_x), repeat=2, min_time=0)
     n, at_n = table_point
     points[n] = at_n
-    series = []
+    series, xs = [], list(points)
     for key, label in [("c", "tensorpress C"), ("numba", "tensorpress Numba"), ("numpy", "naive NumPy (np.partition)"),
-                       ("torch", "torch.topk + scatter"), ("bound", "bound: stream probe, same bytes")]:
-        y = [per_second(m, points[m].get(key)) for m in points]
-        if any(y):
-            series.append(Series(label, list(points), y, panel="topk_mask, k = 10%", dashed=key == "bound"))
+                       ("torch", "torch.topk + scatter"), ("bound", BOUND_LABEL)]:
+        ys = [per_second(m, points[m].get(key)) for m in xs]
+        ys = memory_bound_only(xs, ys) if key == "bound" else ys
+        if any(ys):
+            series.append(Series(label, xs, ys, panel="topk_mask, k = 10%", dashed=key == "bound"))
     return series
