@@ -15,18 +15,28 @@ EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_OS = 0, 1, 2, 3
 
 
 def _bench(args):
+    import importlib
     import platform
 
     import tensorpress as tp
     from tensorpress import _backend
     from tensorpress._bench import FAMILIES
-    import importlib
 
     families = args.only or FAMILIES
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         print(f"tensorpress bench: unknown kernel family {', '.join(unknown)}; choose from {', '.join(FAMILIES)}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    if args.plot is not None:
+        # Before minutes of measuring: fail now if the charts cannot be written.
+        from tensorpress._bench import plot
+
+        try:
+            plot.pyplot()
+        except plot.MissingMatplotlib as exc:
+            print(f"tensorpress bench: --plot: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        os.makedirs(args.plot, exist_ok=True)
     isa = ""
     if "c" in _backend.available_backends():
         from tensorpress import _native
@@ -34,14 +44,21 @@ def _bench(args):
         isa = f", C variant {_native.current_isa()}, OpenMP {'on' if _native.openmp_enabled() else 'off'}"
     print(f"tensorpress {tp.__version__} bench{' --quick' if args.quick else ''}: backend {tp.backend}{isa}, "
           f"{tp.get_num_threads()} threads, {platform.machine()}, numpy {__import__('numpy').__version__}")
+    charts = []
     for family in families:
         module = importlib.import_module(f"tensorpress._bench.{family}")
         # torch's OpenMP threads spin for a while after its last op; let them settle so they do
         # not slow the first timings of the next family.
         time.sleep(0.5)
+        report = module.run(quick=args.quick, plot=args.plot is not None)
         print()
-        print(module.run(quick=args.quick), flush=True)
-    return 0
+        print(report.text(), flush=True)
+        if args.plot is not None:
+            charts.append(plot.write_chart(report, args.plot))
+    if charts:
+        print()
+        print("charts: " + ", ".join(path for path in charts if path))
+    return EXIT_OK
 
 
 def _progress(enabled, desc):
@@ -81,11 +98,8 @@ def _record_stats(rec):
     return n, n * itemsize, rec.stored_bytes, rel
 
 
-def _summary(records, seconds, path_in, path_out, file_bytes):
-    from tensorpress import container
-
-    recs = [container.Record(name, shape, dtype, codec, params, {k: (0, len(v), 0) for k, v in parts.items()})
-            for name, shape, dtype, codec, params, parts in records]
+def _summary(recs, seconds, path_in, path_out, file_bytes):
+    """The totals of a written file from its index (container.Record list)."""
     n = original = 0
     sq_err = sq_ref = 0.0
     max_rel = 0.0
@@ -118,12 +132,13 @@ def _compress(args):
     if checkpoints.kind(args.output) != ".tpz":
         raise ValueError(f"{args.output}: compress writes .tpz files")
     tensors = checkpoints.read(args.input)
-    records = pipeline.compress_records(
+    # Records stream to the file as they are made: memory holds the input, not its compressed copy.
+    records = pipeline.iter_records(
         tensors, sparsity=args.sparsity, bits=args.bits, axis=args.axis, block_size=args.block_size,
         keep_small=args.keep_small, keep=args.keep or (), threads=args.threads,
         progress=_progress(not args.json, "compress"))
-    container.write_file(args.output, records)
-    summary = _summary(records, time.perf_counter() - start, args.input, args.output,
+    index = container.write_file(args.output, records)
+    summary = _summary(index, time.perf_counter() - start, args.input, args.output,
                        os.path.getsize(args.output))
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -201,6 +216,10 @@ def build_parser():
     )
     bench.add_argument("--quick", action="store_true", help="fewer, smaller cases (a few seconds per family)")
     bench.add_argument("--only", nargs="+", metavar="FAMILY", help="run only these kernel families")
+    bench.add_argument("--plot", metavar="DIR", help="also write PNG charts into DIR (created if missing): "
+                       "throughput against size per kernel family, and the pipeline's size / error "
+                       "trade-off over sparsity; measures a few more sizes for them; needs matplotlib "
+                       '(pip install "tensorpress[plot]")')
     bench.set_defaults(run=_bench)
 
     comp = sub.add_parser(

@@ -57,42 +57,57 @@ def build(records):
 
 
 def write_to(stream, records):
-    """Write a container to a binary stream positioned at its start."""
+    """Write a container to a binary stream positioned at its start and return its index as a
+    list of Record. `records` may be a generator: each record's parts are written as soon as
+    it is produced and then dropped (only the index stays in memory until the end, where the
+    format puts it), so a writer never holds more than one record's parts."""
     stream.write(MAGIC + VERSION.to_bytes(4, "little") + bytes(4))
     offset = HEADER_SIZE
     index = []
     seen = set()
-    for name, shape, dtype, codec, params, parts in records:
-        if not isinstance(name, str) or not name:
-            raise InvalidArgumentError(f"record names must be non-empty strings, got {name!r}")
-        if name in seen:
-            raise InvalidArgumentError(f"two records are named {name!r}")
-        seen.add(name)
-        entry_parts = {}
-        for part_name, data in parts.items():
-            view = memoryview(data).cast("B")
-            stream.write(view)
-            entry_parts[part_name] = {"offset": offset, "size": view.nbytes, "crc32": zlib.crc32(view)}
-            offset += view.nbytes
-        index.append({"name": name, "shape": [int(d) for d in shape], "dtype": dtype, "codec": codec,
-                      "params": params, "parts": entry_parts})
+    for record in records:
+        entry = _write_record(stream, record, offset, seen)
+        offset += sum(p["size"] for p in entry["parts"].values())
+        index.append(entry)
+        del record  # drop this record's parts before the generator makes the next one
     body = json.dumps({"format": "tensorpress", "version": VERSION, "records": index},
                       separators=(",", ":"), allow_nan=False).encode("utf-8")
     stream.write(body)
     stream.write(offset.to_bytes(8, "little") + len(body).to_bytes(8, "little")
                  + zlib.crc32(body).to_bytes(4, "little") + END_MAGIC)
+    return [Record(e["name"], e["shape"], e["dtype"], e["codec"], e["params"],
+                   {k: (p["offset"], p["size"], p["crc32"]) for k, p in e["parts"].items()}) for e in index]
+
+
+def _write_record(stream, record, offset, seen):
+    """Write one record's parts from `offset` on; return its index entry."""
+    name, shape, dtype, codec, params, parts = record
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(f"record names must be non-empty strings, got {name!r}")
+    if name in seen:
+        raise InvalidArgumentError(f"two records are named {name!r}")
+    seen.add(name)
+    entry_parts = {}
+    for part_name, data in parts.items():
+        view = memoryview(data).cast("B")
+        stream.write(view)
+        entry_parts[part_name] = {"offset": offset, "size": view.nbytes, "crc32": zlib.crc32(view)}
+        offset += view.nbytes
+    return {"name": name, "shape": [int(d) for d in shape], "dtype": dtype, "codec": codec,
+            "params": params, "parts": entry_parts}
 
 
 def write_file(path, records):
-    """Write a container to `path` atomically: a temporary file in the same directory is
-    written, flushed and fsynced, then renamed over `path`. A crash or a full disk part way
-    leaves any previous file at `path` as it was."""
+    """Write a container to `path` atomically and return its index (see write_to; `records`
+    may be a generator, consumed as the file is written): a temporary file in the same
+    directory is written, flushed and fsynced, then renamed over `path`. A crash, a full disk
+    or an exception from `records` part way leaves any previous file at `path` as it was."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            write_to(f, records)
+            index = write_to(f, records)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -103,6 +118,7 @@ def write_file(path, records):
             pass
         raise
     _fsync_directory(directory)
+    return index
 
 
 def _fsync_directory(directory):

@@ -15,6 +15,7 @@ Everything else is stored losslessly ("lossless": the bytes, raw or Huffman-code
 smaller). docs/format.md specifies every codec.
 """
 
+import collections
 import concurrent.futures
 import math
 import numbers
@@ -160,9 +161,11 @@ def _error_stats(original, restored):
             "ref_max_abs": float(np.abs(x).max()) if x.size else 0.0}
 
 
-def compress_records(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=1024,
-                     keep=(), threads=None, progress=None):
-    """The container records of compress() (see there), for callers that write them themselves.
+def iter_records(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=1024, keep=(),
+                 threads=None, progress=None):
+    """The container records of compress() (see there), one at a time and in order, for
+    writers that stream them (container.write_file). Options and tensors are checked here, before
+    the first record is made. At most a few records per thread are alive at once.
     `progress`, when given, wraps the iterator of finished tensors (e.g. a tqdm bar)."""
     options = _options(sparsity, bits, axis, block_size, keep_small, keep)
     if not hasattr(tensors, "items"):
@@ -170,13 +173,25 @@ def compress_records(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, kee
     items = [(name, _as_array(name, value)) for name, value in tensors.items()]
     threads = threads or min(os.cpu_count() or 1, 8)
     work = lambda item: _compress_one(item[0], item[1], *options)
-    if threads <= 1 or len(items) <= 1:
-        done = map(work, items)
-        return list(progress(done, len(items)) if progress else done)
-    # The kernels release the GIL, so tensors compress in parallel threads.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
-        done = pool.map(work, items)
-        return list(progress(done, len(items)) if progress else done)
+    done = map(work, items) if threads <= 1 or len(items) <= 1 else _ordered_map(work, items, threads)
+    return progress(done, len(items)) if progress else done
+
+
+def _ordered_map(fn, items, threads):
+    """fn(item) for each item in `threads` threads (the kernels release the GIL), yielded in
+    order. Unlike Executor.map, which submits every item at once and keeps every finished
+    result until it is consumed, at most 2 * threads items are in flight or waiting."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads)
+    pending = collections.deque()
+    try:
+        for item in items:
+            if len(pending) == 2 * threads:
+                yield pending.popleft().result()
+            pending.append(pool.submit(fn, item))
+        while pending:
+            yield pending.popleft().result()
+    finally:  # also when the consumer stops early (an error while writing)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def compress(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=1024, keep=(),
@@ -190,13 +205,14 @@ def compress(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=
     elements, non-float tensors and those named in `keep` are stored losslessly. Tensors are
     compressed in `threads` threads (default: the cores, at most 8).
     """
-    return container.build(compress_records(tensors, sparsity, bits, axis, block_size, keep_small,
-                                            keep, threads))
+    return container.build(iter_records(tensors, sparsity, bits, axis, block_size, keep_small, keep, threads))
 
 
 def save(path, tensors, **options):
-    """compress() into the file `path`, written atomically (see container.write_file)."""
-    container.write_file(path, compress_records(tensors, **options))
+    """compress() into the file `path`, written atomically (see container.write_file). Each
+    tensor's compressed record goes to the file as soon as it is made, so memory holds the
+    input tensors and a few records, never the whole compressed checkpoint."""
+    container.write_file(path, iter_records(tensors, **options))
 
 
 # --- decoding --------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import numpy as np
 
 from .. import _backend, optim
 from .models import minilm_l6_shapes
-from .timing import routed_to, best_time, bound_seconds, format_table, rate, ratio, torch_or_none
+from .report import BOUND_LABEL, Report, Series, memory_bound_only, per_second, speedup
+from .timing import routed_to, best_time, bound_seconds, torch_or_none
 
 FULL_SIZES = [1, 1 << 10, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24]
 QUICK_SIZES = [1, 1 << 14, 1 << 18, 1 << 22]
@@ -54,7 +55,9 @@ def time_torch(torch, cols):
     return best_time(opt.step)
 
 
-def run(quick=False):
+def run(quick=False, plot=False):
+    """The Adam report; with `plot`, the chart's series come from the table's own single-tensor
+    timings (no more measuring)."""
     torch = torch_or_none()
     backends = [b for b in ("c", "numba") if b in _backend.available_backends()]
     cases = [(f"{n:,} element{'s' if n > 1 else ''}", [(n,)]) for n in (QUICK_SIZES if quick else FULL_SIZES)]
@@ -74,15 +77,27 @@ def run(quick=False):
     # parallel call of whatever is timed after them.
     for label, shapes, n, t in results:
         t["torch"] = time_torch(torch, make_tensors(shapes)) if torch is not None else None
-    rows = []
+    report = Report(
+        "adam",
+        "Fused Adam step, float32, in place (torch: torch.optim.Adam(fused=True).step(); "
+        "bound: C stream probe reading 4 float32 streams and writing 3 of them in place, all threads)",
+        ["case", "C elem/s", "Numba elem/s", "NumPy elem/s", "torch elem/s",
+         f"{lead} vs NumPy", f"{lead} vs torch", "Numba/C", "of bound", f"{lead} us/call"],
+        ["{}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.2f}x", "{:.2f}x", "{:.2f}", "{:.0f}%", "{:.1f}"],
+        chart_title="Fused Adam step, float32, one tensor, in place",
+        xlabel="elements (one tensor)", ylabel="elements / s")
     for label, shapes, n, t in results:
-        rows.append([label, rate(n, t.get("c")), rate(n, t.get("numba")), rate(n, t["numpy"]),
-                     rate(n, t["torch"]), ratio(t[lead], t["numpy"]), ratio(t[lead], t["torch"]),
-                     "-" if "numba" not in t or "c" not in t else f"{t['c'] / t['numba']:.2f}",
-                     "-" if not t["bound"] else f"{100 * t['bound'] / t[lead]:.0f}%",
-                     f"{t[lead] * 1e6:.1f}"])
-    headers = ["case", "C elem/s", "Numba elem/s", "NumPy elem/s", "torch elem/s",
-               f"{lead} vs NumPy", f"{lead} vs torch", "Numba/C", "of bound", f"{lead} us/call"]
-    title = ("Fused Adam step, float32, in place (torch: torch.optim.Adam(fused=True).step(); "
-             "bound: C stream probe reading 4 float32 streams and writing 3 of them in place, all threads)")
-    return format_table(title, headers, rows)
+        report.rows.append([label, per_second(n, t.get("c")), per_second(n, t.get("numba")),
+                            per_second(n, t["numpy"]), per_second(n, t["torch"]),
+                            speedup(t[lead], t["numpy"]), speedup(t[lead], t["torch"]),
+                            t["c"] / t["numba"] if "numba" in t and "c" in t else None,
+                            100 * t["bound"] / t[lead] if t["bound"] else None, t[lead] * 1e6])
+    single = [(n, t) for _, shapes, n, t in results if len(shapes) == 1 and plot]
+    xs = [n for n, _ in single]
+    for key, label in [("c", "tensorpress C"), ("numba", "tensorpress Numba"), ("numpy", "naive NumPy"),
+                       ("torch", "torch fused Adam"), ("bound", BOUND_LABEL)]:
+        ys = [per_second(n, t.get(key)) for n, t in single]
+        ys = memory_bound_only(xs, ys) if key == "bound" else ys
+        if any(ys):
+            report.series.append(Series(label, xs, ys, dashed=key == "bound"))
+    return report

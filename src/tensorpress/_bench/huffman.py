@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import _backend
 from .._threads import get_num_threads, set_num_threads
-from .timing import best_time, format_table
+from .report import Report, Series, speedup
+from .timing import best_time
 
 
 def gaussian_int8(n, seed=0):
@@ -80,84 +81,129 @@ def _size(n):
 
 
 def _mbs(n, seconds):
-    return "-" if not seconds else f"{n / seconds / 1e6:.0f}"
+    """MB/s of n symbols, or None."""
+    return n / seconds / 1e6 if seconds else None
 
 
-def _x(ours, theirs):
-    return "-" if not ours or not theirs else f"{theirs / ours:.1f}x"
+QUICK_N, FULL_N = 1 << 19, 16 << 20
+FULL_SWEEP, QUICK_SWEEP = [1 << e for e in range(12, 24, 2)], [1 << 12, 1 << 16]  # --plot, below n
 
 
-def run(quick=False):
-    n = 1 << 19 if quick else 16 << 20
+def run(quick=False, plot=False):
+    """The Huffman report; with `plot`, also encode / decode speed over smaller sizes."""
+    n = QUICK_N if quick else FULL_N
     x = gaussian_int8(n)
     raw = x.tobytes()
     threads_before = get_num_threads()
-    rows = []
     from ..huffman import entropy_bits
 
     entropy = entropy_bits(x) / n
+    report = Report(
+        "huffman",
+        f"Huffman coding, {n} int8 symbols, entropy {entropy:.4f} bits/symbol "
+        "(MB/s of symbols; 'cpu' columns use process CPU time)",
+        ["huffman (int8 N(0,32))", "thr", "enc MB/s", "dec MB/s", "enc cpu", "dec cpu",
+         "enc/zlib", "dec/zlib", "enc/zlib cpu", "dec/zlib cpu", "bits/sym", "vs entropy"],
+        ["{}", "{}", "{:.0f}", "{:.0f}", "{:.0f}", "{:.0f}", "{:.1f}x", "{:.1f}x", "{:.1f}x", "{:.1f}x",
+         "{:.4f}", "{:+.2f}%"],
+        chart_title="Huffman coding of int8 N(0, 32) symbols", xlabel="int8 symbols", ylabel="MB/s of symbols")
+    walls = {}  # (chart line, size) -> wall (encode, decode) seconds, for the charts
 
     zblob = _zlib_encode(raw)
     z_wall, z_cpu = _measure(lambda: _zlib_encode(raw), lambda: zlib.decompress(zblob, -15), not quick)
 
-    def add(label, kernels, threads, data, cpu, preallocated=False):
+    def add(label, kernels, threads, data, cpu, preallocated=False, line=None):
         cpu = cpu and not quick  # --quick: wall clock only
         set_num_threads(threads)
         flat = data.reshape(-1).view(np.uint8)
         blob = kernels.encode(flat, 1, data.shape)
-        arr = np.frombuffer(blob, np.uint8)
-        out = np.empty_like(flat)
-        kernels.decode(arr, out)
-        assert np.array_equal(out, flat)
-        if preallocated:
-            encode, decode = _raw_c_calls(flat, data.shape, arr, out)
-        else:
-            encode, decode = (lambda: kernels.encode(flat, 1, data.shape),
-                              lambda: kernels.decode(arr, out))
+        encode, decode = _calls(kernels, flat, data.shape, blob, preallocated)
         wall, cpu_t = _measure(encode, decode, cpu)
+        if line:
+            walls[line, data.size] = wall
         bits = 8 * len(blob) / data.size
-        rows.append([label, str(threads), _mbs(data.size, wall[0]), _mbs(data.size, wall[1]),
-                     _mbs(data.size, cpu_t[0]), _mbs(data.size, cpu_t[1]),
-                     _x(wall[0] * n / data.size, z_wall[0]), _x(wall[1] * n / data.size, z_wall[1]),
-                     _x(cpu_t[0] and cpu_t[0] * n / data.size, z_cpu[0]),
-                     _x(cpu_t[1] and cpu_t[1] * n / data.size, z_cpu[1]),
-                     f"{bits:.4f}", f"{100 * (bits / entropy - 1):+.2f}%"])
+        report.rows.append([label, threads, _mbs(data.size, wall[0]), _mbs(data.size, wall[1]),
+                            _mbs(data.size, cpu_t[0]), _mbs(data.size, cpu_t[1]),
+                            speedup(wall[0] * n / data.size, z_wall[0]), speedup(wall[1] * n / data.size, z_wall[1]),
+                            speedup(cpu_t[0] and cpu_t[0] * n / data.size, z_cpu[0]),
+                            speedup(cpu_t[1] and cpu_t[1] * n / data.size, z_cpu[1]),
+                            bits, 100 * (bits / entropy - 1)])
         return wall, cpu_t
 
     small = None
+    lines = {}  # chart line -> (kernels, threads, preallocated)
+    two_threads = (os.cpu_count() or 1) >= 2
     try:
         backends = _backend.available_backends()
         if "c" in backends:
             c = _backend.kernels_of("c", "huffman")
-            big_wall, big_cpu = add(f"C kernel, {_size(n)}", c, 1, x, True, True)
-            if (os.cpu_count() or 1) >= 2:
-                add(f"C kernel, {_size(n)}", c, 2, x, False, True)
+            lines["C kernel, 1 thread"] = (c, 1, True)
+            big_wall, big_cpu = add(f"C kernel, {_size(n)}", c, 1, x, True, True, "C kernel, 1 thread")
+            if two_threads:
+                lines["C kernel, 2 threads"] = (c, 2, True)
+                add(f"C kernel, {_size(n)}", c, 2, x, False, True, "C kernel, 2 threads")
             if not quick:
                 add(f"C via Python API, {_size(n)}", c, 1, x, True)
-            small_wall, small_cpu = add("C kernel, 64 KiB", c, 1, x[:65536], True, True)
+            small_wall, small_cpu = add("C kernel, 64 KiB", c, 1, x[:65536], True, True, "C kernel, 1 thread")
             small = [
                 (small_wall[0] / 65536) / (big_wall[0] / n), (small_wall[1] / 65536) / (big_wall[1] / n),
                 (small_cpu[0] / 65536) / (big_cpu[0] / n) if big_cpu[0] else 0.0,
                 (small_cpu[1] / 65536) / (big_cpu[1] / n) if big_cpu[1] else 0.0,
             ]
         if "numba" in backends:
-            add(f"Numba, {_size(n)}", _backend.kernels_of("numba", "huffman"),
-                threads_before, x, threads_before == 1)
+            line = f"Numba, {threads_before} thread{'s' if threads_before > 1 else ''}"
+            lines[line] = (_backend.kernels_of("numba", "huffman"), threads_before, False)
+            add(f"Numba, {_size(n)}", lines[line][0], threads_before, x, threads_before == 1, line=line)
+        if plot:
+            walls["zlib Z_HUFFMAN_ONLY", n] = z_wall
+            report.series = _sweep(QUICK_SWEEP if quick else FULL_SWEEP, lines, walls)
     finally:
         set_num_threads(threads_before)
     zbits = 8 * len(zblob) / n
-    rows.append(["zlib Z_HUFFMAN_ONLY", "1", _mbs(n, z_wall[0]), _mbs(n, z_wall[1]),
-                 _mbs(n, z_cpu[0]), _mbs(n, z_cpu[1]), "1.0x", "1.0x",
-                 "1.0x" if z_cpu[0] else "-", "1.0x" if z_cpu[1] else "-",
-                 f"{zbits:.4f}", f"{100 * (zbits / entropy - 1):+.2f}%"])
-    headers = ["huffman (int8 N(0,32))", "thr", "enc MB/s", "dec MB/s", "enc cpu", "dec cpu",
-               "enc/zlib", "dec/zlib", "enc/zlib cpu", "dec/zlib cpu", "bits/sym", "vs entropy"]
-    title = (f"Huffman coding, {n} int8 symbols, entropy {entropy:.4f} bits/symbol "
-             "(MB/s of symbols; 'cpu' columns use process CPU time)")
-    text = format_table(title, headers, rows)
+    report.rows.append(["zlib Z_HUFFMAN_ONLY", 1, _mbs(n, z_wall[0]), _mbs(n, z_wall[1]),
+                        _mbs(n, z_cpu[0]), _mbs(n, z_cpu[1]), 1.0, 1.0,
+                        1.0 if z_cpu[0] else None, 1.0 if z_cpu[1] else None,
+                        zbits, 100 * (zbits / entropy - 1)])
     if small:
-        text += (f"\nC kernel, 64 KiB call vs the {_size(n)} call, per-byte cost: "
-                 f"encode {small[0]:.2f}x, decode {small[1]:.2f}x (wall)")
+        note = (f"C kernel, 64 KiB call vs the {_size(n)} call, per-byte cost: "
+                f"encode {small[0]:.2f}x, decode {small[1]:.2f}x (wall)")
         if small[2]:
-            text += f"; encode {small[2]:.2f}x, decode {small[3]:.2f}x (cpu)"
-    return text
+            note += f"; encode {small[2]:.2f}x, decode {small[3]:.2f}x (cpu)"
+        report.notes.append(note)
+    return report
+
+
+def _calls(kernels, flat, shape, blob, preallocated):
+    """(encode, decode) callables of one backend's kernels on `flat`, checked to round-trip."""
+    arr = np.frombuffer(blob, np.uint8)
+    out = np.empty_like(flat)
+    kernels.decode(arr, out)
+    assert np.array_equal(out, flat)
+    if preallocated:
+        return _raw_c_calls(flat, shape, arr, out)
+    return lambda: kernels.encode(flat, 1, shape), lambda: kernels.decode(arr, out)
+
+
+def _sweep(sizes, lines, walls):
+    """Encode and decode series (wall clock) of every line over `sizes` and the sizes the table
+    measured (`walls`: (line, size) -> (encode, decode) seconds, extended here)."""
+    for size in sizes:
+        data = gaussian_int8(size)
+        for line, (kernels, threads, preallocated) in lines.items():
+            if (line, size) not in walls:
+                set_num_threads(threads)
+                flat = data.view(np.uint8)
+                walls[line, size] = _measure(*_calls(kernels, flat, data.shape, kernels.encode(flat, 1, data.shape),
+                                                     preallocated), False)[0]
+        if ("zlib Z_HUFFMAN_ONLY", size) not in walls:
+            raw = data.tobytes()
+            zblob = _zlib_encode(raw)
+            walls["zlib Z_HUFFMAN_ONLY", size] = _measure(lambda: _zlib_encode(raw),
+                                                         lambda: zlib.decompress(zblob, -15), False)[0]
+    series = []
+    for k, panel in enumerate(("encode", "decode")):
+        for line in [*lines, "zlib Z_HUFFMAN_ONLY"]:
+            xs = sorted(size for name, size in walls if name == line)
+            series.append(Series(line, xs, [_mbs(size, walls[line, size][k]) for size in xs], panel=panel,
+                                 dashed=line.startswith("zlib")))
+    return series

@@ -12,9 +12,10 @@ import numpy as np
 from .. import container, pipeline
 from ..huffman import entropy_bits, huffman_decode
 from .models import minilm_l6_shapes
-from .timing import format_table
+from .report import Report, Series
 
 SPARSITIES = (0.0, 0.5, 0.9)
+PLOT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)  # --plot: the table's and more
 
 
 def minilm_path():
@@ -59,30 +60,58 @@ def entropy_bound_bytes(reader, record):
     return bits / 8
 
 
-def run(quick=False):
+def measure(tensors, sparsity):
+    """Compress and decompress `tensors` at `sparsity`: a dict of sizes, error and times."""
+    start = time.perf_counter()
+    blob = pipeline.compress(tensors, sparsity=sparsity)
+    t_compress = time.perf_counter() - start
+    start = time.perf_counter()
+    restored = pipeline.decompress(blob)
+    t_decompress = time.perf_counter() - start
+    reader = container.Reader(blob)
+    lossy = [r for r in reader.records if r.codec != "lossless"]
+    stored = sum(r.stored_bytes for r in lossy)
+    bound = sum(entropy_bound_bytes(reader, r) for r in lossy)
+    floats = [k for k in tensors if tensors[k].dtype.kind == "f"]
+    sq_err = sum(float(np.sum((restored[k].astype(np.float64) - tensors[k]) ** 2)) for k in floats)
+    sq_ref = sum(float(np.sum(tensors[k].astype(np.float64) ** 2)) for k in floats)
+    return {"bytes": len(blob), "lossy_bytes": stored, "lossy_bound_bytes": bound,
+            "rms_rel_error": math.sqrt(sq_err / sq_ref) if sq_ref else 0.0,
+            "compress_s": t_compress, "decompress_s": t_decompress}
+
+
+def run(quick=False, plot=False):
+    """The pipeline report at SPARSITIES (0 only when quick); with `plot`, also the sizes and
+    errors over PLOT_SPARSITIES (the table's when quick) for the trade-off chart."""
     label, tensors = load_checkpoint()
     n = sum(a.size for a in tensors.values())
     original = sum(a.nbytes for a in tensors.values())
-    rows = []
-    for sparsity in SPARSITIES[:1] if quick else SPARSITIES:
-        start = time.perf_counter()
-        blob = pipeline.compress(tensors, sparsity=sparsity)
-        t_compress = time.perf_counter() - start
-        start = time.perf_counter()
-        restored = pipeline.decompress(blob)
-        t_decompress = time.perf_counter() - start
-        reader = container.Reader(blob)
-        lossy = [r for r in reader.records if r.codec != "lossless"]
-        stored = sum(r.stored_bytes for r in lossy)
-        bound = sum(entropy_bound_bytes(reader, r) for r in lossy)
-        sq_err = sum(float(np.sum((restored[k].astype(np.float64) - tensors[k]) ** 2)) for k in tensors
-                     if tensors[k].dtype.kind == "f")
-        sq_ref = sum(float(np.sum(tensors[k].astype(np.float64) ** 2)) for k in tensors if tensors[k].dtype.kind == "f")
-        rows.append([f"{sparsity:.1f}", f"{len(blob) / 1e6:.2f} MB", f"{original / len(blob):.2f}x",
-                     f"{8 * len(blob) / n:.3f}", f"+{100 * (stored / bound - 1):.2f}%",
-                     f"{math.sqrt(sq_err / sq_ref):.2e}", f"{t_compress:.2f}", f"{t_decompress:.2f}"])
-    title = (f"Deep Compression (prune -> int8 per channel -> Huffman) of {label}: {n:,} weights, "
-             f"{original / 1e6:.1f} MB; 'vs entropy' compares the quantized tensors' stored bytes with "
-             "the order-0 entropy of their values, sparsity pattern and scales")
-    return format_table(title, ["sparsity", "size", "ratio", "bits/weight", "vs entropy", "RMS rel. error",
-                                "compress s", "decompress s"], rows)
+    table = SPARSITIES[:1] if quick else SPARSITIES
+    chart = (SPARSITIES if quick else PLOT_SPARSITIES) if plot else ()
+    results = {s: measure(tensors, s) for s in sorted(set(table) | set(chart))}
+    report = Report(
+        "pipeline",
+        f"Deep Compression (prune -> int8 per channel -> Huffman) of {label}: {n:,} weights, "
+        f"{original / 1e6:.1f} MB; 'vs entropy' compares the quantized tensors' stored bytes with "
+        "the order-0 entropy of their values, sparsity pattern and scales",
+        ["sparsity", "size", "ratio", "bits/weight", "vs entropy", "RMS rel. error", "compress s", "decompress s"],
+        ["{:.1f}", "{:.2f} MB", "{:.2f}x", "{:.3f}", "{:+.2f}%", "{:.2e}", "{:.2f}", "{:.2f}"],
+        xlabel="sparsity (fraction of weights pruned)", ylabel="bits per weight (whole file)",
+        y2label="RMS relative error", xscale="linear", yscale="linear", y2scale="log")
+    for s in table:
+        r = results[s]
+        report.rows.append([s, r["bytes"] / 1e6, original / r["bytes"], 8 * r["bytes"] / n,
+                            100 * (r["lossy_bytes"] / r["lossy_bound_bytes"] - 1) if r["lossy_bound_bytes"] else None,
+                            r["rms_rel_error"],
+                            r["compress_s"], r["decompress_s"]])
+    if chart:
+        xs = list(chart)
+        # The bound: the file with each quantized tensor's bytes replaced by its entropy bound.
+        report.series = [
+            Series("bits/weight", xs, [8 * results[s]["bytes"] / n for s in xs]),
+            Series("entropy bound", xs, [8 * (results[s]["bytes"] - results[s]["lossy_bytes"]
+                                              + results[s]["lossy_bound_bytes"]) / n for s in xs], dashed=True),
+            Series("RMS relative error", xs, [results[s]["rms_rel_error"] for s in xs], axis=2),
+        ]
+        report.chart_title = f"Deep Compression of {label.split(' (')[0]}: {original / 1e6:.1f} MB float32"
+    return report

@@ -1,13 +1,18 @@
 """Benchmark of int8 quantize / dequantize: tensorpress (C, Numba) against the naive NumPy chain
 and torch (observer + quantize_per_channel), with the percent of the bandwidth bound."""
 
+import time
 import warnings
 
 import numpy as np
 
 from .. import _backend
 from .. import quant as _quant
-from .timing import best_time, bound_seconds, format_table, rate, ratio, torch_or_none
+from .report import BOUND_LABEL, Report, Series, memory_bound_only, per_second, speedup
+from .timing import best_time, bound_seconds, torch_or_none
+
+QUICK_SIDE, FULL_SIDE = 1024, 4096  # the table's square matrix
+QUICK_SIDES, FULL_SIDES = (64, 256), (64, 128, 256, 512, 1024, 2048)  # --plot: smaller ones too
 
 
 def _naive_quantize(x, axis):
@@ -56,8 +61,9 @@ def _seconds_per_byte(n):
     return None if t11 is None else t11 / (12 * n)
 
 
-def run(quick=False):
-    rows_, cols_ = (1024, 1024) if quick else (4096, 4096)
+def run(quick=False, plot=False):
+    """The quant report; with `plot`, also a size sweep of per-channel quantize and dequantize."""
+    rows_ = cols_ = QUICK_SIDE if quick else FULL_SIDE
     n = rows_ * cols_
     rng = np.random.default_rng(0)
     x = rng.standard_normal((rows_, cols_), dtype=np.float32)
@@ -130,13 +136,8 @@ def run(quick=False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's deprecation notice for quantized tensors
         t_peer = [None if peer is None else best_time(peer, repeat=repeat) for _, _, _, peer, _ in cases]
-    table = []
-    for k, (label, _, _, _, bound_s) in enumerate(cases):
-        best = t_c[k] or t_nb[k]
-        pct = "-" if not best or not bound_s else f"{100 * bound_s / best:.0f}%"
-        table.append([label, rate(n, t_c[k]), rate(n, t_nb[k]), rate(n, t_np[k]), rate(n, t_peer[k]),
-                      ratio(best, t_np[k]), ratio(best, t_peer[k]), pct])
-    title = (
+    report = Report(
+        "quant",
         f"int8 quantize / dequantize, {rows_}x{cols_} float32 ({n / 1e6:.0f}M elements), elements/s; "
         "torch = PerChannelMinMaxObserver + quantize_per_channel (block rows: per-channel over a "
         "(n/32, 32) view); naive = NumPy abs/max/divide/rint/clip/astype. "
@@ -145,10 +146,71 @@ def run(quick=False):
         "moves 4 + 2*4 = 12 B; quantize 4 + 1 = 5 B (q is written with streaming stores from 8M "
         "elements; float16 2 + 1; axis 1 held to 5 B although it reads x twice), blocks "
         "4 + 2*1.125 = 6.25 B (plain stores, scales included), dequantize 1 + 4 = 5 B (streaming "
-        "stores). At --quick sizes the data stays in cache and the percentages mean little."
-    )
-    headers = ["work", "tp C", "tp Numba", "naive NumPy", "torch", "vs NumPy", "vs torch", "% of bound"]
-    return format_table(title, headers, table)
+        "stores). At --quick sizes the data stays in cache and the percentages mean little.",
+        ["work", "tp C", "tp Numba", "naive NumPy", "torch", "vs NumPy", "vs torch", "% of bound"],
+        ["{}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.2f}x", "{:.2f}x", "{:.0f}%"],
+        chart_title="int8 quantization, float32 square matrices",
+        xlabel="elements (square float32 matrix)", ylabel="elements / s")
+    for k, (label, _, _, _, bound_s) in enumerate(cases):
+        best = t_c[k] or t_nb[k]
+        report.rows.append([label, per_second(n, t_c[k]), per_second(n, t_nb[k]), per_second(n, t_np[k]),
+                            per_second(n, t_peer[k]), speedup(best, t_np[k]), speedup(best, t_peer[k]),
+                            100 * bound_s / best if best and bound_s else None])
+    if plot:
+        # The table's per-channel quantize and dequantize at its size, plus smaller squares.
+        at_n = {work: {"c": t_c[k], "numba": t_nb[k], "numpy": t_np[k], "torch": t_peer[k], "bound": bound(5)}
+                for work, k in (("quantize", 0), ("dequantize", -1))}
+        report.series = _sweep(QUICK_SIDES if quick else FULL_SIDES, (rows_, at_n), quick, torch)
+    return report
+
+
+IMPLS = [("c", "tensorpress C"), ("numba", "tensorpress Numba"), ("numpy", "naive NumPy"),
+         ("torch", "torch"), ("bound", BOUND_LABEL)]
+
+
+def _sweep(sides, table_point, quick, torch):
+    """Series of per-channel quantize (axis 0) and dequantize over square matrices of `sides`,
+    ending with the table's own size (`table_point`: side, {work: {impl: seconds}})."""
+    time.sleep(0.5)  # let torch's OpenMP threads from the table's last timings go idle
+    c_ok = "c" in _backend.available_backends()
+    points = {}  # (side, work) -> {impl: seconds}
+    inputs = {}
+    for side in sides:
+        x = np.random.default_rng(side).standard_normal((side, side), dtype=np.float32)
+        q, s = _quant.quantize_int8(x, 0)
+        out = np.empty_like(x)
+        inputs[side] = x
+        per_byte = _seconds_per_byte(side * side)
+        work = {"quantize": (lambda x=x: _quant.quantize_int8(x, 0), lambda x=x: _naive_quantize(x, 1)),
+                "dequantize": (lambda q=q, s=s, out=out: _quant.dequantize_int8(q, s, axis=0, out=out),
+                               lambda q=q, s=s: _naive_dequantize(q, s[:, None]))}
+        for name, (ours, naive) in work.items():
+            t = points[side, name] = {}
+            t["c"] = best_time(_with_backend("c", ours), repeat=3) if c_ok else None
+            nb = None if quick else _with_backend("numba", ours)
+            t["numba"] = best_time(nb, repeat=2) if nb else None
+            t["numpy"] = best_time(naive, repeat=3)
+            t["bound"] = None if per_byte is None else side * side * 5 * per_byte
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for side in sides if torch is not None else ():  # torch last, as in the table
+            xt = torch.from_numpy(inputs[side])
+            tq = _torch_quantize(torch, xt, 0)
+            points[side, "quantize"]["torch"] = best_time(lambda: _torch_quantize(torch, xt, 0), repeat=3)
+            points[side, "dequantize"]["torch"] = best_time(tq.dequantize, repeat=3)
+    side_n, at_n = table_point
+    for name, t in at_n.items():
+        points[side_n, name] = t
+    sides = [*sides, side_n]
+    series = []
+    for name, panel in (("quantize", "quantize per channel (axis 0)"), ("dequantize", "dequantize (axis 0)")):
+        for key, label in IMPLS:
+            xs = [side * side for side in sides]
+            ys = [per_second(side * side, points[side, name].get(key)) for side in sides]
+            ys = memory_bound_only(xs, ys) if key == "bound" else ys
+            if any(ys):
+                series.append(Series(label, xs, ys, panel=panel, dashed=key == "bound"))
+    return series
 
 
 def _torch_quantize_affine(torch, xt):

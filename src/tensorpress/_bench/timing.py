@@ -1,5 +1,5 @@
 """Timing helpers shared by the benchmark families: best-of timing, the measured bandwidth
-bound, and the table layout."""
+bound, and the table layout (report.py holds the results themselves)."""
 
 import contextlib
 import time
@@ -51,16 +51,6 @@ def bound_seconds(n, reads, writes, *, in_place=False, repeat=5):
     seconds = best_time(lambda: lib.tp_stream_probe(in_ptrs, reads, out_ptrs, writes, n), repeat=repeat)
     _bound_cache[key] = seconds
     return seconds
-
-
-def rate(n, seconds):
-    """'1.23e9' elements per second, or '-'."""
-    return "-" if not seconds else f"{n / seconds:.3g}"
-
-
-def ratio(a_seconds, b_seconds):
-    """How many times faster a is than b ('2.5x'), or '-'."""
-    return "-" if not a_seconds or not b_seconds else f"{b_seconds / a_seconds:.2f}x"
 
 
 def format_table(title, headers, rows):

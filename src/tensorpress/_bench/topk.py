@@ -5,12 +5,16 @@ byte per float32 element: the C stream probe over n/4 elements reading 4 and wri
 streams moves exactly those bytes)."""
 
 
+import time
+
 import numpy as np
 
 from .. import _backend, prune
-from .timing import routed_to, best_time, bound_seconds, format_table, rate, ratio, torch_or_none
+from .report import BOUND_LABEL, Report, Series, memory_bound_only, per_second, speedup
+from .timing import routed_to, best_time, bound_seconds, torch_or_none
 
 FULL_N, QUICK_N = 1 << 24, 1 << 20
+FULL_SWEEP, QUICK_SWEEP = [1 << e for e in range(12, 24, 2)], [1 << 12, 1 << 16]  # --plot, below N
 
 
 def using_backend(name):
@@ -82,7 +86,20 @@ def cases(n):
     return x, out
 
 
-def run(quick=False):
+def _time_all(backends, ours, naive, peer, torch, t_x, repeat):
+    """Seconds per call of tensorpress on each backend, the NumPy and the torch equivalents."""
+    t = {}
+    for b in backends:
+        with using_backend(b):
+            t[b] = best_time(ours, repeat=repeat)
+    t["numpy"] = best_time(naive, repeat=repeat, min_time=0) if naive else None
+    t["torch"] = (best_time(lambda: peer(torch, t_x), repeat=2, min_time=0)
+                  if torch is not None and peer is not None else None)
+    return t
+
+
+def run(quick=False, plot=False):
+    """The top-k report; with `plot`, also topk_mask (k = 10%) over smaller sizes for the chart."""
     torch = torch_or_none()
     backends = [b for b in ("c", "numba") if b in _backend.available_backends()]
     if quick and "c" in backends:
@@ -93,28 +110,56 @@ def run(quick=False):
     t_x = torch.from_numpy(x) if torch is not None else None
     bound = bound_seconds(n // 4, 4, 1)
     lead = backends[0]
-    rows, single = [], None
+    report = Report(
+        "topk",
+        "Top-k magnitude masks (NumPy: np.partition threshold then |x| >= t; torch: torch.topk "
+        "indices scattered into a bool mask; bound: 4 bytes read + 1 written per element, "
+        f"measured: {'-' if not bound else format(n / bound, '.3g')} elem/s)",
+        ["case (float32)", "C elem/s", "Numba elem/s", "NumPy elem/s", "torch elem/s",
+         f"{lead} vs NumPy", f"{lead} vs torch", "of bound", "note"],
+        ["{}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.2f}x", "{:.2f}x", "{:.0f}%", "{}"],
+        chart_title="Top-k magnitude mask, float32", xlabel="elements (float32)", ylabel="elements / s")
+    single = None
     for label, count, ours, naive, peer in work:
-        t = {}
-        for b in backends:
-            with using_backend(b):
-                t[b] = best_time(ours, repeat=repeat)
-        t["numpy"] = best_time(naive, repeat=repeat, min_time=0) if naive else None
-        t["torch"] = (best_time(lambda: peer(torch, t_x), repeat=2, min_time=0)
-                      if torch is not None and peer is not None else None)
+        t = _time_all(backends, ours, naive, peer, torch, t_x, repeat)
         if label.startswith("topk_mask") and "k=10%" in label:
-            single = t[lead]
+            single = t
         note = ""
         if label.startswith("global") and single:
-            note = f"{t[lead] / single:.2f}x one array"
+            note = f"{t[lead] / single[lead]:.2f}x one array"
         b = bound * count / n
-        rows.append([label, rate(count, t.get("c")), rate(count, t.get("numba")),
-                     rate(count, t["numpy"]), rate(count, t["torch"]),
-                     ratio(t[lead], t["numpy"]), ratio(t[lead], t["torch"]),
-                     "-" if not bound else f"{100 * b / t[lead]:.0f}%", note])
-    headers = ["case (float32)", "C elem/s", "Numba elem/s", "NumPy elem/s", "torch elem/s",
-               f"{lead} vs NumPy", f"{lead} vs torch", "of bound", "note"]
-    title = ("Top-k magnitude masks (NumPy: np.partition threshold then |x| >= t; torch: torch.topk "
-             "indices scattered into a bool mask; bound: 4 bytes read + 1 written per element, "
-             f"measured: {rate(n, bound)} elem/s)")
-    return format_table(title, headers, rows)
+        report.rows.append([label, per_second(count, t.get("c")), per_second(count, t.get("numba")),
+                            per_second(count, t["numpy"]), per_second(count, t["torch"]),
+                            speedup(t[lead], t["numpy"]), speedup(t[lead], t["torch"]),
+                            100 * b / t[lead] if bound else None, note])
+    if plot:
+        single["bound"] = bound
+        report.series = _sweep(QUICK_SWEEP if quick else FULL_SWEEP, backends, torch, (n, single))
+    return report
+
+
+def _sweep(sizes, backends, torch, table_point):
+    """Series of topk_mask with k = 10% over `sizes`, then the table's n (`table_point`: n and
+    its timings)."""
+    time.sleep(0.5)  # let torch's OpenMP threads from the table's last timings go idle
+    points, inputs = {}, {}
+    for m in sizes:
+        x, work = inputs[m] = cases(m)
+        _, _, ours, naive, _ = work[0]  # topk_mask, k = 10%
+        points[m] = _time_all(backends, ours, naive, None, torch, None, 3)
+        points[m]["bound"] = bound_seconds(m // 4, 4, 1)
+    if torch is not None:  # torch last, as in the table
+        for m in sizes:
+            x, work = inputs[m]
+            t_x = torch.from_numpy(x)
+            points[m]["torch"] = best_time(lambda: work[0][4](torch, t_x), repeat=2, min_time=0)
+    n, at_n = table_point
+    points[n] = at_n
+    series, xs = [], list(points)
+    for key, label in [("c", "tensorpress C"), ("numba", "tensorpress Numba"), ("numpy", "naive NumPy (np.partition)"),
+                       ("torch", "torch.topk + scatter"), ("bound", BOUND_LABEL)]:
+        ys = [per_second(m, points[m].get(key)) for m in xs]
+        ys = memory_bound_only(xs, ys) if key == "bound" else ys
+        if any(ys):
+            series.append(Series(label, xs, ys, panel="topk_mask, k = 10%", dashed=key == "bound"))
+    return series

@@ -1,0 +1,139 @@
+"""`tensorpress bench` reports and `--plot` charts, on sizes shrunk so that each test takes a
+second or two (the measured figures are meaningless here; the structure is what is checked)."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from tensorpress import _backend, cli
+from tensorpress._bench import adam, huffman, pipeline, plot, quant, timing, topk
+from tensorpress._bench.report import Report, Series, memory_bound_only
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+HAS_C = "c" in _backend.available_backends()
+
+
+def has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_matplotlib = pytest.mark.skipif(not has_matplotlib(), reason="matplotlib is not installed")
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """Every family's --quick sizes shrunk to a few thousand elements, one short timing round
+    per figure, and a small checkpoint."""
+    best_time = timing.best_time
+    for module in (timing, adam, quant, topk, huffman):
+        monkeypatch.setattr(module, "best_time", lambda fn, **kw: best_time(fn, repeat=1, min_time=0.001))
+    monkeypatch.setattr(adam, "QUICK_SIZES", [1, 4096])
+    monkeypatch.setattr(quant, "QUICK_SIDE", 96)
+    monkeypatch.setattr(quant, "QUICK_SIDES", (32, 64))
+    monkeypatch.setattr(topk, "QUICK_N", 1 << 14)
+    monkeypatch.setattr(topk, "QUICK_SWEEP", [1 << 12])
+    monkeypatch.setattr(huffman, "QUICK_N", 1 << 17)
+    monkeypatch.setattr(huffman, "QUICK_SWEEP", [1 << 12])
+    rng = np.random.default_rng(0)
+    tensors = {"w1": (0.05 * rng.standard_normal((128, 64))).astype(np.float32),
+               "w2": (0.05 * rng.standard_normal((64, 96))).astype(np.float32),
+               "b1": np.zeros(128, np.float32)}
+    monkeypatch.setattr(pipeline, "load_checkpoint", lambda: ("a small test checkpoint", tensors))
+
+
+def check_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert 1000 < len(data) < 100_000
+
+
+def test_text_formats_raw_cells():
+    report = Report("x", "title", ["case", "rate", "ratio"], ["{}", "{:.3g}", "{:.2f}x"],
+                    rows=[["a", 1234567.0, 2.0], ["bb", None, None]], notes=["a note"])
+    assert report.text().splitlines() == [
+        "title",
+        "case      rate  ratio",
+        "----  --------  -----",
+        "a     1.23e+06  2.00x",
+        "bb           -      -",
+        "a note",
+    ]
+
+
+@pytest.mark.parametrize("family", [adam, quant, topk, huffman])
+def test_throughput_series(family, tiny):
+    report = family.run(quick=True, plot=True)
+    assert report.family == family.__name__.rsplit(".", 1)[1]
+    assert report.rows and all(len(row) == len(report.headers) for row in report.rows)
+    labels = {s.label for s in report.series}
+    baseline = "zlib Z_HUFFMAN_ONLY" if family is huffman else next(l for l in labels if "NumPy" in l)
+    assert baseline in labels
+    if HAS_C:
+        assert any(l.startswith(("tensorpress C", "C kernel")) for l in labels)
+    for s in report.series:
+        assert len(s.x) == len(s.y) >= 2 and s.x == sorted(s.x)  # at least two sizes, in order
+        assert all(y is None or y > 0 for y in s.y)
+    panels = {quant: {"quantize per channel (axis 0)", "dequantize (axis 0)"}, huffman: {"encode", "decode"},
+              topk: {"topk_mask, k = 10%"}, adam: {""}}[family]
+    assert {s.panel for s in report.series} == panels
+
+
+def test_bound_line_starts_where_data_leaves_the_cache():
+    assert memory_bound_only([4096, 1 << 20, 1 << 24], [1e10, 2e9, 1e9]) == [None, 2e9, 1e9]
+
+
+def test_no_series_without_plot(tiny):
+    report = topk.run(quick=True)
+    assert report.rows and not report.series
+
+
+def test_pipeline_series(tiny):
+    report = pipeline.run(quick=False, plot=True)
+    assert [row[0] for row in report.rows] == list(pipeline.SPARSITIES)
+    by_label = {s.label: s for s in report.series}
+    bits, bound, error = by_label["bits/weight"], by_label["entropy bound"], by_label["RMS relative error"]
+    assert bits.x == list(pipeline.PLOT_SPARSITIES) and error.axis == 2 and bound.dashed
+    assert bits.y == sorted(bits.y, reverse=True)  # fewer bits as more weights are pruned
+    assert error.y == sorted(error.y)  # and more error
+    assert all(b >= e for b, e in zip(bits.y, bound.y))  # never below the entropy bound
+    # The table's row at sparsity 0 is the chart's first point.
+    assert report.rows[0][3] == pytest.approx(bits.y[0])
+
+
+@needs_matplotlib
+def test_write_chart(tiny, tmp_path):
+    report = Report("demo", "t", ["case"], ["{}"], series=[
+        Series("fast", [1, 10, 100], [1e6, 1e7, None], panel="a"),
+        Series("bound", [1, 10, 100], [1e8, 1e8, 1e8], panel="a", dashed=True),
+        Series("error", [1, 10, 100], [1e-3, 1e-2, 1e-1], panel="b", axis=2),
+    ])
+    path = plot.write_chart(report, str(tmp_path))
+    check_png(tmp_path / "demo.png")
+    assert path == str(tmp_path / "demo.png")
+    assert plot.write_chart(Report("empty", "t", [], []), str(tmp_path)) is None
+
+
+@needs_matplotlib
+def test_bench_plot_command(tiny, tmp_path, capsys):
+    charts = tmp_path / "charts"  # created by the command
+    assert cli.main(["bench", "--quick", "--only", "topk", "pipeline", "--plot", str(charts)]) == 0
+    out = capsys.readouterr().out
+    assert "Top-k magnitude masks" in out and "Deep Compression" in out
+    assert sorted(p.name for p in charts.iterdir()) == ["pipeline.png", "topk.png"]
+    for name in ("topk.png", "pipeline.png"):
+        check_png(charts / name)
+
+
+def test_bench_without_matplotlib(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    assert cli.main(["bench", "--quick", "--only", "topk", "--plot", str(tmp_path / "charts")]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "tensorpress[plot]"' in err
+    assert not (tmp_path / "charts").exists()  # refused before measuring anything
+    assert cli.main(["bench", "--quick", "--only", "topk"]) == 0  # the tables need no matplotlib
+    assert "Top-k magnitude masks" in capsys.readouterr().out
