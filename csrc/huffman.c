@@ -3,28 +3,34 @@
  * block, table-driven decoding, checksums; blocks coded in parallel.
  *
  * Stream layout (all integers little-endian):
- *   "TPHF"  u8 version=1  u8 dtype  u8 ndim  u8 block_log2  u64 count  u64 shape[ndim]
+ *   "TPHF"  u8 version=2  u8 dtype  u8 ndim  u8 block_log2  u64 count  u64 shape[ndim]
  *   u32 block_size[n_blocks]          n_blocks = ceil(count / 2^block_log2)
- *   u32 xxh32(every byte above)       the header checksum
+ *   u32 crc32(every byte above)       the header checksum
  *   blocks, back to back; their sizes add up to the rest of the stream exactly.
  * Block:
- *   u8 type  u32 xxh32(the block's decoded bytes)
+ *   u8 type  u32 crc32(the block's decoded bytes)
  *   type 0 (raw):     the bytes
  *   type 1 (rle):     u8 symbol (the block is that symbol repeated)
  *   type 2 (huffman): 128 bytes of 4-bit code lengths (symbol 2i low nibble, 2i+1 high),
  *                     u32 size of streams 0, 1, 2 (stream 3 takes the rest), the 4 streams.
  * Stream k codes the block's symbols i with i % 4 == k, in order (interleaved, so the four
  * decoders write neighbouring bytes), LSB-first with bit-reversed canonical codes, zero-padded
- * to a byte; it must end exactly at its size, padding zero. docs/huffman.md is the full spec.
+ * to a byte; it must end exactly at its size, padding zero. crc32 is zlib's CRC-32 (version 1
+ * used XXH32, which costs twice as much here). docs/huffman.md is the full spec.
  *
- * Encoding runs in two phases so every block is written in place: (A) per block, four
- * quarter histograms (which give the exact size of each stream for the chosen lengths) and the
- * block type; (B) per block, at its offset from the prefix sum of the sizes, the encoding.
+ * Encoding runs in two phases so every block is written in place: (A) per block, one pass for
+ * four quarter histograms (which give the exact size of each stream for the chosen lengths)
+ * and the checksum, then the lengths and the block type; (B) per block, at its offset from the
+ * prefix sum of the sizes, the encoding. One thread does A and B block by block (in cache).
  */
 #include "huffman_internal.h"
 
+#if TP_HAVE_X86_VARIANTS
+#include <immintrin.h>
+#endif
+
 #define HUFF_MAGIC "TPHF"
-#define HUFF_VERSION 1
+#define HUFF_VERSION 2
 #define HUFF_BLOCK_HEADER 5                                 /* type + checksum */
 #define HUFF_LENGTHS_BYTES 128
 #define HUFF_PAYLOAD_START (HUFF_BLOCK_HEADER + HUFF_LENGTHS_BYTES + 12)
@@ -46,7 +52,8 @@ enum { BLOCK_RAW = 0, BLOCK_RLE = 1, BLOCK_HUFF = 2 };
 /* What phase A decided for one block (the encoder's workspace holds one per block). */
 typedef struct {
     uint32_t stream_bytes[4];
-    uint32_t size; /* bytes of the whole block in the stream */
+    uint32_t size;     /* bytes of the whole block in the stream */
+    uint32_t checksum; /* CRC-32 of the block's bytes */
     uint8_t type;
     uint8_t symbol;
     uint8_t lengths[256];
@@ -58,64 +65,139 @@ typedef struct {
  * one decoding round of all four streams fills 20 consecutive output bytes. */
 TP_ALWAYS_INLINE int64_t stream_count(int64_t len, int k) { return (len + 3 - k) / 4; }
 
-/* The four streams' histograms: four tables also hide the store-to-load latency of runs of
- * one symbol. */
-TP_ALWAYS_INLINE void histogram4_body(const uint8_t *TP_RESTRICT src, int64_t len,
-                                      uint32_t (*TP_RESTRICT c)[256]) {
-    int64_t i = 0;
-    for (; i + 4 <= len; i += 4) {
-        uint32_t w = tp_load32le(src + i);
-        c[0][w & 255]++;
-        c[1][(w >> 8) & 255]++;
-        c[2][(w >> 16) & 255]++;
-        c[3][w >> 24]++;
+/* Phase A's pass over a block: the four streams' histograms (symbol i counts in table i % 4,
+ * which also keeps a run of one symbol from waiting on its own increments), from two 8-byte
+ * loads per 16-byte stripe (twice as fast on Zen 1 as four 4-byte loads: the byte extraction
+ * was the bottleneck, not the counting). The block's CRC-32 rides on the same loads: with the
+ * tables in the portable variants, with PCLMULQDQ (scan_x86 below: nearly free, the counting is
+ * bound by its one store per byte) on x86. */
+#define HISTOGRAM16(c, a, b)            \
+    do {                                \
+        (c)[0][(a) & 255]++;            \
+        (c)[1][((a) >> 8) & 255]++;     \
+        (c)[2][((a) >> 16) & 255]++;    \
+        (c)[3][((a) >> 24) & 255]++;    \
+        (c)[0][((a) >> 32) & 255]++;    \
+        (c)[1][((a) >> 40) & 255]++;    \
+        (c)[2][((a) >> 48) & 255]++;    \
+        (c)[3][(a) >> 56]++;            \
+        (c)[0][(b) & 255]++;            \
+        (c)[1][((b) >> 8) & 255]++;     \
+        (c)[2][((b) >> 16) & 255]++;    \
+        (c)[3][((b) >> 24) & 255]++;    \
+        (c)[0][((b) >> 32) & 255]++;    \
+        (c)[1][((b) >> 40) & 255]++;    \
+        (c)[2][((b) >> 48) & 255]++;    \
+        (c)[3][(b) >> 56]++;            \
+    } while (0)
+
+TP_ALWAYS_INLINE uint32_t scan_body(const uint8_t *TP_RESTRICT src, int64_t len,
+                                    uint32_t (*TP_RESTRICT c)[256], int hash) {
+    uint32_t crc = 0xFFFFFFFFu; /* the raw register */
+    const int64_t stripes = len / 16;
+    for (int64_t t = 0; t < stripes; t++) {
+        uint64_t a = tp_load64le(src + 16 * t), b = tp_load64le(src + 16 * t + 8);
+        if (hash) crc = tp_crc32_step8(tp_crc32_step8(crc, a), b);
+        HISTOGRAM16(c, a, b);
     }
-    for (; i < len; i++) c[i & 3][src[i]]++;
+    for (int64_t i = 16 * stripes; i < len; i++) c[i & 3][src[i]]++;
+    if (!hash) return 0;
+    return tp_crc32_sw(~crc, src + 16 * stripes, (size_t)(len - 16 * stripes));
 }
 
-/* Stream k: symbols src[k], src[k+4], ...; 5 codes (<= 55 bits) per 8-byte store. A round
- * advances p by at most 7 bytes, so how many rounds keep 8 writable bytes before `limit` is
- * computed once per batch; the last codes are written byte-wise. */
-TP_ALWAYS_INLINE uint8_t *encode_stream_body(const uint8_t *TP_RESTRICT src, int64_t n,
-                                             const uint16_t *TP_RESTRICT code,
-                                             const uint8_t *TP_RESTRICT length, uint8_t *p,
-                                             const uint8_t *limit) {
-    uint64_t buf = 0;
-    unsigned bits = 0;
+/* The encoder's table, as in zstd's huff0: entry = code << (64 - len) | len, the bit-reversed
+ * code left-aligned in 64 bits with its length in the low byte. A stream's container c then
+ * holds its pending bits in its top n bits (the newest code highest) and takes a code with
+ *     c = (c >> len) | entry;   n += entry;
+ * (the shift uses the low 6 bits of the entry, the length; the length byte OR-ed into c's
+ * bottom stays below the pending bits, which never exceed 7 + 4 * 11 = 51 < 56; n's low byte is
+ * the pending count and the code bits added above it are ignored). A flush writes the pending
+ * bits c >> (64 - n) as 8 little-endian bytes, advances over the whole bytes and keeps the
+ * 0..7 newest bits at the top: three ALU operations per symbol and one table load. */
+#define ENC_PUT(c, n, s)                       \
+    do {                                       \
+        uint64_t e_ = etab[(s)];               \
+        (c) = ((c) >> (e_ & 63)) | e_;         \
+        (n) += e_;                             \
+    } while (0)
+/* n >= 4 here (four codes of >= 1 bit since the last flush), so the shift is < 64. */
+#define ENC_FLUSH(c, n, p)                             \
+    do {                                               \
+        unsigned nb_ = (uint8_t)(n);                   \
+        tp_store64le((p), (c) >> (64 - nb_));          \
+        (p) += nb_ >> 3;                               \
+        (n) = nb_ & 7;                                 \
+    } while (0)
+
+/* Streams k0 and k0 + 1 of a block, written in place into [begin[k], end[k]) (their exact
+ * sizes are known from phase A). Two streams per pass: twelve state registers for all four
+ * would not fit x86-64's sixteen, and the spills cost more than a second pass over the block
+ * (in L2). Each round takes 16 source bytes (4 symbols per stream, <= 44 bits) and flushes each
+ * stream once; a flush stores 8 bytes and advances <= 6, so how many rounds keep every store
+ * inside its stream is computed once per batch, and the last symbols are written byte-wise.
+ * Nothing is ever written outside the two ranges (another thread may write the next block). */
+TP_ALWAYS_INLINE int encode2_body(const uint8_t *TP_RESTRICT src, int64_t len,
+                                  const uint64_t *TP_RESTRICT etab, uint8_t *const *begin,
+                                  uint8_t *const *end, int k0) {
+    uint8_t *pa = begin[k0], *pb = begin[k0 + 1];
+    const uint8_t *ea = end[k0], *eb = end[k0 + 1];
+    uint64_t ca = 0, cb = 0, na = 0, nb = 0;
     int64_t i = 0;
     for (;;) {
-        int64_t rounds = (n - i) / 5, room = limit - p - 8;
-        int64_t safe = room < 0 ? 0 : room / 7 + 1;
-        if (safe < rounds) rounds = safe;
+        int64_t rounds = (len - i) / 16;
+        int64_t room_a = ea - pa - 8, room_b = eb - pb - 8;
+        int64_t safe_a = room_a < 0 ? 0 : room_a / 6 + 1, safe_b = room_b < 0 ? 0 : room_b / 6 + 1;
+        if (safe_a < rounds) rounds = safe_a;
+        if (safe_b < rounds) rounds = safe_b;
         if (rounds <= 0) break;
-        const uint8_t *x = src + 4 * i;
-        i += 5 * rounds;
-        for (; rounds; rounds--, x += 20) {
-            unsigned s0 = x[0], s1 = x[4], s2 = x[8], s3 = x[12], s4 = x[16];
-            buf |= (uint64_t)code[s0] << bits;
-            bits += length[s0];
-            buf |= (uint64_t)code[s1] << bits;
-            bits += length[s1];
-            buf |= (uint64_t)code[s2] << bits;
-            bits += length[s2];
-            buf |= (uint64_t)code[s3] << bits;
-            bits += length[s3];
-            buf |= (uint64_t)code[s4] << bits;
-            bits += length[s4];
-            tp_store64le(p, buf);
-            p += bits >> 3;
-            buf >>= bits & ~7u;
-            bits &= 7;
+        const uint8_t *x = src + i + k0;
+        i += 16 * rounds;
+        for (; rounds; rounds--, x += 16) {
+            ENC_PUT(ca, na, x[0]);
+            ENC_PUT(cb, nb, x[1]);
+            ENC_PUT(ca, na, x[4]);
+            ENC_PUT(cb, nb, x[5]);
+            ENC_PUT(ca, na, x[8]);
+            ENC_PUT(cb, nb, x[9]);
+            ENC_PUT(ca, na, x[12]);
+            ENC_PUT(cb, nb, x[13]);
+            ENC_FLUSH(ca, na, pa);
+            ENC_FLUSH(cb, nb, pb);
         }
     }
-    tp_bitwriter w = {buf, bits, p};
-    for (; i < n; i++) {
-        uint8_t x = src[4 * i];
-        tp_bw_put(&w, code[x], length[x]);
-        tp_bw_flush_safe(&w);
+    /* The tail: the pending bits go to plain LSB-first writers that store whole bytes only. */
+    tp_bitwriter w[2];
+    const uint64_t cs[2] = {ca, cb}, ns[2] = {na, nb};
+    uint8_t *const ps[2] = {pa, pb};
+    for (int k = 0; k < 2; k++) {
+        unsigned bits = (uint8_t)ns[k];
+        w[k].buf = bits ? cs[k] >> (64 - bits) : 0;
+        w[k].n = bits;
+        w[k].p = ps[k];
     }
-    tp_bw_finish(&w);
-    return w.p;
+    for (i += k0; i < len; i++) {
+        int k = (int)(i & 3) - k0;
+        if (k < 0 || k > 1) continue;
+        uint64_t e = etab[src[i]];
+        unsigned l = (unsigned)(e & 255);
+        if (l == 0) return TP_ERR_ARGUMENT; /* a symbol without a code: a bug, never silent */
+        tp_bw_put(&w[k], (uint32_t)(e >> (64 - l)), l);
+        if (w[k].p + (w[k].n >> 3) > end[k0 + k]) return TP_ERR_ARGUMENT;
+        tp_bw_flush_safe(&w[k]);
+    }
+    for (int k = 0; k < 2; k++) {
+        /* each stream must fill its range exactly (the sizes come from the same counts) */
+        if (w[k].p + ((w[k].n + 7) >> 3) != end[k0 + k]) return TP_ERR_ARGUMENT;
+        tp_bw_finish(&w[k]);
+    }
+    return TP_OK;
+}
+
+TP_ALWAYS_INLINE int encode4_body(const uint8_t *TP_RESTRICT src, int64_t len,
+                                  const uint64_t *TP_RESTRICT etab, uint8_t *const *begin,
+                                  uint8_t *const *end) {
+    int status = encode2_body(src, len, etab, begin, end, 0);
+    return status != TP_OK ? status : encode2_body(src, len, etab, begin, end, 2);
 }
 
 /* Decoding table entries are `length | symbol << 8`: a shift by the whole entry shifts by the
@@ -123,19 +205,129 @@ TP_ALWAYS_INLINE uint8_t *encode_stream_body(const uint8_t *TP_RESTRICT src, int
  * consuming a code needs no unpacking. */
 #define TABLE_ENTRY(sym, len) ((uint16_t)((len) | ((sym) << 8)))
 
-/* One round of one reader: `pos` is its bit position from `base`. A fresh 8-byte load gives
- * >= 57 bits; a marker bit at 56 (above the <= 55 bits five codes take) tells afterwards how
- * many bits were consumed: 56 - (63 - clz) = clz - 7. */
-#define ROUND_BEGIN(buf, pos)                                                          \
-    uint64_t buf = (tp_load64le(base + ((pos) >> 3)) >> ((pos) & 7));                  \
-    buf = (buf & (((uint64_t)1 << 56) - 1)) | ((uint64_t)1 << 56)
-#define DECODE_ONE(buf, o)                      \
+/* The four readers of a block. Reader k (F. Giesen's "variant 4" refill): b[k] holds the
+ * stream's next bits, of which the low 6 bits of n[k] count the valid ones (subtracting whole
+ * table entries leaves their symbol bits above); q[k] is the first byte not yet counted. A
+ * refill ORs in the 8 bytes at q (bits above n are zero or the stream's true next bits, so
+ * OR-ing them again is harmless), advances q over the whole bytes taken and leaves 56..63
+ * valid bits: enough for 5 codes of <= 11 bits. The load's address was known a round
+ * earlier, so a refill adds only a shift and an OR to each reader's chain of lookups. */
+typedef struct {
+    uint64_t b[4], n[4];
+    const uint8_t *q[4];
+} huff_readers;
+
+#define DEC_REFILL(b, k, q)                                \
+    do {                                                   \
+        (b) |= tp_load64le(q) << ((k) & 63);               \
+        (q) += (((k) & 63) ^ 63) >> 3;                     \
+        (k) |= 56;                                         \
+    } while (0)
+#define DEC_ONE(b, k, o)                        \
     do {                                        \
-        uint32_t e_ = table[(buf) & mask];      \
-        (buf) >>= e_ & 63;                      \
+        uint32_t e_ = table[(b) & mask];        \
+        (b) >>= e_ & 63;                        \
+        (k) -= e_;                              \
         (o) = (uint8_t)(e_ >> 8);               \
     } while (0)
-#define ROUND_END(buf, pos) (pos) += (uint64_t)__builtin_clzll(buf) - 7
+
+/* `rounds` rounds from o: each refills every reader once and decodes 5 symbols from each (20
+ * table lookups without a branch, 20 consecutive output bytes). The caller guarantees every
+ * refill reads inside its stream. The portable loop; decode_rounds_asm is the same on x86-64. */
+TP_ALWAYS_INLINE void decode_rounds_c(const uint16_t *TP_RESTRICT table, huff_readers *r,
+                                      uint8_t *TP_RESTRICT o, int64_t rounds) {
+    const uint64_t mask = TP_HUFF_TABLE - 1;
+    uint64_t b0 = r->b[0], b1 = r->b[1], b2 = r->b[2], b3 = r->b[3];
+    uint64_t k0 = r->n[0], k1 = r->n[1], k2 = r->n[2], k3 = r->n[3];
+    const uint8_t *q0 = r->q[0], *q1 = r->q[1], *q2 = r->q[2], *q3 = r->q[3];
+    for (; rounds; rounds--, o += 20) {
+        DEC_REFILL(b0, k0, q0);
+        DEC_REFILL(b1, k1, q1);
+        DEC_REFILL(b2, k2, q2);
+        DEC_REFILL(b3, k3, q3);
+        for (int j = 0; j < 20; j += 4) {
+            DEC_ONE(b0, k0, o[j]);
+            DEC_ONE(b1, k1, o[j + 1]);
+            DEC_ONE(b2, k2, o[j + 2]);
+            DEC_ONE(b3, k3, o[j + 3]);
+        }
+    }
+    r->b[0] = b0, r->b[1] = b1, r->b[2] = b2, r->b[3] = b3;
+    r->n[0] = k0, r->n[1] = k1, r->n[2] = k2, r->n[3] = k3;
+    r->q[0] = q0, r->q[1] = q1, r->q[2] = q2, r->q[3] = q3;
+}
+
+/* The same loop in x86-64 assembly (BMI2), where GCC's register allocation of the C loop costs
+ * a third more: 16 registers are just enough for the four readers' bits (r8-r11) and counts
+ * (r12-r15), the output (rsi), the table (rdi), the bzhi index 11 (rdx), the entry (rax,
+ * whose %ah is the symbol byte) and a temporary (rcx); the four q stay in memory (read and
+ * written once per round, off the lookups' chain). Per symbol: bzhi (index = b & 2047,
+ * non-destructive), load the entry, shift b by it, subtract it from the count, store %ah. Not
+ * built under sanitizers, which cannot see inside asm: the C loop is checked instead. */
+#if TP_HAVE_X86_VARIANTS && defined(__x86_64__) && defined(__GNUC__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HUFF_DECODE_ASM 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer) || \
+    __has_feature(thread_sanitizer)
+#define HUFF_DECODE_ASM 0
+#endif
+#endif
+#ifndef HUFF_DECODE_ASM
+#define HUFF_DECODE_ASM 1
+#endif
+#else
+#define HUFF_DECODE_ASM 0
+#endif
+
+#if HUFF_DECODE_ASM
+#define ASM_SYM(B, K, J)                         \
+    "bzhi %%rdx, %%" B ", %%rcx\n\t"             \
+    "movzwl (%%rdi,%%rcx,2), %%eax\n\t"          \
+    "shrx %%rax, %%" B ", %%" B "\n\t"           \
+    "sub %%rax, %%" K "\n\t"                     \
+    "mov %%ah, " J "(%%rsi)\n\t"
+#define ASM_REFILL(B, K, Q)                      \
+    "mov " Q ", %%rax\n\t"                       \
+    "shlx %%" K ", (%%rax), %%rcx\n\t"           \
+    "or %%rcx, %%" B "\n\t"                      \
+    "mov %%" K ", %%rcx\n\t"                     \
+    "not %%rcx\n\t"                              \
+    "and $63, %%ecx\n\t"                         \
+    "shr $3, %%ecx\n\t"                          \
+    "add %%rcx, %%rax\n\t"                       \
+    "mov %%rax, " Q "\n\t"                       \
+    "or $56, %%" K "\n\t"
+#define ASM_SYMS4(J0, J1, J2, J3) \
+    ASM_SYM("r8", "r12", J0) ASM_SYM("r9", "r13", J1) ASM_SYM("r10", "r14", J2) ASM_SYM("r11", "r15", J3)
+
+__attribute__((target("bmi,bmi2"))) static void decode_rounds_asm(const uint16_t *table,
+                                                                   huff_readers *r, uint8_t *o,
+                                                                   int64_t rounds) {
+    register uint64_t b0 __asm__("r8") = r->b[0], b1 __asm__("r9") = r->b[1];
+    register uint64_t b2 __asm__("r10") = r->b[2], b3 __asm__("r11") = r->b[3];
+    register uint64_t k0 __asm__("r12") = r->n[0], k1 __asm__("r13") = r->n[1];
+    register uint64_t k2 __asm__("r14") = r->n[2], k3 __asm__("r15") = r->n[3];
+    uint8_t *end = o + 20 * rounds;
+    if (rounds > 0)
+        __asm__ volatile(
+            "1:\n\t"
+            ASM_REFILL("r8", "r12", "%[q]") ASM_REFILL("r9", "r13", "8+%[q]")
+            ASM_REFILL("r10", "r14", "16+%[q]") ASM_REFILL("r11", "r15", "24+%[q]")
+            ASM_SYMS4("0", "1", "2", "3") ASM_SYMS4("4", "5", "6", "7")
+            ASM_SYMS4("8", "9", "10", "11") ASM_SYMS4("12", "13", "14", "15")
+            ASM_SYMS4("16", "17", "18", "19")
+            "add $20, %%rsi\n\t"
+            "cmp %[end], %%rsi\n\t"
+            "jb 1b\n\t"
+            : "+r"(b0), "+r"(b1), "+r"(b2), "+r"(b3), "+r"(k0), "+r"(k1), "+r"(k2), "+r"(k3),
+              "+S"(o), [q] "+m"(*(const uint8_t *(*)[4])r->q)
+            : "D"(table), "d"((uint64_t)TP_HUFF_BITS), [end] "m"(end)
+            : "rax", "rcx", "memory", "cc");
+    r->b[0] = b0, r->b[1] = b1, r->b[2] = b2, r->b[3] = b3;
+    r->n[0] = k0, r->n[1] = k1, r->n[2] = k2, r->n[3] = k3;
+}
+#endif
 
 /* Symbols [from, len) one at a time with byte-wise reads that stop at each stream's end; then
  * every stream must end exactly: only its last byte's zero padding may remain. */
@@ -163,80 +355,125 @@ TP_ALWAYS_INLINE int decode_tail(const uint16_t *table, const uint8_t *base, uin
     return TP_OK;
 }
 
-/* Four streams, four independent readers: each round decodes 5 symbols from each (20 table
- * lookups without a branch). How many rounds are safe (every reader keeps 8 readable bytes
- * before its stream's end, every stream keeps 5 symbols) is computed once per batch. */
+/* Four streams, four independent readers, in batches of rounds: how many rounds are safe
+ * (every refill reads 8 bytes inside its stream, every stream still has 5 symbols) is computed
+ * once per batch; every bit a round consumes was counted by its refill, so no code of the fast
+ * rounds can run past its stream's end. The last symbols go through decode_tail. */
 TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8_t *base,
                                   const uint64_t *start_byte, const uint64_t *end_byte,
-                                  uint8_t *TP_RESTRICT out, int64_t len) {
-    const uint64_t mask = TP_HUFF_TABLE - 1;
-    uint64_t p0 = 8 * start_byte[0], p1 = 8 * start_byte[1], p2 = 8 * start_byte[2],
-             p3 = 8 * start_byte[3];
+                                  uint8_t *TP_RESTRICT out, int64_t len, int use_asm) {
+    huff_readers r;
+    for (int k = 0; k < 4; k++) {
+        r.b[k] = 0;
+        r.n[k] = 0;
+        r.q[k] = base + start_byte[k];
+    }
     const int64_t full = len / 20; /* rounds that exist in every stream */
     int64_t done = 0;
     for (;;) {
         int64_t rounds = full - done;
-        const uint64_t ps[4] = {p0, p1, p2, p3};
         for (int k = 0; k < 4; k++) {
-            /* a round reads bytes [pos/8, pos/8 + 8) and advances pos by <= 55 bits */
-            int64_t avail = (int64_t)end_byte[k] - (int64_t)(ps[k] >> 3) - 8;
+            /* a refill reads bytes [q, q + 8) and advances q by <= 7 */
+            int64_t avail = (int64_t)end_byte[k] - (r.q[k] - base) - 8;
             int64_t safe = avail < 0 ? 0 : avail / 7 + 1;
             if (safe < rounds) rounds = safe;
         }
         if (rounds <= 0) break;
-        uint8_t *o = out + 20 * done;
+#if HUFF_DECODE_ASM
+        if (use_asm)
+            decode_rounds_asm(table, &r, out + 20 * done, rounds);
+        else
+#endif
+            decode_rounds_c(table, &r, out + 20 * done, rounds);
         done += rounds;
-        for (int64_t t = 0; t < rounds; t++, o += 20) {
-            ROUND_BEGIN(b0, p0);
-            ROUND_BEGIN(b1, p1);
-            ROUND_BEGIN(b2, p2);
-            ROUND_BEGIN(b3, p3);
-            for (int j = 0; j < 5; j++) {
-                DECODE_ONE(b0, o[4 * j]);
-                DECODE_ONE(b1, o[4 * j + 1]);
-                DECODE_ONE(b2, o[4 * j + 2]);
-                DECODE_ONE(b3, o[4 * j + 3]);
-            }
-            ROUND_END(b0, p0);
-            ROUND_END(b1, p1);
-            ROUND_END(b2, p2);
-            ROUND_END(b3, p3);
-        }
     }
-    uint64_t pos[4] = {p0, p1, p2, p3};
-    uint64_t end_bit[4] = {8 * end_byte[0], 8 * end_byte[1], 8 * end_byte[2], 8 * end_byte[3]};
+    (void)use_asm;
+    /* bit positions of the next unread bits: the whole bytes before q minus the unread bits */
+    uint64_t pos[4], end_bit[4];
+    for (int k = 0; k < 4; k++) {
+        pos[k] = 8 * (uint64_t)(r.q[k] - base) - (r.n[k] & 63);
+        end_bit[k] = 8 * end_byte[k];
+    }
     return decode_tail(table, base, pos, end_bit, out, 20 * done, len);
 }
 
-/* The coders stay scalar in every variant: GCC's SLP vectorizer would otherwise gather the 20
- * decoded bytes of a round into a vector (pinsrb chains, spills), which is much slower. */
-#define DEFINE_HUFF_VARIANT(NAME, ATTRS)                                                    \
-    ATTRS static void histogram4_##NAME(const uint8_t *src, int64_t len, uint32_t (*c)[256]) { \
-        histogram4_body(src, len, c);                                                       \
-    }                                                                                       \
-    ATTRS TP_NO_VECTORIZE static uint8_t *encode_stream_##NAME(const uint8_t *src, int64_t n,               \
-                                               const uint16_t *code, const uint8_t *length, \
-                                               uint8_t *p, const uint8_t *limit) {          \
-        return encode_stream_body(src, n, code, length, p, limit);                          \
-    }                                                                                       \
-    ATTRS TP_NO_VECTORIZE static int decode4_##NAME(const uint16_t *table, const uint8_t *base,             \
-                                    const uint64_t *start, const uint64_t *end,             \
-                                    uint8_t *out, int64_t len) {                            \
-        return decode4_body(table, base, start, end, out, len);                             \
+/* ---- the variants --------------------------------------------------------------------------
+ * scalar and baseline: the portable loops and the table CRC. x86 (AVX2 CPUs, which all have
+ * BMI2 and PCLMULQDQ, checked anyway): the assembly decoding loop and the PCLMULQDQ CRC, which
+ * the scan folds in 16 bytes at a time while it counts. The coders stay scalar in every variant:
+ * GCC's SLP vectorizer would otherwise gather the 20 decoded bytes of a round into a vector
+ * (pinsrb chains, spills), which is much slower. */
+#define DEFINE_HUFF_VARIANT(NAME, ATTRS)                                                     \
+    ATTRS static uint32_t scan_##NAME(const uint8_t *src, int64_t len, uint32_t (*c)[256],   \
+                                      int hash) {                                            \
+        return hash ? scan_body(src, len, c, 1) : scan_body(src, len, c, 0);                 \
+    }                                                                                        \
+    ATTRS TP_NO_VECTORIZE static int encode4_##NAME(const uint8_t *src, int64_t len,         \
+                                                    const uint64_t *etab,                    \
+                                                    uint8_t *const *begin,                   \
+                                                    uint8_t *const *end) {                   \
+        return encode4_body(src, len, etab, begin, end);                                     \
+    }                                                                                        \
+    ATTRS TP_NO_VECTORIZE static int decode4_##NAME(const uint16_t *table,                   \
+                                                    const uint8_t *base,                     \
+                                                    const uint64_t *start,                   \
+                                                    const uint64_t *end, uint8_t *out,       \
+                                                    int64_t len) {                           \
+        return decode4_body(table, base, start, end, out, len, 0);                           \
     }
 
 DEFINE_HUFF_VARIANT(scalar, TP_NO_VECTORIZE)
 DEFINE_HUFF_VARIANT(baseline, )
+
 #if TP_HAVE_X86_VARIANTS
-/* BMI2's shrx/shlx shift by any register (no %cl shuffling). Every
- * AVX2 CPU has them, but cpu.c only checks AVX2+FMA, so they are checked here too. */
-#define TP_TARGET_AVX2_BMI2 __attribute__((target("avx2,fma,bmi,bmi2")))
-DEFINE_HUFF_VARIANT(avx2, TP_TARGET_AVX2_BMI2)
+#define TP_TARGET_HUFF_X86 __attribute__((target("avx2,fma,bmi,bmi2,pclmul")))
+
+/* scan_body with the CRC folded by PCLMULQDQ: the first stripe (XOR the initial register)
+ * starts the 128-bit remainder, each further stripe folds it 16 bytes on (see huffman_crc.c);
+ * the multiplications run on the vector unit while the integer side counts. */
+TP_TARGET_HUFF_X86 static uint32_t scan_x86(const uint8_t *TP_RESTRICT src, int64_t len,
+                                            uint32_t (*TP_RESTRICT c)[256], int hash) {
+    if (!hash || len < 32) return scan_body(src, len, c, hash);
+    const __m128i k = _mm_set_epi64x((long long)TP_CRC32_K127, (long long)TP_CRC32_K191);
+    __m128i x = _mm_cvtsi32_si128(-1);
+    const int64_t stripes = len / 16;
+    for (int64_t t = 0; t < stripes; t++) {
+        /* the same bytes loaded twice: moving them from the vector unit costs more */
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(src + 16 * t));
+        uint64_t a = tp_load64le(src + 16 * t), b = tp_load64le(src + 16 * t + 8);
+        x = _mm_xor_si128(t ? _mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00),
+                                            _mm_clmulepi64_si128(x, k, 0x11))
+                            : x,
+                          v);
+        HISTOGRAM16(c, a, b);
+    }
+    for (int64_t i = 16 * stripes; i < len; i++) c[i & 3][src[i]]++;
+    uint64_t lo = (uint64_t)_mm_cvtsi128_si64(x), hi = (uint64_t)_mm_extract_epi64(x, 1);
+    uint32_t reg = tp_crc32_step8(tp_crc32_step8(0, lo), hi);
+    return tp_crc32_sw(~reg, src + 16 * stripes, (size_t)(len - 16 * stripes));
+}
+
+TP_TARGET_HUFF_X86 TP_NO_VECTORIZE static int encode4_x86(const uint8_t *src, int64_t len,
+                                                          const uint64_t *etab,
+                                                          uint8_t *const *begin,
+                                                          uint8_t *const *end) {
+    return encode4_body(src, len, etab, begin, end);
+}
+
+TP_TARGET_HUFF_X86 TP_NO_VECTORIZE static int decode4_x86(const uint16_t *table,
+                                                          const uint8_t *base,
+                                                          const uint64_t *start,
+                                                          const uint64_t *end, uint8_t *out,
+                                                          int64_t len) {
+    return decode4_body(table, base, start, end, out, len, 1);
+}
 
 static int huff_variant(int isa) {
     if (isa == TP_ISA_AVX2 || isa == TP_ISA_AVX512) {
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")) return TP_ISA_AVX2;
+        if (__builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+            __builtin_cpu_supports("pclmul"))
+            return TP_ISA_AVX2;
         return TP_ISA_BASELINE;
     }
     return isa;
@@ -245,24 +482,24 @@ static int huff_variant(int isa) {
 static int huff_variant(int isa) { return isa == TP_ISA_SCALAR ? isa : TP_ISA_BASELINE; }
 #endif
 
-static void histogram4(int isa, const uint8_t *src, int64_t len, uint32_t (*c)[256]) {
+static uint32_t scan(int isa, const uint8_t *src, int64_t len, uint32_t (*c)[256], int hash) {
     switch (isa) {
-        case TP_ISA_SCALAR: histogram4_scalar(src, len, c); return;
+        case TP_ISA_SCALAR: return scan_scalar(src, len, c, hash);
 #if TP_HAVE_X86_VARIANTS
-        case TP_ISA_AVX2: histogram4_avx2(src, len, c); return;
+        case TP_ISA_AVX2: return scan_x86(src, len, c, hash);
 #endif
-        default: histogram4_baseline(src, len, c); return;
+        default: return scan_baseline(src, len, c, hash);
     }
 }
 
-static uint8_t *encode_stream(int isa, const uint8_t *src, int64_t n, const uint16_t *code,
-                              const uint8_t *length, uint8_t *p, const uint8_t *limit) {
+static int encode4(int isa, const uint8_t *src, int64_t len, const uint64_t *etab,
+                   uint8_t *const *begin, uint8_t *const *end) {
     switch (isa) {
-        case TP_ISA_SCALAR: return encode_stream_scalar(src, n, code, length, p, limit);
+        case TP_ISA_SCALAR: return encode4_scalar(src, len, etab, begin, end);
 #if TP_HAVE_X86_VARIANTS
-        case TP_ISA_AVX2: return encode_stream_avx2(src, n, code, length, p, limit);
+        case TP_ISA_AVX2: return encode4_x86(src, len, etab, begin, end);
 #endif
-        default: return encode_stream_baseline(src, n, code, length, p, limit);
+        default: return encode4_baseline(src, len, etab, begin, end);
     }
 }
 
@@ -271,19 +508,28 @@ static int decode4(int isa, const uint16_t *table, const uint8_t *base, const ui
     switch (isa) {
         case TP_ISA_SCALAR: return decode4_scalar(table, base, start, end, out, len);
 #if TP_HAVE_X86_VARIANTS
-        case TP_ISA_AVX2: return decode4_avx2(table, base, start, end, out, len);
+        case TP_ISA_AVX2: return decode4_x86(table, base, start, end, out, len);
 #endif
         default: return decode4_baseline(table, base, start, end, out, len);
     }
 }
 
+static uint32_t crc32_of(int isa, const uint8_t *p, int64_t n) {
+#if TP_HAVE_X86_VARIANTS
+    if (isa == TP_ISA_AVX2) return tp_crc32_pclmul(0, p, (size_t)n);
+#endif
+    (void)isa;
+    return tp_crc32_sw(0, p, (size_t)n);
+}
+
 /* ---- blocks ------------------------------------------------------------------------------ */
 
-/* Phase A: choose the block's type and, for Huffman, its lengths and exact stream sizes. */
+/* Phase A: choose the block's type and, for Huffman, its lengths and exact stream sizes; the
+ * block's checksum comes from the same pass. */
 static void plan_block(int isa, const uint8_t *src, int64_t len, huff_plan *plan) {
     uint32_t c[4][256];
     memset(c, 0, sizeof c);
-    histogram4(isa, src, len, c);
+    plan->checksum = scan(isa, src, len, c, 1);
     uint64_t total[256];
     int used = 0, last = 0;
     for (int s = 0; s < 256; s++) {
@@ -319,7 +565,7 @@ static void plan_block(int isa, const uint8_t *src, int64_t len, huff_plan *plan
 static int write_block(int isa, const uint8_t *src, int64_t len, const huff_plan *plan,
                        uint8_t *dst) {
     dst[0] = plan->type;
-    tp_store32le(dst + 1, tp_xxh32(src, (size_t)len, 0));
+    tp_store32le(dst + 1, plan->checksum);
     if (plan->type == BLOCK_RAW) {
         memcpy(dst + HUFF_BLOCK_HEADER, src, (size_t)len);
         return TP_OK;
@@ -335,16 +581,19 @@ static int write_block(int isa, const uint8_t *src, int64_t len, const huff_plan
     for (int k = 0; k < 3; k++) tp_store32le(p + 4 * k, plan->stream_bytes[k]);
     p += 12;
     uint16_t codes[256];
+    uint64_t etab[256];
     tp_huff_codes(plan->lengths, codes);
-    const uint8_t *limit = dst + plan->size;
-    for (int k = 0; k < 4; k++) {
-        uint8_t *end = encode_stream(isa, src + k, stream_count(len, k), codes, plan->lengths, p,
-                                     limit);
-        /* the sizes were computed from the same counts: a mismatch is a bug, never silent */
-        if (end != p + plan->stream_bytes[k]) return TP_ERR_ARGUMENT;
-        p = end;
+    for (int s = 0; s < 256; s++) {
+        unsigned l = plan->lengths[s];
+        etab[s] = l ? ((uint64_t)codes[s] << (64 - l)) | l : 0;
     }
-    return TP_OK;
+    uint8_t *begin[4], *end[4];
+    for (int k = 0; k < 4; k++) {
+        begin[k] = p;
+        p += plan->stream_bytes[k];
+        end[k] = p;
+    }
+    return encode4(isa, src, len, etab, begin, end);
 }
 
 static int decode_block(int isa, const uint8_t *blk, int64_t size, uint8_t *out, int64_t len,
@@ -391,7 +640,7 @@ static int decode_block(int isa, const uint8_t *blk, int64_t size, uint8_t *out,
         }
         default: return TP_ERR_CORRUPT;
     }
-    TP_RETURN_IF(tp_xxh32(out, (size_t)len, 0) != expect, TP_ERR_CORRUPT);
+    TP_RETURN_IF(crc32_of(isa, out, len) != expect, TP_ERR_CORRUPT);
     return TP_OK;
 }
 
@@ -493,7 +742,7 @@ int tp_huffman_encode_isa(const uint8_t *src, int64_t count, int32_t dtype, int3
         tp_store32le(sizes + 4 * b, plans[b].size);
         total += plans[b].size;
     }
-    tp_store32le(dst + hsize - 4, tp_xxh32(dst, (size_t)(hsize - 4), 0));
+    tp_store32le(dst + hsize - 4, tp_crc32_sw(0, dst, (size_t)(hsize - 4)));
     *written = total;
     return TP_OK;
 }
@@ -529,7 +778,7 @@ int tp_huffman_parse(const uint8_t *blob, int64_t size, tp_huffman_info *info) {
     TP_RETURN_IF(product != count, TP_ERR_CORRUPT);
     int64_t hsize = header_size((int64_t)count, ndim, block_log2);
     TP_RETURN_IF(hsize > size, TP_ERR_CORRUPT);
-    TP_RETURN_IF(tp_xxh32(blob, (size_t)(hsize - 4), 0) != tp_load32le(blob + hsize - 4),
+    TP_RETURN_IF(tp_crc32_sw(0, blob, (size_t)(hsize - 4)) != tp_load32le(blob + hsize - 4),
                  TP_ERR_CORRUPT);
     int64_t n_blocks = (int64_t)((count + ((uint64_t)1 << block_log2) - 1) >> block_log2);
     const uint8_t *sizes = blob + 16 + 8 * ndim;
@@ -609,7 +858,7 @@ int tp_huffman_histogram(const uint8_t *src, int64_t count, int64_t *counts) {
         for (int64_t k = 0; k < n_chunks; k++) {
             int64_t len = count - k * chunk < chunk ? count - k * chunk : chunk;
             memset(c, 0, sizeof c);
-            histogram4(isa, src + k * chunk, len, c);
+            scan(isa, src + k * chunk, len, c, 0);
             for (int s = 0; s < 256; s++) local[s] += (int64_t)c[0][s] + c[1][s] + c[2][s] + c[3][s];
         }
 #ifdef _OPENMP

@@ -8,7 +8,7 @@
 
 The stream is self-describing: magic, version, dtype, shape, symbol count, independent blocks
 of 128 KiB (each with its own canonical code of at most 11 bits, four interleaved bit streams,
-and an xxHash32 of its decoded bytes), a checksummed header. A block that would not shrink is
+and a CRC-32 of its decoded bytes), a checksummed header. A block that would not shrink is
 stored raw, a block of one repeated symbol as that symbol. Any damage (truncation, flipped
 bits, a wrong header, trailing bytes) raises CorruptDataError.
 """

@@ -10,11 +10,13 @@
  *
  * Build as a libFuzzer target (clang):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DTP_FUZZ_LIBFUZZER -Icsrc \
- *     tests/fuzz/huffman_fuzz.c csrc/huffman.c csrc/huffman_codes.c csrc/cpu.c -o huffman_fuzz
+ *     tests/fuzz/huffman_fuzz.c csrc/huffman.c csrc/huffman_codes.c csrc/huffman_crc.c \
+ *     csrc/cpu.c -o huffman_fuzz
  *   ./huffman_fuzz -max_total_time=60 -max_len=20000 tests/fuzz/corpus
  * or as a self-driving random fuzzer with only gcc (no libFuzzer):
  *   gcc -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -Icsrc \
- *     tests/fuzz/huffman_fuzz.c csrc/huffman.c csrc/huffman_codes.c csrc/cpu.c -o huffman_fuzz
+ *     tests/fuzz/huffman_fuzz.c csrc/huffman.c csrc/huffman_codes.c csrc/huffman_crc.c \
+ *     csrc/cpu.c -o huffman_fuzz
  *   ./huffman_fuzz 60        (seconds)
  */
 #include <stdint.h>
@@ -24,9 +26,7 @@
 #include <time.h>
 
 #include "tensorpress.h"
-#include "bitstream.h"
-
-static uint32_t tp_fuzz_xxh32(const uint8_t *p, size_t n) { return tp_xxh32(p, n, 0); }
+#include "huffman_internal.h"
 
 #define MAX_DECODE (1 << 22)
 
@@ -40,9 +40,15 @@ static int decode_fresh(const uint8_t *blob, size_t size) {
     int status = tp_huffman_parse(blob, (int64_t)size, &info);
     if (status != TP_OK) return status;
     if (info.count > MAX_DECODE) return TP_ERR_ARGUMENT;
-    /* exactly `count` bytes on the heap: ASan flags one byte too far */
+    /* exactly `count` bytes on the heap: ASan flags one byte too far. Every kernel variant this
+     * CPU runs decodes it, and all must agree (their CRC and loops differ). */
     uint8_t *out = malloc(info.count ? (size_t)info.count : 1);
     status = tp_huffman_decode(blob, (int64_t)size, out, info.count);
+    for (int isa = TP_ISA_SCALAR; isa <= TP_ISA_AVX512; isa++) {
+        if (!tp_isa_available(isa)) continue;
+        if (tp_huffman_decode_isa(blob, (int64_t)size, out, info.count, isa) != status)
+            fail("kernel variants disagree", size);
+    }
     free(out);
     return status;
 }
@@ -63,8 +69,8 @@ static void decode_resealed(const uint8_t *data, size_t size) {
     uint8_t *copy = malloc(size);
     memcpy(copy, data, size);
     memcpy(copy, "TPHF", 4);
-    copy[4] = 1;
-    uint32_t h = tp_fuzz_xxh32(copy, (size_t)hsize - 4);
+    copy[4] = 2;
+    uint32_t h = tp_crc32_sw(0, copy, (size_t)hsize - 4);
     memcpy(copy + hsize - 4, &h, 4);
     decode_fresh(copy, size);
     free(copy);
