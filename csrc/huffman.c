@@ -301,13 +301,20 @@ TP_ALWAYS_INLINE void decode_rounds_c(const uint16_t *TP_RESTRICT table, huff_re
 #define ASM_SYMS4(J0, J1, J2, J3) \
     ASM_SYM("r8", "r12", J0) ASM_SYM("r9", "r13", J1) ASM_SYM("r10", "r14", J2) ASM_SYM("r11", "r15", J3)
 
-__attribute__((target("bmi,bmi2"))) static void decode_rounds_asm(const uint16_t *table,
-                                                                   huff_readers *r, uint8_t *o,
-                                                                   int64_t rounds) {
+/* Each round also folds the 16 output bytes at h into the CRC remainder x (PCLMULQDQ, on the
+ * vector unit, beside the integer work; see huffman_crc.c): h trails the output (by >= 48 bytes,
+ * written rounds ago and no longer in the store queue) and falls 4 bytes further behind per
+ * round; the caller folds the rest. */
+__attribute__((target("bmi,bmi2,pclmul,avx"))) static void decode_rounds_asm(
+    const uint16_t *table, huff_readers *r, uint8_t *o, int64_t rounds, __m128i *crc_x,
+    const uint8_t **crc_at) {
     register uint64_t b0 __asm__("r8") = r->b[0], b1 __asm__("r9") = r->b[1];
     register uint64_t b2 __asm__("r10") = r->b[2], b3 __asm__("r11") = r->b[3];
     register uint64_t k0 __asm__("r12") = r->n[0], k1 __asm__("r13") = r->n[1];
     register uint64_t k2 __asm__("r14") = r->n[2], k3 __asm__("r15") = r->n[3];
+    const __m128i k = _mm_set_epi64x((long long)TP_CRC32_K127, (long long)TP_CRC32_K191);
+    __m128i x = *crc_x, t;
+    const uint8_t *h = *crc_at;
     uint8_t *end = o + 20 * rounds;
     if (rounds > 0)
         __asm__ volatile(
@@ -315,17 +322,24 @@ __attribute__((target("bmi,bmi2"))) static void decode_rounds_asm(const uint16_t
             ASM_REFILL("r8", "r12", "%[q]") ASM_REFILL("r9", "r13", "8+%[q]")
             ASM_REFILL("r10", "r14", "16+%[q]") ASM_REFILL("r11", "r15", "24+%[q]")
             ASM_SYMS4("0", "1", "2", "3") ASM_SYMS4("4", "5", "6", "7")
+            "vpclmulqdq $0x00, %[k], %[x], %[t]\n\t"
+            "vpclmulqdq $0x11, %[k], %[x], %[x]\n\t"
             ASM_SYMS4("8", "9", "10", "11") ASM_SYMS4("12", "13", "14", "15")
+            "vpxor %[t], %[x], %[x]\n\t"
+            "vpxor (%%rbx), %[x], %[x]\n\t"
             ASM_SYMS4("16", "17", "18", "19")
+            "add $16, %%rbx\n\t"
             "add $20, %%rsi\n\t"
             "cmp %[end], %%rsi\n\t"
             "jb 1b\n\t"
             : "+r"(b0), "+r"(b1), "+r"(b2), "+r"(b3), "+r"(k0), "+r"(k1), "+r"(k2), "+r"(k3),
-              "+S"(o), [q] "+m"(*(const uint8_t *(*)[4])r->q)
-            : "D"(table), "d"((uint64_t)TP_HUFF_BITS), [end] "m"(end)
+              "+S"(o), "+b"(h), [x] "+x"(x), [t] "=&x"(t), [q] "+m"(*(const uint8_t *(*)[4])r->q)
+            : "D"(table), "d"((uint64_t)TP_HUFF_BITS), [end] "m"(end), [k] "x"(k)
             : "rax", "rcx", "memory", "cc");
     r->b[0] = b0, r->b[1] = b1, r->b[2] = b2, r->b[3] = b3;
     r->n[0] = k0, r->n[1] = k1, r->n[2] = k2, r->n[3] = k3;
+    *crc_x = x;
+    *crc_at = h;
 }
 #endif
 
@@ -359,42 +373,52 @@ TP_ALWAYS_INLINE int decode_tail(const uint16_t *table, const uint8_t *base, uin
  * (every refill reads 8 bytes inside its stream, every stream still has 5 symbols) is computed
  * once per batch; every bit a round consumes was counted by its refill, so no code of the fast
  * rounds can run past its stream's end. The last symbols go through decode_tail. */
-TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8_t *base,
-                                  const uint64_t *start_byte, const uint64_t *end_byte,
-                                  uint8_t *TP_RESTRICT out, int64_t len, int use_asm) {
-    huff_readers r;
+TP_ALWAYS_INLINE void readers_init(huff_readers *r, const uint8_t *base,
+                                   const uint64_t *start_byte) {
     for (int k = 0; k < 4; k++) {
-        r.b[k] = 0;
-        r.n[k] = 0;
-        r.q[k] = base + start_byte[k];
+        r->b[k] = 0;
+        r->n[k] = 0;
+        r->q[k] = base + start_byte[k];
     }
-    const int64_t full = len / 20; /* rounds that exist in every stream */
-    int64_t done = 0;
-    for (;;) {
-        int64_t rounds = full - done;
-        for (int k = 0; k < 4; k++) {
-            /* a refill reads bytes [q, q + 8) and advances q by <= 7 */
-            int64_t avail = (int64_t)end_byte[k] - (r.q[k] - base) - 8;
-            int64_t safe = avail < 0 ? 0 : avail / 7 + 1;
-            if (safe < rounds) rounds = safe;
-        }
-        if (rounds <= 0) break;
-#if HUFF_DECODE_ASM
-        if (use_asm)
-            decode_rounds_asm(table, &r, out + 20 * done, rounds);
-        else
-#endif
-            decode_rounds_c(table, &r, out + 20 * done, rounds);
-        done += rounds;
+}
+
+/* How many rounds can run now (every refill reads 8 bytes inside its stream, advancing q by
+ * <= 7; every stream still has 5 symbols per round). */
+TP_ALWAYS_INLINE int64_t safe_rounds(const huff_readers *r, const uint8_t *base,
+                                     const uint64_t *end_byte, int64_t rounds) {
+    for (int k = 0; k < 4; k++) {
+        int64_t avail = (int64_t)end_byte[k] - (r->q[k] - base) - 8;
+        int64_t safe = avail < 0 ? 0 : avail / 7 + 1;
+        if (safe < rounds) rounds = safe;
     }
-    (void)use_asm;
+    return rounds;
+}
+
+/* Symbols from 20 * done on, and the end-of-stream checks. */
+TP_ALWAYS_INLINE int readers_finish(const uint16_t *table, const huff_readers *r,
+                                    const uint8_t *base, const uint64_t *end_byte, uint8_t *out,
+                                    int64_t done, int64_t len) {
     /* bit positions of the next unread bits: the whole bytes before q minus the unread bits */
     uint64_t pos[4], end_bit[4];
     for (int k = 0; k < 4; k++) {
-        pos[k] = 8 * (uint64_t)(r.q[k] - base) - (r.n[k] & 63);
+        pos[k] = 8 * (uint64_t)(r->q[k] - base) - (r->n[k] & 63);
         end_bit[k] = 8 * end_byte[k];
     }
     return decode_tail(table, base, pos, end_bit, out, 20 * done, len);
+}
+
+TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8_t *base,
+                                  const uint64_t *start_byte, const uint64_t *end_byte,
+                                  uint8_t *TP_RESTRICT out, int64_t len) {
+    huff_readers r;
+    readers_init(&r, base, start_byte);
+    const int64_t full = len / 20; /* rounds that exist in every stream */
+    int64_t done = 0, rounds;
+    while ((rounds = safe_rounds(&r, base, end_byte, full - done)) > 0) {
+        decode_rounds_c(table, &r, out + 20 * done, rounds);
+        done += rounds;
+    }
+    return readers_finish(table, &r, base, end_byte, out, done, len);
 }
 
 /* ---- the variants --------------------------------------------------------------------------
@@ -418,8 +442,10 @@ TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8
                                                     const uint8_t *base,                     \
                                                     const uint64_t *start,                   \
                                                     const uint64_t *end, uint8_t *out,       \
-                                                    int64_t len) {                           \
-        return decode4_body(table, base, start, end, out, len, 0);                           \
+                                                    int64_t len, uint32_t *crc) {            \
+        int status = decode4_body(table, base, start, end, out, len);                        \
+        *crc = tp_crc32_sw(0, out, (size_t)len);                                             \
+        return status;                                                                       \
     }
 
 DEFINE_HUFF_VARIANT(scalar, TP_NO_VECTORIZE)
@@ -460,12 +486,45 @@ TP_TARGET_HUFF_X86 TP_NO_VECTORIZE static int encode4_x86(const uint8_t *src, in
     return encode4_body(src, len, etab, begin, end);
 }
 
+/* decode4_body with the assembly loop and the CRC folded in as it goes: the first 4 rounds run
+ * in C, then the remainder starts from the first 16 output bytes and the assembly rounds fold
+ * 16 more bytes each; the bytes left behind (a fifth of the block, then the tail) are folded
+ * after. Without the assembly (sanitizer builds), the C loop and a CRC pass. */
 TP_TARGET_HUFF_X86 TP_NO_VECTORIZE static int decode4_x86(const uint16_t *table,
                                                           const uint8_t *base,
                                                           const uint64_t *start,
                                                           const uint64_t *end, uint8_t *out,
-                                                          int64_t len) {
-    return decode4_body(table, base, start, end, out, len, 1);
+                                                          int64_t len, uint32_t *crc) {
+#if HUFF_DECODE_ASM
+    huff_readers r;
+    readers_init(&r, base, start);
+    const int64_t full = len / 20;
+    int64_t done = 0, rounds;
+    __m128i x = _mm_setzero_si128();
+    const uint8_t *h = NULL; /* the next 16 bytes to fold; NULL: not started */
+    while ((rounds = safe_rounds(&r, base, end, full - done)) > 0) {
+        if (!h) {
+            int64_t first = rounds < 4 - done ? rounds : 4 - done;
+            decode_rounds_c(table, &r, out + 20 * done, first);
+            done += first;
+            rounds -= first;
+            if (done < 4) continue;
+            x = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)out),
+                              _mm_cvtsi32_si128(-1));
+            h = out + 16;
+        }
+        decode_rounds_asm(table, &r, out + 20 * done, rounds, &x, &h);
+        done += rounds;
+    }
+    int status = readers_finish(table, &r, base, end, out, done, len);
+    *crc = h ? tp_crc32_pclmul_finish(x, h, (size_t)(out + len - h))
+             : tp_crc32_pclmul(0, out, (size_t)len);
+    return status;
+#else
+    int status = decode4_body(table, base, start, end, out, len);
+    *crc = tp_crc32_pclmul(0, out, (size_t)len);
+    return status;
+#endif
 }
 
 static int huff_variant(int isa) {
@@ -503,14 +562,15 @@ static int encode4(int isa, const uint8_t *src, int64_t len, const uint64_t *eta
     }
 }
 
+/* Decode a Huffman block's four streams into out and its CRC-32 into *crc. */
 static int decode4(int isa, const uint16_t *table, const uint8_t *base, const uint64_t *start,
-                   const uint64_t *end, uint8_t *out, int64_t len) {
+                   const uint64_t *end, uint8_t *out, int64_t len, uint32_t *crc) {
     switch (isa) {
-        case TP_ISA_SCALAR: return decode4_scalar(table, base, start, end, out, len);
+        case TP_ISA_SCALAR: return decode4_scalar(table, base, start, end, out, len, crc);
 #if TP_HAVE_X86_VARIANTS
-        case TP_ISA_AVX2: return decode4_x86(table, base, start, end, out, len);
+        case TP_ISA_AVX2: return decode4_x86(table, base, start, end, out, len, crc);
 #endif
-        default: return decode4_baseline(table, base, start, end, out, len);
+        default: return decode4_baseline(table, base, start, end, out, len, crc);
     }
 }
 
@@ -599,15 +659,17 @@ static int write_block(int isa, const uint8_t *src, int64_t len, const huff_plan
 static int decode_block(int isa, const uint8_t *blk, int64_t size, uint8_t *out, int64_t len,
                         uint16_t *table) {
     TP_RETURN_IF(size < HUFF_BLOCK_HEADER, TP_ERR_CORRUPT);
-    uint32_t expect = tp_load32le(blk + 1);
+    uint32_t expect = tp_load32le(blk + 1), crc;
     switch (blk[0]) {
         case BLOCK_RAW:
             TP_RETURN_IF(size != HUFF_BLOCK_HEADER + len, TP_ERR_CORRUPT);
             memcpy(out, blk + HUFF_BLOCK_HEADER, (size_t)len);
+            crc = crc32_of(isa, out, len);
             break;
         case BLOCK_RLE:
             TP_RETURN_IF(size != HUFF_BLOCK_HEADER + 1, TP_ERR_CORRUPT);
             memset(out, blk[HUFF_BLOCK_HEADER], (size_t)len);
+            crc = crc32_of(isa, out, len);
             break;
         case BLOCK_HUFF: {
             TP_RETURN_IF(size < HUFF_PAYLOAD_START, TP_ERR_CORRUPT);
@@ -634,13 +696,13 @@ static int decode_block(int isa, const uint8_t *blk, int64_t size, uint8_t *out,
                 uint16_t entry = TABLE_ENTRY(s, l);
                 for (int i = codes[s]; i < TP_HUFF_TABLE; i += 1 << l) table[i] = entry;
             }
-            int status = decode4(isa, table, base, start, end, out, len);
+            int status = decode4(isa, table, base, start, end, out, len, &crc);
             TP_RETURN_IF(status != TP_OK, status);
             break;
         }
         default: return TP_ERR_CORRUPT;
     }
-    TP_RETURN_IF(crc32_of(isa, out, len) != expect, TP_ERR_CORRUPT);
+    TP_RETURN_IF(crc != expect, TP_ERR_CORRUPT);
     return TP_OK;
 }
 

@@ -415,6 +415,16 @@ CRC_TARGET static inline __m128i load16(const uint8_t *p) {
     return _mm_loadu_si128((const __m128i *)(const void *)p);
 }
 
+CRC_TARGET uint32_t tp_crc32_pclmul_finish(__m128i x, const uint8_t *p, size_t n) {
+    const __m128i k1 = _mm_set_epi64x((long long)TP_CRC32_K127, (long long)TP_CRC32_K191);
+    for (; n >= 16; n -= 16, p += 16) x = _mm_xor_si128(fold(x, k1), load16(p));
+    uint8_t rest[16];
+    _mm_storeu_si128((__m128i *)(void *)rest, x);
+    /* the remainder as a 16-byte message from a zero register, then the last bytes */
+    uint32_t c = tp_crc32_step8(tp_crc32_step8(0, tp_load64le(rest)), tp_load64le(rest + 8));
+    return tp_crc32_sw(~c, p, n);
+}
+
 CRC_TARGET uint32_t tp_crc32_pclmul(uint32_t crc, const uint8_t *p, size_t n) {
     if (n < 32) return tp_crc32_sw(crc, p, n);
     const __m128i k1 = _mm_set_epi64x((long long)TP_CRC32_K127, (long long)TP_CRC32_K191);
@@ -433,11 +443,6 @@ CRC_TARGET uint32_t tp_crc32_pclmul(uint32_t crc, const uint8_t *p, size_t n) {
         x = _mm_xor_si128(fold(x, k1), x2);
         x = _mm_xor_si128(fold(x, k1), x3);
     }
-    for (; i + 16 <= n; i += 16) x = _mm_xor_si128(fold(x, k1), load16(p + i));
-    uint8_t rest[16];
-    _mm_storeu_si128((__m128i *)(void *)rest, x);
-    /* the remainder as a 16-byte message from a zero register, then the last bytes */
-    uint32_t c = tp_crc32_step8(tp_crc32_step8(0, tp_load64le(rest)), tp_load64le(rest + 8));
-    return tp_crc32_sw(~c, p + i, n - i);
+    return tp_crc32_pclmul_finish(x, p + i, n - i);
 }
 #endif

@@ -37,8 +37,14 @@ TP_ALWAYS_INLINE uint32_t tp_crc32_step8(uint32_t c, uint64_t w) {
 #define TP_CRC32_K575 0x653d982200000000ull
 #define TP_CRC32_K511 0xcad38e8f00000000ull
 #if TP_HAVE_X86_VARIANTS
+#include <immintrin.h>
 /* Same values as tp_crc32_sw; only on CPUs with PCLMULQDQ. */
 uint32_t tp_crc32_pclmul(uint32_t crc, const uint8_t *p, size_t n);
+/* The CRC of a message whose first part is folded into the 128-bit remainder x (its first 16
+ * bytes XOR the initial register, then 16 bytes at a time) and whose last n bytes are at p. */
+__attribute__((target("pclmul,sse4.1"))) uint32_t tp_crc32_pclmul_finish(__m128i x,
+                                                                          const uint8_t *p,
+                                                                          size_t n);
 #endif
 
 #endif /* TP_HUFFMAN_INTERNAL_H */
