@@ -444,7 +444,7 @@ TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8
                                                     const uint64_t *end, uint8_t *out,       \
                                                     int64_t len, uint32_t *crc) {            \
         int status = decode4_body(table, base, start, end, out, len);                        \
-        *crc = tp_crc32_sw(0, out, (size_t)len);                                             \
+        *crc = status == TP_OK ? tp_crc32_sw(0, out, (size_t)len) : 0;                       \
         return status;                                                                       \
     }
 
@@ -517,12 +517,13 @@ TP_TARGET_HUFF_X86 TP_NO_VECTORIZE static int decode4_x86(const uint16_t *table,
         done += rounds;
     }
     int status = readers_finish(table, &r, base, end, out, done, len);
+    if (status != TP_OK) return status; /* (out is not fully written: no CRC) */
     *crc = h ? tp_crc32_pclmul_finish(x, h, (size_t)(out + len - h))
              : tp_crc32_pclmul(0, out, (size_t)len);
     return status;
 #else
     int status = decode4_body(table, base, start, end, out, len);
-    *crc = tp_crc32_pclmul(0, out, (size_t)len);
+    *crc = status == TP_OK ? tp_crc32_pclmul(0, out, (size_t)len) : 0;
     return status;
 #endif
 }
@@ -659,7 +660,7 @@ static int write_block(int isa, const uint8_t *src, int64_t len, const huff_plan
 static int decode_block(int isa, const uint8_t *blk, int64_t size, uint8_t *out, int64_t len,
                         uint16_t *table) {
     TP_RETURN_IF(size < HUFF_BLOCK_HEADER, TP_ERR_CORRUPT);
-    uint32_t expect = tp_load32le(blk + 1), crc;
+    uint32_t expect = tp_load32le(blk + 1), crc = 0;
     switch (blk[0]) {
         case BLOCK_RAW:
             TP_RETURN_IF(size != HUFF_BLOCK_HEADER + len, TP_ERR_CORRUPT);
