@@ -260,10 +260,11 @@ TP_ALWAYS_INLINE void decode_rounds_c(const uint16_t *TP_RESTRICT table, huff_re
 /* The same loop in x86-64 assembly (BMI2), where GCC's register allocation of the C loop costs
  * a third more: 16 registers are just enough for the four readers' bits (r8-r11) and counts
  * (r12-r15), the output (rsi), the table (rdi), the bzhi index 11 (rdx), the entry (rax,
- * whose %ah is the symbol byte) and a temporary (rcx); the four q stay in memory (read and
- * written once per round, off the lookups' chain). Per symbol: bzhi (index = b & 2047,
- * non-destructive), load the entry, shift b by it, subtract it from the count, store %ah. Not
- * built under sanitizers, which cannot see inside asm: the C loop is checked instead. */
+ * whose %ah is the symbol byte), the CRC position (rbx) and a temporary (rcx); the four q stay
+ * in memory (read and written once per round, off the lookups' chain). Per symbol: bzhi
+ * (index = b & 2047, non-destructive), load the entry, shift b by it, subtract its length byte
+ * from the count's low byte (so the count stays clean, < 64), store %ah. Not built under
+ * sanitizers, which cannot see inside asm: the C loop is checked instead. */
 #if TP_HAVE_X86_VARIANTS && defined(__x86_64__) && defined(__GNUC__)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HUFF_DECODE_ASM 0
@@ -285,15 +286,14 @@ TP_ALWAYS_INLINE void decode_rounds_c(const uint16_t *TP_RESTRICT table, huff_re
     "bzhi %%rdx, %%" B ", %%rcx\n\t"             \
     "movzwl (%%rdi,%%rcx,2), %%eax\n\t"          \
     "shrx %%rax, %%" B ", %%" B "\n\t"           \
-    "sub %%rax, %%" K "\n\t"                     \
+    "sub %%al, %%" K "b\n\t"                      \
     "mov %%ah, " J "(%%rsi)\n\t"
 #define ASM_REFILL(B, K, Q)                      \
     "mov " Q ", %%rax\n\t"                       \
     "shlx %%" K ", (%%rax), %%rcx\n\t"           \
     "or %%rcx, %%" B "\n\t"                      \
     "mov %%" K ", %%rcx\n\t"                     \
-    "not %%rcx\n\t"                              \
-    "and $63, %%ecx\n\t"                         \
+    "xor $63, %%ecx\n\t"                         \
     "shr $3, %%ecx\n\t"                          \
     "add %%rcx, %%rax\n\t"                       \
     "mov %%rax, " Q "\n\t"                       \
@@ -310,8 +310,9 @@ __attribute__((target("bmi,bmi2,pclmul,avx"))) static void decode_rounds_asm(
     const uint8_t **crc_at) {
     register uint64_t b0 __asm__("r8") = r->b[0], b1 __asm__("r9") = r->b[1];
     register uint64_t b2 __asm__("r10") = r->b[2], b3 __asm__("r11") = r->b[3];
-    register uint64_t k0 __asm__("r12") = r->n[0], k1 __asm__("r13") = r->n[1];
-    register uint64_t k2 __asm__("r14") = r->n[2], k3 __asm__("r15") = r->n[3];
+    /* the counts enter clean (< 64) and stay so: only their low byte is updated */
+    register uint64_t k0 __asm__("r12") = r->n[0] & 63, k1 __asm__("r13") = r->n[1] & 63;
+    register uint64_t k2 __asm__("r14") = r->n[2] & 63, k3 __asm__("r15") = r->n[3] & 63;
     const __m128i k = _mm_set_epi64x((long long)TP_CRC32_K127, (long long)TP_CRC32_K191);
     __m128i x = *crc_x, t;
     const uint8_t *h = *crc_at;
