@@ -20,8 +20,15 @@
  *
  * Encoding runs in two phases so every block is written in place: (A) per block, one pass for
  * four quarter histograms (which give the exact size of each stream for the chosen lengths)
- * and the checksum, then the lengths and the block type; (B) per block, at its offset from the
- * prefix sum of the sizes, the encoding. One thread does A and B block by block (in cache).
+ * and the checksum, then the lengths and the block type; (B) at the block's offset (the sum of
+ * the earlier blocks' sizes), the encoding. Each block goes through A and B back to back (in
+ * cache); with threads, a block waits only for the previous block's A to know its offset.
+ *
+ * Where the time goes (Zen 1, 2.45 GHz, Gaussian int8 data, cycles per byte): encoding 1.1 for
+ * A's pass (bound by its one store per byte), 0.15 for the lengths, 2.1 for B (bound by the
+ * ~7.5 instructions per symbol); decoding ~2.2 for the four-stream rounds (5 instructions per
+ * symbol plus the refills, in assembly on x86-64), 0.15 for the CRC folded into them, 0.1 for
+ * the table and the last symbols.
  */
 #include "huffman_internal.h"
 
@@ -46,6 +53,7 @@ static uint64_t saturating_product(uint64_t a, uint64_t b) {
 }
 /* Give the CPU away while waiting for another thread (which may be descheduled on a busy
  * machine); a no-op where there is no portable way. */
+#ifdef _OPENMP
 #if defined(__unix__) || defined(__APPLE__)
 #include <sched.h>
 static void huff_yield(void) { sched_yield(); }
@@ -54,6 +62,7 @@ static void huff_yield(void) { sched_yield(); }
 static void huff_yield(void) { SwitchToThread(); }
 #else
 static void huff_yield(void) {}
+#endif
 #endif
 
 /* Below this many symbols per thread a second thread costs more than it saves. */
@@ -77,9 +86,9 @@ typedef struct {
 
 /* ---- the hot loops, one always-inline body compiled per instruction-set variant ---------- */
 
-/* Symbol i of a block belongs to stream i % 4, so stream k holds (len + 3 - k) / 4 symbols and
- * one decoding round of all four streams fills 20 consecutive output bytes. */
-TP_ALWAYS_INLINE int64_t stream_count(int64_t len, int k) { return (len + 3 - k) / 4; }
+/* Symbol i of a block belongs to stream i % 4, so stream k holds (len + 3 - k) / 4 symbols, a
+ * 16-byte stripe of the block holds 4 symbols of each stream, and one decoding round of all
+ * four streams (5 symbols each) fills 20 consecutive output bytes. */
 
 /* Phase A's pass over a block: the four streams' histograms (symbol i counts in table i % 4,
  * which also keeps a run of one symbol from waiting on its own increments), from two 8-byte
