@@ -325,11 +325,21 @@ TP_ALWAYS_INLINE void decode_rounds_c(const uint16_t *TP_RESTRICT table, huff_re
     "or $56, %%" K "\n\t"
 #define ASM_SYMS4(J0, J1, J2, J3) \
     ASM_SYM("r8", "r12", J0) ASM_SYM("r9", "r13", J1) ASM_SYM("r10", "r14", J2) ASM_SYM("r11", "r15", J3)
+#define ASM_REFILLS                                                      \
+    ASM_REFILL("r8", "r12", "%[q]") ASM_REFILL("r9", "r13", "8+%[q]")    \
+    ASM_REFILL("r10", "r14", "16+%[q]") ASM_REFILL("r11", "r15", "24+%[q]")
+/* x = fold(x) ^ the 16 bytes at rbx + D, split in two so the multiplications overlap symbols */
+#define ASM_FOLD(D)                                  \
+    "vpclmulqdq $0x00, %[k], %[x], %[t]\n\t"        \
+    "vpclmulqdq $0x11, %[k], %[x], %[x]\n\t"
+#define ASM_FOLD_END(D)                              \
+    "vpxor %[t], %[x], %[x]\n\t"                    \
+    "vpxor " D "(%%rbx), %[x], %[x]\n\t"
 
-/* Each round also folds the 16 output bytes at h into the CRC remainder x (PCLMULQDQ, on the
- * vector unit, beside the integer work; see huffman_crc.c): h trails the output (by >= 48 bytes,
- * written rounds ago and no longer in the store queue) and falls 4 bytes further behind per
- * round; the caller folds the rest. */
+/* Two rounds per iteration (`rounds` even). Each round also folds the 16 output bytes at h into
+ * the CRC remainder x (PCLMULQDQ, on the vector unit, beside the integer work; see
+ * huffman_crc.c): h trails the output (by >= 48 bytes, written rounds ago and no longer in the
+ * store queue) and falls 4 bytes further behind per round; the caller folds the rest. */
 __attribute__((target("bmi,bmi2,pclmul,avx"))) static void decode_rounds_asm(
     const uint16_t *table, huff_readers *r, uint8_t *o, int64_t rounds, __m128i *crc_x,
     const uint8_t **crc_at) {
@@ -345,17 +355,20 @@ __attribute__((target("bmi,bmi2,pclmul,avx"))) static void decode_rounds_asm(
     if (rounds > 0)
         __asm__ volatile(
             "1:\n\t"
-            ASM_REFILL("r8", "r12", "%[q]") ASM_REFILL("r9", "r13", "8+%[q]")
-            ASM_REFILL("r10", "r14", "16+%[q]") ASM_REFILL("r11", "r15", "24+%[q]")
+            ASM_REFILLS
             ASM_SYMS4("0", "1", "2", "3") ASM_SYMS4("4", "5", "6", "7")
-            "vpclmulqdq $0x00, %[k], %[x], %[t]\n\t"
-            "vpclmulqdq $0x11, %[k], %[x], %[x]\n\t"
+            ASM_FOLD("0")
             ASM_SYMS4("8", "9", "10", "11") ASM_SYMS4("12", "13", "14", "15")
-            "vpxor %[t], %[x], %[x]\n\t"
-            "vpxor (%%rbx), %[x], %[x]\n\t"
+            ASM_FOLD_END("0")
             ASM_SYMS4("16", "17", "18", "19")
-            "add $16, %%rbx\n\t"
-            "add $20, %%rsi\n\t"
+            ASM_REFILLS
+            ASM_SYMS4("20", "21", "22", "23") ASM_SYMS4("24", "25", "26", "27")
+            ASM_FOLD("16")
+            ASM_SYMS4("28", "29", "30", "31") ASM_SYMS4("32", "33", "34", "35")
+            ASM_FOLD_END("16")
+            ASM_SYMS4("36", "37", "38", "39")
+            "add $32, %%rbx\n\t"
+            "add $40, %%rsi\n\t"
             "cmp %[end], %%rsi\n\t"
             "jb 1b\n\t"
             : "+r"(b0), "+r"(b1), "+r"(b2), "+r"(b3), "+r"(k0), "+r"(k1), "+r"(k2), "+r"(k3),
@@ -538,6 +551,11 @@ TP_TARGET_HUFF_X86 TP_NO_VECTORIZE static int decode4_x86(const uint16_t *table,
             x = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)out),
                               _mm_cvtsi32_si128(-1));
             h = out + 16;
+        }
+        if (rounds & 1) { /* the assembly takes rounds in pairs */
+            decode_rounds_c(table, &r, out + 20 * done, 1);
+            done++;
+            rounds--;
         }
         decode_rounds_asm(table, &r, out + 20 * done, rounds, &x, &h);
         done += rounds;
