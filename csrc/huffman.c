@@ -290,7 +290,7 @@ TP_ALWAYS_INLINE void decode_rounds_c(const uint16_t *TP_RESTRICT table, huff_re
  * (index = b & 2047, non-destructive), load the entry, shift b by it, subtract its length byte
  * from the count's low byte (so the count stays clean, < 64), store %ah. Not built under
  * sanitizers, which cannot see inside asm: the C loop is checked instead. */
-#if TP_HAVE_X86_VARIANTS && defined(__x86_64__) && defined(__GNUC__)
+#if TP_HAVE_X86_VARIANTS && defined(__x86_64__) && defined(__GNUC__) && defined(__OPTIMIZE__)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HUFF_DECODE_ASM 0
 #elif defined(__has_feature)
@@ -352,6 +352,9 @@ __attribute__((target("bmi,bmi2,pclmul,avx"))) static void decode_rounds_asm(
     __m128i x = *crc_x, t;
     const uint8_t *h = *crc_at;
     uint8_t *end = o + 20 * rounds;
+    /* q and end live in this frame: the asm addresses them from the stack pointer, as every
+     * other register is taken (a pointer to them would need one) */
+    const uint8_t *q[4] = {r->q[0], r->q[1], r->q[2], r->q[3]};
     if (rounds > 0)
         __asm__ volatile(
             "1:\n\t"
@@ -372,11 +375,12 @@ __attribute__((target("bmi,bmi2,pclmul,avx"))) static void decode_rounds_asm(
             "cmp %[end], %%rsi\n\t"
             "jb 1b\n\t"
             : "+r"(b0), "+r"(b1), "+r"(b2), "+r"(b3), "+r"(k0), "+r"(k1), "+r"(k2), "+r"(k3),
-              "+S"(o), "+b"(h), [x] "+x"(x), [t] "=&x"(t), [q] "+m"(*(const uint8_t *(*)[4])r->q)
+              "+S"(o), "+b"(h), [x] "+x"(x), [t] "=&x"(t), [q] "+m"(q)
             : "D"(table), "d"((uint64_t)TP_HUFF_BITS), [end] "m"(end), [k] "x"(k)
             : "rax", "rcx", "memory", "cc");
     r->b[0] = b0, r->b[1] = b1, r->b[2] = b2, r->b[3] = b3;
     r->n[0] = k0, r->n[1] = k1, r->n[2] = k2, r->n[3] = k3;
+    r->q[0] = q[0], r->q[1] = q[1], r->q[2] = q[2], r->q[3] = q[3];
     *crc_x = x;
     *crc_at = h;
 }
