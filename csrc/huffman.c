@@ -522,11 +522,140 @@ TP_TARGET_HUFF_X86 static uint32_t scan_x86(const uint8_t *TP_RESTRICT src, int6
     return tp_crc32_sw(~reg, src + 16 * stripes, (size_t)(len - 16 * stripes));
 }
 
+#if HUFF_DECODE_ASM
+/* The encoder's rounds in x86-64 assembly, all four streams in one pass over the block: the
+ * containers of streams 0, 1 and 2, 3 are the two 64-bit lanes of two xmm registers (the same
+ * huff0-style containers as ENC_PUT / ENC_FLUSH, updated with variable per-lane shifts), the
+ * table entries are loaded straight into the lanes, and a flush stores each lane at its stream's
+ * pointer. 5.7 instructions per symbol against 7.5 for the scalar loop (which GCC compiles
+ * well), and the vector unit takes the shifts: ~5% faster on Zen 1. `rounds` rounds of 16 source
+ * bytes (4 symbols per stream, one flush each), every store inside its stream (the caller's
+ * batch bound). */
+#define ENC_ASM_ROUND(R0, R1, R2, R3)                            \
+    "movzbl " R0 "(%[x]), %%eax\n\t"                             \
+    "movzbl " R1 "(%[x]), %%ecx\n\t"                             \
+    "movzbl " R2 "(%[x]), %%edx\n\t"                             \
+    "movzbl " R3 "(%[x]), %%r8d\n\t"                             \
+    "vmovq (%[etab],%%rax,8), %[e01]\n\t"                        \
+    "vpinsrq $1, (%[etab],%%rcx,8), %[e01], %[e01]\n\t"          \
+    "vmovq (%[etab],%%rdx,8), %[e23]\n\t"                        \
+    "vpinsrq $1, (%[etab],%%r8,8), %[e23], %[e23]\n\t"           \
+    "vpand %[m63], %[e01], %[t01]\n\t"                           \
+    "vpsrlvq %[t01], %[c01], %[c01]\n\t"                         \
+    "vpor %[e01], %[c01], %[c01]\n\t"                            \
+    "vpaddq %[e01], %[n01], %[n01]\n\t"                          \
+    "vpand %[m63], %[e23], %[t23]\n\t"                           \
+    "vpsrlvq %[t23], %[c23], %[c23]\n\t"                         \
+    "vpor %[e23], %[c23], %[c23]\n\t"                            \
+    "vpaddq %[e23], %[n23], %[n23]\n\t"
+
+TP_TARGET_HUFF_X86 static void encode_rounds_asm(const uint8_t *x, int64_t rounds,
+                                                 const uint64_t *etab, uint8_t **p,
+                                                 __m128i *c01, __m128i *c23, __m128i *n01,
+                                                 __m128i *n23) {
+    const __m128i m63 = _mm_set1_epi64x(63), m255 = _mm_set1_epi64x(255);
+    const __m128i m7 = _mm_set1_epi64x(7), k64 = _mm_set1_epi64x(64);
+    __m128i C01 = *c01, C23 = *c23, N01 = *n01, N23 = *n23, e01, e23, t01, t23;
+    uint8_t *p0 = p[0], *p1 = p[1], *p2 = p[2], *p3 = p[3];
+    const uint8_t *end = x + 16 * rounds;
+    if (rounds > 0)
+        __asm__ volatile(
+            "1:\n\t"
+            ENC_ASM_ROUND("0", "1", "2", "3") ENC_ASM_ROUND("4", "5", "6", "7")
+            ENC_ASM_ROUND("8", "9", "10", "11") ENC_ASM_ROUND("12", "13", "14", "15")
+            /* flush: nb = n & 255, store c >> (64 - nb), p += nb >> 3, n = nb & 7 */
+            "vpand %[m255], %[n01], %[n01]\n\t"
+            "vpand %[m255], %[n23], %[n23]\n\t"
+            "vpsubq %[n01], %[k64], %[t01]\n\t"
+            "vpsubq %[n23], %[k64], %[t23]\n\t"
+            "vpsrlvq %[t01], %[c01], %[t01]\n\t"
+            "vpsrlvq %[t23], %[c23], %[t23]\n\t"
+            "vmovq %[t01], (%[p0])\n\t"
+            "vpextrq $1, %[t01], (%[p1])\n\t"
+            "vmovq %[t23], (%[p2])\n\t"
+            "vpextrq $1, %[t23], (%[p3])\n\t"
+            "vpsrlq $3, %[n01], %[e01]\n\t"
+            "vpsrlq $3, %[n23], %[e23]\n\t"
+            "vmovq %[e01], %%rax\n\t"
+            "add %%rax, %[p0]\n\t"
+            "vpextrq $1, %[e01], %%rax\n\t"
+            "add %%rax, %[p1]\n\t"
+            "vmovq %[e23], %%rax\n\t"
+            "add %%rax, %[p2]\n\t"
+            "vpextrq $1, %[e23], %%rax\n\t"
+            "add %%rax, %[p3]\n\t"
+            "vpand %[m7], %[n01], %[n01]\n\t"
+            "vpand %[m7], %[n23], %[n23]\n\t"
+            "add $16, %[x]\n\t"
+            "cmp %[end], %[x]\n\t"
+            "jb 1b\n\t"
+            : [x] "+r"(x), [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2), [p3] "+r"(p3),
+              [c01] "+x"(C01), [c23] "+x"(C23), [n01] "+x"(N01), [n23] "+x"(N23),
+              [e01] "=&x"(e01), [e23] "=&x"(e23), [t01] "=&x"(t01), [t23] "=&x"(t23)
+            : [etab] "r"(etab), [end] "rm"(end), [m63] "x"(m63), [m255] "x"(m255),
+              [m7] "x"(m7), [k64] "x"(k64)
+            : "rax", "rcx", "rdx", "r8", "memory", "cc");
+    *c01 = C01, *c23 = C23, *n01 = N01, *n23 = N23;
+    p[0] = p0, p[1] = p1, p[2] = p2, p[3] = p3;
+}
+#endif
+
+/* The last symbols (from source byte i on) of the four streams, whose pending bits are the top
+ * n[k] & 255 bits of c[k]: plain LSB-first writers that store whole bytes only; each stream
+ * must end exactly at end[k]. */
+static int encode_tail4(const uint8_t *src, int64_t len, const uint64_t *etab, int64_t i,
+                        const uint64_t *c, const uint64_t *n, uint8_t *const *p,
+                        uint8_t *const *end) {
+    tp_bitwriter w[4];
+    for (int k = 0; k < 4; k++) {
+        unsigned bits = (uint8_t)n[k];
+        w[k].buf = bits ? c[k] >> (64 - bits) : 0;
+        w[k].n = bits;
+        w[k].p = p[k];
+    }
+    for (; i < len; i++) {
+        int k = (int)(i & 3);
+        uint64_t e = etab[src[i]];
+        unsigned l = (unsigned)(e & 255);
+        if (l == 0) return TP_ERR_ARGUMENT; /* a symbol without a code: a bug, never silent */
+        tp_bw_put(&w[k], (uint32_t)(e >> (64 - l)), l);
+        if (w[k].p + (w[k].n >> 3) > end[k]) return TP_ERR_ARGUMENT;
+        tp_bw_flush_safe(&w[k]);
+    }
+    for (int k = 0; k < 4; k++) {
+        if (w[k].p + ((w[k].n + 7) >> 3) != end[k]) return TP_ERR_ARGUMENT;
+        tp_bw_finish(&w[k]);
+    }
+    return TP_OK;
+}
+
 TP_TARGET_HUFF_X86 TP_NO_VECTORIZE static int encode4_x86(const uint8_t *src, int64_t len,
                                                           const uint64_t *etab,
                                                           uint8_t *const *begin,
                                                           uint8_t *const *end) {
+#if HUFF_DECODE_ASM
+    uint8_t *p[4] = {begin[0], begin[1], begin[2], begin[3]};
+    __m128i c01 = _mm_setzero_si128(), c23 = c01, n01 = c01, n23 = c01;
+    int64_t i = 0;
+    for (;;) {
+        int64_t rounds = (len - i) / 16;
+        for (int k = 0; k < 4; k++) { /* a flush stores 8 bytes and advances <= 6 */
+            int64_t room = end[k] - p[k] - 8;
+            int64_t safe = room < 0 ? 0 : room / 6 + 1;
+            if (safe < rounds) rounds = safe;
+        }
+        if (rounds <= 0) break;
+        encode_rounds_asm(src + i, rounds, etab, p, &c01, &c23, &n01, &n23);
+        i += 16 * rounds;
+    }
+    const uint64_t c[4] = {(uint64_t)_mm_cvtsi128_si64(c01), (uint64_t)_mm_extract_epi64(c01, 1),
+                           (uint64_t)_mm_cvtsi128_si64(c23), (uint64_t)_mm_extract_epi64(c23, 1)};
+    const uint64_t n[4] = {(uint64_t)_mm_cvtsi128_si64(n01), (uint64_t)_mm_extract_epi64(n01, 1),
+                           (uint64_t)_mm_cvtsi128_si64(n23), (uint64_t)_mm_extract_epi64(n23, 1)};
+    return encode_tail4(src, len, etab, i, c, n, p, end);
+#else
     return encode4_body(src, len, etab, begin, end);
+#endif
 }
 
 /* decode4_body with the assembly loop and the CRC folded in as it goes: the first 4 rounds run

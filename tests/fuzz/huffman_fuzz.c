@@ -3,10 +3,11 @@
  *
  * Each input is used twice:
  *   1. as a stream: parse + decode into a buffer of exactly the announced size (so the
- *      sanitizers see any read or write out of bounds); any status is fine, a crash is not;
- *   2. as data: encoded with small blocks, decoded back (must round-trip), then damaged by one
- *      bit flip, one truncation and one appended byte chosen from the input; each damaged
- *      stream must be refused (TP_ERR_CORRUPT).
+ *      sanitizers see any read or write out of bounds) by every kernel variant the CPU runs,
+ *      which must agree; any status is fine, a crash is not;
+ *   2. as data: encoded with small blocks by every variant (identical bytes), decoded back
+ *      (must round-trip), then damaged by one bit flip, one truncation and one appended byte
+ *      chosen from the input; each damaged stream must be refused (TP_ERR_CORRUPT).
  *
  * Build as a libFuzzer target (clang):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DTP_FUZZ_LIBFUZZER -Icsrc \
@@ -104,6 +105,17 @@ static int one_input(const uint8_t *data, size_t size) {
     if (tp_huffman_encode(src, n, TP_HUFFMAN_UINT8, 1, shape, block_log2, blob, bound, ws,
                           ws_size, &written) != TP_OK)
         fail("encode failed", size);
+    /* every kernel variant writes the same bytes */
+    uint8_t *other = malloc((size_t)bound + 1);
+    for (int isa = TP_ISA_SCALAR; isa <= TP_ISA_AVX512; isa++) {
+        int64_t w2 = 0;
+        if (!tp_isa_available(isa)) continue;
+        if (tp_huffman_encode_isa(src, n, TP_HUFFMAN_UINT8, 1, shape, block_log2, other, bound, ws,
+                                  ws_size, &w2, isa) != TP_OK ||
+            w2 != written || memcmp(other, blob, (size_t)written))
+            fail("kernel variants encode differently", size);
+    }
+    free(other);
     uint8_t *back = malloc((size_t)n + 1);
     if (tp_huffman_decode(blob, written, back, n) != TP_OK) fail("round trip refused", size);
     if (memcmp(back, src, (size_t)n)) fail("round trip differs", size);
