@@ -15,7 +15,7 @@ from tensorpress import _backend
 from reference import huffman as ref
 from conftest import isa_variants, requires_c
 
-BLOCK = 1 << 17
+BLOCK = 1 << 18
 
 
 def gaussian_int8(n, sigma=32.0, seed=0):
@@ -72,7 +72,7 @@ def test_sizes_around_block_boundaries(n):
     n_blocks = -(-n // BLOCK)
     assert len(blob) < n  # every Huffman block shrinks
     (count,) = struct.unpack_from("<Q", blob, 8)
-    assert count == n and blob[7] == 17
+    assert count == n and blob[7] == 18
     sizes = struct.unpack_from(f"<{n_blocks}I", blob, 24)
     assert sum(sizes) + 24 + 4 * n_blocks + 4 == len(blob)
 
@@ -209,7 +209,7 @@ def test_c_and_numba_write_identical_bytes(name):
     c, nb = _backend.kernels_of("c", "huffman"), _backend.kernels_of("numba", "huffman")
     flat = x.reshape(-1).view(np.uint8)
     code = 1 if x.dtype == np.int8 else 0
-    for block_log2 in (10, 17):
+    for block_log2 in (10, 18):
         a = c.encode(flat, code, x.shape, block_log2)
         b = nb.encode(flat, code, x.shape, block_log2)
         assert a == b
@@ -223,7 +223,7 @@ def test_c_and_numba_write_identical_bytes(name):
 @requires_c
 @pytest.mark.skipif("numba" not in _backend.available_backends(), reason="numba missing")
 def test_c_and_numba_identical_on_large_parallel_input():
-    x = gaussian_int8(33 * BLOCK + 77, seed=9)
+    x = gaussian_int8(17 * BLOCK + 77, seed=9)  # > 2**22: the parallel drivers
     flat = x.view(np.uint8)
     a = _backend.kernels_of("c", "huffman").encode(flat, 1, x.shape)
     b = _backend.kernels_of("numba", "huffman").encode(flat, 1, x.shape)
@@ -416,6 +416,6 @@ def test_crafted_headers_raise():
 def test_a_shape_whose_product_wraps_around_is_corrupt():
     # 2**40 * 2**30 wraps to 0 in 64 bits: a header claiming that shape with count 0 must not
     # pass as an empty array (it once raised a plain "array is too big" ValueError from NumPy).
-    header = bytearray(b"TPHF" + bytes([1, 0, 2, 17]) + struct.pack("<QQQ", 0, 2**40, 2**30) + bytes(4))
+    header = bytearray(b"TPHF" + bytes([2, 0, 2, 18]) + struct.pack("<QQQ", 0, 2**40, 2**30) + bytes(4))
     blob = reseal(bytes(header), ndim=2)
     assert_corrupt(blob)

@@ -18,7 +18,7 @@ from . import use_parallel
 
 MAX_BITS = 11
 TABLE = 1 << MAX_BITS
-BLOCK_LOG2 = 17
+BLOCK_LOG2 = 18
 MIN_BLOCK_LOG2 = 10
 MAX_BLOCK_LOG2 = 24
 MAX_NDIM = 32
