@@ -294,21 +294,21 @@ TP_ALWAYS_INLINE void decode_rounds_c(const uint16_t *TP_RESTRICT table, huff_re
  * sanitizers, which cannot see inside asm: the C loop is checked instead. */
 #if TP_HAVE_X86_VARIANTS && defined(__x86_64__) && defined(__GNUC__) && defined(__OPTIMIZE__)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define HUFF_DECODE_ASM 0
+#define HUFF_ASM 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer) || \
     __has_feature(thread_sanitizer)
-#define HUFF_DECODE_ASM 0
+#define HUFF_ASM 0
 #endif
 #endif
-#ifndef HUFF_DECODE_ASM
-#define HUFF_DECODE_ASM 1
+#ifndef HUFF_ASM
+#define HUFF_ASM 1
 #endif
 #else
-#define HUFF_DECODE_ASM 0
+#define HUFF_ASM 0
 #endif
 
-#if HUFF_DECODE_ASM
+#if HUFF_ASM
 #define ASM_SYM(B, K, J)                         \
     "bzhi %%rdx, %%" B ", %%rcx\n\t"             \
     "movzwl (%%rdi,%%rcx,2), %%eax\n\t"          \
@@ -524,7 +524,7 @@ TP_TARGET_HUFF_X86 static uint32_t scan_x86(const uint8_t *TP_RESTRICT src, int6
     return tp_crc32_sw(~reg, src + 16 * stripes, (size_t)(len - 16 * stripes));
 }
 
-#if HUFF_DECODE_ASM
+#if HUFF_ASM
 /* The encoder's rounds in x86-64 assembly, all four streams in one pass over the block: the
  * containers of streams 0, 1 and 2, 3 are the two 64-bit lanes of two xmm registers (the same
  * huff0-style containers as ENC_PUT / ENC_FLUSH, updated with variable per-lane shifts), the
@@ -606,6 +606,7 @@ TP_TARGET_HUFF_X86 static void encode_rounds_asm(const uint8_t *x, int64_t round
 }
 #endif
 
+#if HUFF_ASM
 /* The last symbols (from source byte i on) of the four streams, whose pending bits are the top
  * n[k] & 255 bits of c[k]: plain LSB-first writers that store whole bytes only; each stream
  * must end exactly at end[k]. */
@@ -634,12 +635,13 @@ static int encode_tail4(const uint8_t *src, int64_t len, const uint64_t *etab, i
     }
     return TP_OK;
 }
+#endif
 
 TP_TARGET_HUFF_X86 TP_NO_VECTORIZE static int encode4_x86(const uint8_t *src, int64_t len,
                                                           const uint64_t *etab,
                                                           uint8_t *const *begin,
                                                           uint8_t *const *end) {
-#if HUFF_DECODE_ASM
+#if HUFF_ASM
     uint8_t *p[4] = {begin[0], begin[1], begin[2], begin[3]};
     __m128i c01 = _mm_setzero_si128(), c23 = c01, n01 = c01, n23 = c01;
     int64_t i = 0;
@@ -673,7 +675,7 @@ TP_TARGET_HUFF_X86 TP_NO_VECTORIZE static int decode4_x86(const uint16_t *table,
                                                           const uint64_t *start,
                                                           const uint64_t *end, uint8_t *out,
                                                           int64_t len, uint32_t *crc) {
-#if HUFF_DECODE_ASM
+#if HUFF_ASM
     huff_readers r;
     readers_init(&r, base, start);
     const int64_t full = len / 20;
