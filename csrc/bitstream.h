@@ -1,6 +1,6 @@
 /*
- * bitstream.h: little-endian loads/stores, the LSB-first bit writer and reader of the Huffman
- * coder, and xxHash32 (the checksum of decoded data). Internal: never seen by cffi.
+ * bitstream.h: little-endian loads/stores and the LSB-first bit writer and reader of the Huffman
+ * coder. Internal: never seen by cffi.
  *
  * Bit order: the first code of a stream sits in the lowest bits of its first byte (as in
  * deflate). Canonical codes are defined MSB-first, so each code is stored bit-reversed; then a
@@ -111,58 +111,6 @@ TP_ALWAYS_INLINE void tp_br_refill_safe(tp_bitreader *r, const uint8_t *end) {
         r->buf |= (uint64_t)*r->p++ << r->n;
         r->n += 8;
     }
-}
-
-/* ---- xxHash32 (Yann Collet's reference algorithm, seed 0 in this format) ------------------ */
-#define TP_XXH_P1 2654435761u
-#define TP_XXH_P2 2246822519u
-#define TP_XXH_P3 3266489917u
-#define TP_XXH_P4 668265263u
-#define TP_XXH_P5 374761393u
-
-TP_ALWAYS_INLINE uint32_t tp_rotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
-
-TP_ALWAYS_INLINE uint32_t tp_xxh_round(uint32_t acc, uint32_t input) {
-    acc += input * TP_XXH_P2;
-    acc = tp_rotl32(acc, 13);
-    return acc * TP_XXH_P1;
-}
-
-static inline uint32_t tp_xxh32(const uint8_t *p, size_t len, uint32_t seed) {
-    const uint8_t *end = p + len;
-    uint32_t h;
-    if (len >= 16) {
-        const uint8_t *limit = end - 16;
-        uint32_t v1 = seed + TP_XXH_P1 + TP_XXH_P2, v2 = seed + TP_XXH_P2, v3 = seed,
-                 v4 = seed - TP_XXH_P1;
-        do {
-            v1 = tp_xxh_round(v1, tp_load32le(p));
-            v2 = tp_xxh_round(v2, tp_load32le(p + 4));
-            v3 = tp_xxh_round(v3, tp_load32le(p + 8));
-            v4 = tp_xxh_round(v4, tp_load32le(p + 12));
-            p += 16;
-        } while (p <= limit);
-        h = tp_rotl32(v1, 1) + tp_rotl32(v2, 7) + tp_rotl32(v3, 12) + tp_rotl32(v4, 18);
-    } else {
-        h = seed + TP_XXH_P5;
-    }
-    h += (uint32_t)len;
-    while (p + 4 <= end) {
-        h += tp_load32le(p) * TP_XXH_P3;
-        h = tp_rotl32(h, 17) * TP_XXH_P4;
-        p += 4;
-    }
-    while (p < end) {
-        h += (*p) * TP_XXH_P5;
-        h = tp_rotl32(h, 11) * TP_XXH_P1;
-        p++;
-    }
-    h ^= h >> 15;
-    h *= TP_XXH_P2;
-    h ^= h >> 13;
-    h *= TP_XXH_P3;
-    h ^= h >> 16;
-    return h;
 }
 
 #endif /* TP_BITSTREAM_H */

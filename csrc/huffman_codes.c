@@ -16,19 +16,36 @@
  */
 #include "huffman_internal.h"
 
-/* Bottom-up merge sort of n <= 256 distinct keys (small, branchy, allocation-free). */
-static void sort_keys(uint64_t *keys, int n) {
+/* Sort symbols by (count, symbol): an LSD radix sort on the counts, 6 bits per pass (stable,
+ * and the symbols enter in increasing order). The encoder runs this for every block, where a
+ * comparison sort's unpredictable branches cost ~20k cycles; this is branch-free. Each pass
+ * splits the keys in two halves with their own bucket cursors (the second half's start after
+ * the first half's keys of the same bucket, so the sort stays stable): two independent chains
+ * of cursor increments instead of one that waits on itself whenever a bucket repeats. n <= 256;
+ * `max` is the largest count. */
+static void sort_by_count(uint64_t *keys, int n, uint64_t max) {
     uint64_t tmp[256];
     uint64_t *a = keys, *b = tmp;
-    for (int width = 1; width < n; width *= 2) {
-        for (int lo = 0; lo < n; lo += 2 * width) {
-            int mid = lo + width < n ? lo + width : n;
-            int hi = lo + 2 * width < n ? lo + 2 * width : n;
-            int i = lo, j = mid, k = lo;
-            while (i < mid && j < hi) b[k++] = a[i] <= a[j] ? a[i++] : a[j++];
-            while (i < mid) b[k++] = a[i++];
-            while (j < hi) b[k++] = a[j++];
+    const int half = n / 2;
+    for (int shift = 8; (max << 8) >> shift; shift += 6) { /* keys are count << 8 | symbol */
+        int first[64] = {0}, second[64] = {0};
+        for (int i = 0; i < half; i++) {
+            first[(a[i] >> shift) & 63]++;
+            second[(a[half + i] >> shift) & 63]++;
         }
+        if (n & 1) second[(a[n - 1] >> shift) & 63]++;
+        for (int d = 0, sum = 0; d < 64; d++) {
+            int c1 = first[d], c2 = second[d];
+            first[d] = sum;
+            second[d] = sum + c1;
+            sum += c1 + c2;
+        }
+        for (int i = 0; i < half; i++) {
+            uint64_t x = a[i], y = a[half + i];
+            b[first[(x >> shift) & 63]++] = x;
+            b[second[(y >> shift) & 63]++] = y;
+        }
+        if (n & 1) b[second[(a[n - 1] >> shift) & 63]++] = a[n - 1];
         uint64_t *t = a;
         a = b;
         b = t;
@@ -37,11 +54,12 @@ static void sort_keys(uint64_t *keys, int n) {
 }
 
 int tp_huff_lengths(const uint64_t *counts, int n, int max_bits, uint8_t *lengths) {
-    uint64_t keys[256];
+    uint64_t keys[256], max = 0;
     int used = 0;
     for (int s = 0; s < n; s++) {
         lengths[s] = 0;
         if (counts[s]) keys[used++] = (counts[s] << 8) | (uint64_t)s;
+        if (counts[s] > max) max = counts[s];
     }
     if (used == 0) return TP_OK;
     if (used == 1) {
@@ -49,23 +67,29 @@ int tp_huff_lengths(const uint64_t *counts, int n, int max_bits, uint8_t *length
         return TP_OK;
     }
     TP_RETURN_IF(max_bits < 32 && (uint64_t)used > ((uint64_t)1 << max_bits), TP_ERR_ARGUMENT);
-    sort_keys(keys, used);
+    sort_by_count(keys, used, max);
 
     /* Two-queue Huffman: leaves in ascending order, internal nodes appear in ascending order
-     * too. Ties take the leaf first. parent[] of leaves and internals index internal nodes. */
-    uint64_t inner[256];
-    int leaf_parent[256], inner_parent[256];
+     * too. Ties take the leaf first. parent[] of leaves and internals index internal nodes.
+     * Branch-free: an exhausted queue shows an infinite weight (leaf[used] and the node being
+     * built, inner[k]), and both queues' heads get parent k written each time, the one not
+     * taken being overwritten when it is taken later (every node but the root is taken once). */
+    uint64_t leaf[257], inner[256];
+    int leaf_parent[257], inner_parent[256];
+    for (int i = 0; i < used; i++) leaf[i] = keys[i] >> 8;
+    leaf[used] = UINT64_MAX;
     int li = 0, ii = 0;
     for (int k = 0; k < used - 1; k++) {
         uint64_t w[2];
+        inner[k] = UINT64_MAX;
         for (int t = 0; t < 2; t++) {
-            if (li < used && (ii >= k || (keys[li] >> 8) <= inner[ii])) {
-                w[t] = keys[li] >> 8;
-                leaf_parent[li++] = k;
-            } else {
-                w[t] = inner[ii];
-                inner_parent[ii++] = k;
-            }
+            uint64_t wl = leaf[li], wi = inner[ii];
+            int take_leaf = wl <= wi;
+            leaf_parent[li] = k;
+            inner_parent[ii] = k;
+            w[t] = take_leaf ? wl : wi;
+            li += take_leaf;
+            ii += !take_leaf;
         }
         inner[k] = w[0] + w[1];
     }
@@ -137,11 +161,20 @@ int tp_huffman_code_lengths(const int64_t *counts, int32_t n, int32_t max_bits,
     return tp_huff_lengths(c, n, max_bits, lengths);
 }
 
+/* reverse8[b]: the bits of byte b in reverse order */
+#define R2(n) n, n + 2 * 64, n + 1 * 64, n + 3 * 64
+#define R4(n) R2(n), R2(n + 2 * 16), R2(n + 1 * 16), R2(n + 3 * 16)
+#define R6(n) R4(n), R4(n + 2 * 4), R4(n + 1 * 4), R4(n + 3 * 4)
+static const uint8_t reverse8[256] = {R6(0), R6(2), R6(1), R6(3)};
+#undef R2
+#undef R4
+#undef R6
+
 /* Canonical codes (deflate's rule: shorter codes first, then by symbol), stored bit-reversed
  * for the LSB-first writer. lengths must be valid (<= TP_HUFF_BITS). */
 void tp_huff_codes(const uint8_t *lengths, uint16_t *codes) {
     int bl_count[TP_HUFF_BITS + 1] = {0};
-    uint32_t next[TP_HUFF_BITS + 2];
+    uint32_t next[TP_HUFF_BITS + 2] = {0};
     for (int s = 0; s < 256; s++) bl_count[lengths[s]]++;
     bl_count[0] = 0;
     uint32_t code = 0;
@@ -151,11 +184,10 @@ void tp_huff_codes(const uint8_t *lengths, uint16_t *codes) {
     }
     for (int s = 0; s < 256; s++) {
         int l = lengths[s];
-        codes[s] = 0;
-        if (!l) continue;
-        uint32_t c = next[l]++, r = 0;
-        for (int b = 0; b < l; b++) r |= ((c >> b) & 1u) << (l - 1 - b);
-        codes[s] = (uint16_t)r;
+        uint32_t c = next[l]++;
+        /* reverse the 16-bit value, keep its top l bits */
+        uint32_t r = ((uint32_t)reverse8[c & 255] << 8 | reverse8[(c >> 8) & 255]) >> (16 - l);
+        codes[s] = l ? (uint16_t)r : 0;
     }
 }
 

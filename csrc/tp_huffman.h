@@ -5,7 +5,7 @@
 /* cdef: begin */
 #define TP_HUFFMAN_MAX_BITS 11      /* longest code the block coder uses */
 #define TP_HUFFMAN_MAX_NDIM 32
-#define TP_HUFFMAN_BLOCK_LOG2 17    /* 128 KiB blocks (what huffman_encode uses) */
+#define TP_HUFFMAN_BLOCK_LOG2 18    /* 256 KiB blocks (what huffman_encode uses) */
 #define TP_HUFFMAN_MIN_BLOCK_LOG2 10
 #define TP_HUFFMAN_MAX_BLOCK_LOG2 24
 #define TP_HUFFMAN_UINT8 0          /* dtype codes stored in the stream */

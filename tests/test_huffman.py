@@ -3,6 +3,7 @@ instruction-set variants writing identical bytes, code-length rules, and damaged
 must always raise CorruptDataError. Runs on the live backend (TENSORPRESS_BACKEND)."""
 
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from tensorpress import _backend
 from reference import huffman as ref
 from conftest import isa_variants, requires_c
 
-BLOCK = 1 << 17
+BLOCK = 1 << 18
 
 
 def gaussian_int8(n, sigma=32.0, seed=0):
@@ -71,7 +72,7 @@ def test_sizes_around_block_boundaries(n):
     n_blocks = -(-n // BLOCK)
     assert len(blob) < n  # every Huffman block shrinks
     (count,) = struct.unpack_from("<Q", blob, 8)
-    assert count == n and blob[7] == 17
+    assert count == n and blob[7] == 18
     sizes = struct.unpack_from(f"<{n_blocks}I", blob, 24)
     assert sum(sizes) + 24 + 4 * n_blocks + 4 == len(blob)
 
@@ -86,6 +87,44 @@ def test_block_kinds_raw_rle_huffman():
     offsets = [hsize, hsize + sizes[0], hsize + sizes[0] + sizes[1]]
     assert [blob[o] for o in offsets] == [1, 0, 2]
     assert sizes[0] == 6 and sizes[1] == 5 + BLOCK
+
+
+def blocks_of(blob):
+    """[(type, stored checksum, block bytes)] of a one-dimensional stream."""
+    (count,) = struct.unpack_from("<Q", blob, 8)
+    n_blocks = -(-count // BLOCK)
+    sizes = struct.unpack_from(f"<{n_blocks}I", blob, 24)
+    off, out = 24 + 4 * n_blocks + 4, []
+    for size in sizes:
+        out.append((blob[off], struct.unpack_from("<I", blob, off + 1)[0], blob[off:off + size]))
+        off += size
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 31, 32, 33, 63, 64, 100, 127, 128, 129, 255, 1000,
+                               4097, BLOCK + 77])
+def test_checksums_are_zlib_crc32(n):
+    """Header and block checksums are zlib.crc32 whatever the length (the PCLMULQDQ CRC has
+    paths for < 32, < 128 and longer inputs, and for the bytes past the last 16-byte chunk);
+    Huffman, raw and single-symbol blocks alike."""
+    for x in (gaussian_int8(n, seed=n).view(np.uint8),
+              np.random.default_rng(n).integers(0, 256, n).astype(np.uint8),
+              np.full(n, 3, np.uint8)):
+        blob = roundtrip(x)
+        hsize = 24 + 4 * -(-n // BLOCK) + 4
+        assert struct.unpack_from("<I", blob, hsize - 4)[0] == zlib.crc32(blob[:hsize - 4])
+        for b, (_, check, _) in enumerate(blocks_of(blob)):
+            assert check == zlib.crc32(x[b * BLOCK:(b + 1) * BLOCK].tobytes())
+
+
+def test_docs_worked_example():
+    """docs/huffman.md's first worked example is the stream huffman_encode writes."""
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "huffman.md").read_text()
+    hexdump = re.search(r"gives 41 bytes:\n\n```\n(.*?)```", doc, re.S).group(1)
+    assert tp.huffman_encode(np.array([1, 1, 2, 3], np.uint8)) == bytes.fromhex(hexdump)
 
 
 def test_incompressible_growth_is_tiny():
@@ -170,7 +209,7 @@ def test_c_and_numba_write_identical_bytes(name):
     c, nb = _backend.kernels_of("c", "huffman"), _backend.kernels_of("numba", "huffman")
     flat = x.reshape(-1).view(np.uint8)
     code = 1 if x.dtype == np.int8 else 0
-    for block_log2 in (10, 17):
+    for block_log2 in (10, 18):
         a = c.encode(flat, code, x.shape, block_log2)
         b = nb.encode(flat, code, x.shape, block_log2)
         assert a == b
@@ -184,7 +223,7 @@ def test_c_and_numba_write_identical_bytes(name):
 @requires_c
 @pytest.mark.skipif("numba" not in _backend.available_backends(), reason="numba missing")
 def test_c_and_numba_identical_on_large_parallel_input():
-    x = gaussian_int8(33 * BLOCK + 77, seed=9)
+    x = gaussian_int8(17 * BLOCK + 77, seed=9)  # > 2**22: the parallel drivers
     flat = x.view(np.uint8)
     a = _backend.kernels_of("c", "huffman").encode(flat, 1, x.shape)
     b = _backend.kernels_of("numba", "huffman").encode(flat, 1, x.shape)
@@ -195,8 +234,9 @@ def test_c_and_numba_identical_on_large_parallel_input():
 @pytest.mark.parametrize("isa", isa_variants())
 def test_isa_variants_identical(isa):
     c = _backend.kernels_of("c", "huffman")
-    for name in ("gaussian_int8", "skewed", "all_256_repeated", "tail_21"):
-        x = CASES[name].reshape(-1).view(np.uint8)
+    odd = [gaussian_int8(n, seed=n).view(np.uint8) for n in (47, 130, 1024 + 63, 3 * 1024 + 250)]
+    for x in [CASES[name].reshape(-1).view(np.uint8)
+              for name in ("gaussian_int8", "skewed", "all_256_repeated", "tail_21")] + odd:
         want = c.encode_isa(x, 0, x.shape, "scalar", 10)
         assert c.encode_isa(x, 0, x.shape, isa, 10) == want
         out = np.empty_like(x)
@@ -325,7 +365,7 @@ def reseal(blob, ndim=1):
     count = struct.unpack_from("<Q", blob, 8)[0]
     n_blocks = -(-count // (1 << blob[7]))
     hsize = 16 + 8 * ndim + 4 * n_blocks + 4
-    struct.pack_into("<I", blob, hsize - 4, ref.xxh32(bytes(blob[:hsize - 4])))
+    struct.pack_into("<I", blob, hsize - 4, ref.crc32(bytes(blob[:hsize - 4])))
     return bytes(blob)
 
 
@@ -352,7 +392,7 @@ def test_crafted_headers_raise():
     start = first_block(good)
     cases = []
     b = bytearray(good); b[:4] = b"XXXX"; cases.append(bytes(b))
-    b = bytearray(good); b[4] = 2; cases.append(reseal(b))                 # version
+    b = bytearray(good); b[4] = 1; cases.append(reseal(b))                 # version
     b = bytearray(good); b[5] = 3; cases.append(reseal(b))                 # dtype
     b = bytearray(good); b[6] = 33; cases.append(bytes(b))                 # ndim
     b = bytearray(good); b[7] = 9; cases.append(reseal(b))                 # block size
@@ -376,6 +416,6 @@ def test_crafted_headers_raise():
 def test_a_shape_whose_product_wraps_around_is_corrupt():
     # 2**40 * 2**30 wraps to 0 in 64 bits: a header claiming that shape with count 0 must not
     # pass as an empty array (it once raised a plain "array is too big" ValueError from NumPy).
-    header = bytearray(b"TPHF" + bytes([1, 0, 2, 17]) + struct.pack("<QQQ", 0, 2**40, 2**30) + bytes(4))
+    header = bytearray(b"TPHF" + bytes([2, 0, 2, 18]) + struct.pack("<QQQ", 0, 2**40, 2**30) + bytes(4))
     blob = reseal(bytes(header), ndim=2)
     assert_corrupt(blob)

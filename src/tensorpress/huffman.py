@@ -7,8 +7,8 @@
     tp.entropy_bits(x)                  # the order-0 entropy bound of x, in bits
 
 The stream is self-describing: magic, version, dtype, shape, symbol count, independent blocks
-of 128 KiB (each with its own canonical code of at most 11 bits, four interleaved bit streams,
-and an xxHash32 of its decoded bytes), a checksummed header. A block that would not shrink is
+of 256 KiB (each with its own canonical code of at most 11 bits, four interleaved bit streams,
+and a CRC-32 of its decoded bytes), a checksummed header. A block that would not shrink is
 stored raw, a block of one repeated symbol as that symbol. Any damage (truncation, flipped
 bits, a wrong header, trailing bytes) raises CorruptDataError.
 """
@@ -59,7 +59,7 @@ def huffman_encode(symbols):
     Returns the self-describing stream as ``bytes``; ``huffman_decode`` restores the dtype and
     shape (bytes-like input comes back as ``bytes``). Canonical codes are limited to 11 bits;
     the output is identical for either backend and any thread count. Incompressible data grows
-    by 9 bytes per 128 KiB block plus a header of 20 + 8 * ndim bytes.
+    by 9 bytes per 256 KiB block plus a header of 20 + 8 * ndim bytes.
     """
     flat, code, shape = _symbols(symbols, "symbols")
     return _kernels().encode(flat, code, tuple(int(d) for d in shape))

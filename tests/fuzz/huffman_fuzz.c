@@ -3,18 +3,21 @@
  *
  * Each input is used twice:
  *   1. as a stream: parse + decode into a buffer of exactly the announced size (so the
- *      sanitizers see any read or write out of bounds); any status is fine, a crash is not;
- *   2. as data: encoded with small blocks, decoded back (must round-trip), then damaged by one
- *      bit flip, one truncation and one appended byte chosen from the input; each damaged
- *      stream must be refused (TP_ERR_CORRUPT).
+ *      sanitizers see any read or write out of bounds) by every kernel variant the CPU runs,
+ *      which must agree; any status is fine, a crash is not;
+ *   2. as data: encoded with small blocks by every variant (identical bytes), decoded back
+ *      (must round-trip), then damaged by one bit flip, one truncation and one appended byte
+ *      chosen from the input; each damaged stream must be refused (TP_ERR_CORRUPT).
  *
  * Build as a libFuzzer target (clang):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DTP_FUZZ_LIBFUZZER -Icsrc \
- *     tests/fuzz/huffman_fuzz.c csrc/huffman.c csrc/huffman_codes.c csrc/cpu.c -o huffman_fuzz
+ *     tests/fuzz/huffman_fuzz.c csrc/huffman.c csrc/huffman_codes.c csrc/huffman_crc.c \
+ *     csrc/cpu.c -o huffman_fuzz
  *   ./huffman_fuzz -max_total_time=60 -max_len=20000 tests/fuzz/corpus
  * or as a self-driving random fuzzer with only gcc (no libFuzzer):
  *   gcc -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -Icsrc \
- *     tests/fuzz/huffman_fuzz.c csrc/huffman.c csrc/huffman_codes.c csrc/cpu.c -o huffman_fuzz
+ *     tests/fuzz/huffman_fuzz.c csrc/huffman.c csrc/huffman_codes.c csrc/huffman_crc.c \
+ *     csrc/cpu.c -o huffman_fuzz
  *   ./huffman_fuzz 60        (seconds)
  */
 #include <stdint.h>
@@ -24,9 +27,7 @@
 #include <time.h>
 
 #include "tensorpress.h"
-#include "bitstream.h"
-
-static uint32_t tp_fuzz_xxh32(const uint8_t *p, size_t n) { return tp_xxh32(p, n, 0); }
+#include "huffman_internal.h"
 
 #define MAX_DECODE (1 << 22)
 
@@ -40,9 +41,15 @@ static int decode_fresh(const uint8_t *blob, size_t size) {
     int status = tp_huffman_parse(blob, (int64_t)size, &info);
     if (status != TP_OK) return status;
     if (info.count > MAX_DECODE) return TP_ERR_ARGUMENT;
-    /* exactly `count` bytes on the heap: ASan flags one byte too far */
+    /* exactly `count` bytes on the heap: ASan flags one byte too far. Every kernel variant this
+     * CPU runs decodes it, and all must agree (their CRC and loops differ). */
     uint8_t *out = malloc(info.count ? (size_t)info.count : 1);
     status = tp_huffman_decode(blob, (int64_t)size, out, info.count);
+    for (int isa = TP_ISA_SCALAR; isa <= TP_ISA_AVX512; isa++) {
+        if (!tp_isa_available(isa)) continue;
+        if (tp_huffman_decode_isa(blob, (int64_t)size, out, info.count, isa) != status)
+            fail("kernel variants disagree", size);
+    }
     free(out);
     return status;
 }
@@ -63,8 +70,8 @@ static void decode_resealed(const uint8_t *data, size_t size) {
     uint8_t *copy = malloc(size);
     memcpy(copy, data, size);
     memcpy(copy, "TPHF", 4);
-    copy[4] = 1;
-    uint32_t h = tp_fuzz_xxh32(copy, (size_t)hsize - 4);
+    copy[4] = 2;
+    uint32_t h = tp_crc32_sw(0, copy, (size_t)hsize - 4);
     memcpy(copy + hsize - 4, &h, 4);
     decode_fresh(copy, size);
     free(copy);
@@ -98,6 +105,17 @@ static int one_input(const uint8_t *data, size_t size) {
     if (tp_huffman_encode(src, n, TP_HUFFMAN_UINT8, 1, shape, block_log2, blob, bound, ws,
                           ws_size, &written) != TP_OK)
         fail("encode failed", size);
+    /* every kernel variant writes the same bytes */
+    uint8_t *other = malloc((size_t)bound + 1);
+    for (int isa = TP_ISA_SCALAR; isa <= TP_ISA_AVX512; isa++) {
+        int64_t w2 = 0;
+        if (!tp_isa_available(isa)) continue;
+        if (tp_huffman_encode_isa(src, n, TP_HUFFMAN_UINT8, 1, shape, block_log2, other, bound, ws,
+                                  ws_size, &w2, isa) != TP_OK ||
+            w2 != written || memcmp(other, blob, (size_t)written))
+            fail("kernel variants encode differently", size);
+    }
+    free(other);
     uint8_t *back = malloc((size_t)n + 1);
     if (tp_huffman_decode(blob, written, back, n) != TP_OK) fail("round trip refused", size);
     if (memcmp(back, src, (size_t)n)) fail("round trip differs", size);

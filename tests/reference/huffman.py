@@ -138,42 +138,21 @@ def canonical_codes(lengths):
     return table
 
 
-def _xxh32(data):
-    P1, P2, P3, P4, P5 = 2654435761, 2246822519, 3266489917, 668265263, 374761393
-    M = 0xFFFFFFFF
-    rotl = lambda x, r: ((x << r) | (x >> (32 - r))) & M
-    n, p = len(data), 0
-    if n >= 16:
-        v = [(P1 + P2) & M, P2, 0, (-P1) & M]
-        while p + 16 <= n:
-            for j in range(4):
-                x = int.from_bytes(data[p + 4 * j:p + 4 * j + 4], "little")
-                v[j] = (rotl((v[j] + x * P2) & M, 13) * P1) & M
-            p += 16
-        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M
-    else:
-        h = P5
-    h = (h + n) & M
-    while p + 4 <= n:
-        h = (rotl((h + int.from_bytes(data[p:p + 4], "little") * P3) & M, 17) * P4) & M
-        p += 4
-    while p < n:
-        h = (rotl((h + data[p] * P5) & M, 11) * P1) & M
-        p += 1
-    h ^= h >> 15
-    h = (h * P2) & M
-    h ^= h >> 13
-    h = (h * P3) & M
-    return h ^ (h >> 16)
-
-
-xxh32 = _xxh32
+def crc32(data):
+    """The format's checksum: zlib's CRC-32 (polynomial 0x04C11DB7 reflected, initial value and
+    final XOR 0xFFFFFFFF), written out bit by bit."""
+    c = 0xFFFFFFFF
+    for byte in bytes(data):
+        c ^= byte
+        for _ in range(8):
+            c = (c >> 1) ^ (0xEDB88320 if c & 1 else 0)
+    return c ^ 0xFFFFFFFF
 
 
 def decode(blob):
     """(dtype code, shape, decoded bytes) of a stream, or raise Corrupt."""
     blob = bytes(blob)
-    if len(blob) < 20 or blob[:4] != b"TPHF" or blob[4] != 1 or blob[5] > 2:
+    if len(blob) < 20 or blob[:4] != b"TPHF" or blob[4] != 2 or blob[5] > 2:
         raise Corrupt("header")
     dtype, ndim, block_log2 = blob[5], blob[6], blob[7]
     if ndim > 32 or not 10 <= block_log2 <= 24:
@@ -187,7 +166,7 @@ def decode(blob):
     bs = 1 << block_log2
     n_blocks = -(-count // bs)
     hsize = 16 + 8 * ndim + 4 * n_blocks + 4
-    if hsize > len(blob) or _xxh32(blob[:hsize - 4]) != struct.unpack_from("<I", blob, hsize - 4)[0]:
+    if hsize > len(blob) or crc32(blob[:hsize - 4]) != struct.unpack_from("<I", blob, hsize - 4)[0]:
         raise Corrupt("header checksum")
     sizes = struct.unpack_from(f"<{n_blocks}I", blob, 16 + 8 * ndim)
     if sum(sizes) != len(blob) - hsize:
@@ -241,7 +220,7 @@ def decode(blob):
             data = bytes(data)
         else:
             raise Corrupt("block type")
-        if _xxh32(data) != check:
+        if crc32(data) != check:
             raise Corrupt("block checksum")
         out += data
     return dtype, tuple(shape), bytes(out)

@@ -18,7 +18,7 @@ from . import use_parallel
 
 MAX_BITS = 11
 TABLE = 1 << MAX_BITS
-BLOCK_LOG2 = 17
+BLOCK_LOG2 = 18
 MIN_BLOCK_LOG2 = 10
 MAX_BLOCK_LOG2 = 24
 MAX_NDIM = 32
@@ -26,26 +26,31 @@ MAX_COUNT = 1 << 50
 BLOCK_HEADER = 5
 PAYLOAD_START = BLOCK_HEADER + 128 + 12
 MAGIC = b"TPHF"
-VERSION = 1
+VERSION = 2
 RAW, RLE, HUFF = 0, 1, 2
 _PARALLEL_MIN = 1 << 22  # parallel drivers compile slowly; worth it for large inputs only
 
 OK = 0
 ERR_CORRUPT = -2
 
+
+# ---- CRC-32 (zlib's; csrc/huffman_crc.c) --------------------------------------------------
+
+def _crc_tables():
+    """Slicing-by-8 tables of the reflected polynomial 0xEDB88320 (as csrc/huffman_crc.c)."""
+    t = np.zeros((8, 256), np.uint64)
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ (0xEDB88320 if c & 1 else 0)
+        t[0, i] = c
+    for k in range(1, 8):
+        t[k] = (t[k - 1] >> np.uint64(8)) ^ t[0, t[k - 1] & np.uint64(255)]
+    return t
+
+
+_CRC = _crc_tables()
 _M32 = np.uint64(0xFFFFFFFF)
-_P1 = np.uint64(2654435761)
-_P2 = np.uint64(2246822519)
-_P3 = np.uint64(3266489917)
-_P4 = np.uint64(668265263)
-_P5 = np.uint64(374761393)
-
-
-# ---- xxHash32 -----------------------------------------------------------------------------
-
-@nb.njit(cache=True, inline="always")  # a call per use would cost more than the work
-def _rotl(x, r):
-    return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & _M32
 
 
 @nb.njit(cache=True, inline="always")  # a call per use would cost more than the work
@@ -55,58 +60,36 @@ def _read32(a, i):
 
 
 @nb.njit(cache=True, inline="always")  # a call per use would cost more than the work
-def _xround(acc, x):
-    acc = (acc + x * _P2) & _M32
-    acc = _rotl(acc, 13)
-    return (acc * _P1) & _M32
+def _crc_step8(c, w):
+    """8 message bytes (little-endian w) into the raw CRC register c."""
+    w ^= c
+    b = np.uint64(255)
+    return (_CRC[7, w & b] ^ _CRC[6, (w >> np.uint64(8)) & b] ^ _CRC[5, (w >> np.uint64(16)) & b]
+            ^ _CRC[4, (w >> np.uint64(24)) & b] ^ _CRC[3, (w >> np.uint64(32)) & b]
+            ^ _CRC[2, (w >> np.uint64(40)) & b] ^ _CRC[1, (w >> np.uint64(48)) & b]
+            ^ _CRC[0, w >> np.uint64(56)])
 
 
 @nb.njit(cache=True)
-def xxh32(a, lo, n):
-    """xxHash32 (seed 0) of a[lo:lo+n], as an int."""
+def crc32(a, lo, n):
+    """zlib.crc32 of a[lo:lo+n], as an int."""
+    c = _M32
     p = lo
-    end = lo + n
-    if n >= 16:
-        v1 = (_P1 + _P2) & _M32
-        v2 = _P2
-        v3 = np.uint64(0)
-        v4 = (np.uint64(0x100000000) - _P1) & _M32
-        limit = end - 16
-        if (a.ctypes.data + lo) % 4 == 0:
-            # aligned: read the 16-byte stripes as uint32 words (little-endian hosts only, as
-            # everything Numba targets)
-            words = a[lo:lo + (n // 16) * 16].view(np.uint32)
-            for w in range(0, words.size, 4):
-                v1 = _xround(v1, np.uint64(words[w]))
-                v2 = _xround(v2, np.uint64(words[w + 1]))
-                v3 = _xround(v3, np.uint64(words[w + 2]))
-                v4 = _xround(v4, np.uint64(words[w + 3]))
-            p = lo + words.size * 4
-        else:
-            while p <= limit:
-                v1 = _xround(v1, _read32(a, p))
-                v2 = _xround(v2, _read32(a, p + 4))
-                v3 = _xround(v3, _read32(a, p + 8))
-                v4 = _xround(v4, _read32(a, p + 12))
-                p += 16
-        h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _M32
+    m = n // 8
+    if m and (a.ctypes.data + lo) % 8 == 0:
+        # aligned: read the words as uint64 (little-endian hosts only, as everything Numba
+        # targets)
+        words = a[lo:lo + 8 * m].view(np.uint64)
+        for w in range(m):
+            c = _crc_step8(c, words[w])
+        p = lo + 8 * m
     else:
-        h = _P5
-    h = (h + np.uint64(n)) & _M32
-    while p + 4 <= end:
-        h = (h + _read32(a, p) * _P3) & _M32
-        h = (_rotl(h, 17) * _P4) & _M32
-        p += 4
-    while p < end:
-        h = (h + np.uint64(a[p]) * _P5) & _M32
-        h = (_rotl(h, 11) * _P1) & _M32
-        p += 1
-    h ^= h >> np.uint64(15)
-    h = (h * _P2) & _M32
-    h ^= h >> np.uint64(13)
-    h = (h * _P3) & _M32
-    h ^= h >> np.uint64(16)
-    return h
+        for w in range(m):
+            c = _crc_step8(c, _read32(a, p) | (_read32(a, p + 4) << np.uint64(32)))
+            p += 8
+    for i in range(p, lo + n):
+        c = (c >> np.uint64(8)) ^ _CRC[0, (c ^ np.uint64(a[i])) & np.uint64(255)]
+    return c ^ _M32
 
 
 # ---- code lengths (huffman_codes.c) ---------------------------------------------------------
@@ -338,7 +321,7 @@ def _put32le(dst, p, v):
 def write_block(src, lo, ln, btype, symbol, lengths, stream_bytes, dst, off):
     """Phase B: the block at dst[off:]; returns 0, or -1 on an internal size mismatch."""
     dst[off] = btype
-    _put32le(dst, off + 1, xxh32(src, lo, ln))
+    _put32le(dst, off + 1, crc32(src, lo, ln))
     if btype == RAW:
         dst[off + BLOCK_HEADER:off + BLOCK_HEADER + ln] = src[lo:lo + ln]
         return 0
@@ -584,7 +567,7 @@ def decode_block(blob, off, size, out, lo, ln, table):
                 return ERR_CORRUPT
     else:
         return ERR_CORRUPT
-    if xxh32(out, lo, ln) != expect:
+    if crc32(out, lo, ln) != expect:
         return ERR_CORRUPT
     return 0
 
@@ -673,7 +656,7 @@ def encode(src, dtype_code, shape, block_log2=BLOCK_LOG2):
         head += int(d).to_bytes(8, "little")
     head += sizes.astype("<u4").tobytes()
     dst[:hsize - 4] = np.frombuffer(bytes(head), np.uint8)
-    dst[hsize - 4:hsize] = np.frombuffer(int(xxh32(dst, 0, hsize - 4)).to_bytes(4, "little"), np.uint8)
+    dst[hsize - 4:hsize] = np.frombuffer(int(crc32(dst, 0, hsize - 4)).to_bytes(4, "little"), np.uint8)
     if n_blocks:
         bad = (_write_all_parallel if parallel else _write_all_serial)(
             src, bs, lengths, sbytes, types, symbols, offsets.astype(np.int64), dst)
@@ -714,7 +697,7 @@ def parse(blob):
     hsize = _header_size(count, ndim, block_log2)
     if hsize > size:
         _corrupt("truncated header")
-    if int(xxh32(blob, 0, hsize - 4)) != int.from_bytes(bytes(blob[hsize - 4:hsize]), "little"):
+    if int(crc32(blob, 0, hsize - 4)) != int.from_bytes(bytes(blob[hsize - 4:hsize]), "little"):
         _corrupt("header checksum mismatch")
     n_blocks = (count + (1 << block_log2) - 1) >> block_log2
     sizes = blob[16 + 8 * ndim:16 + 8 * ndim + 4 * n_blocks].view("<u4").astype(np.int64) \
