@@ -23,9 +23,9 @@
 
 /* Below this many elements per thread a second thread costs more than it saves. */
 #define ADAM_MIN_PER_THREAD 32768
-/* Threads split the concatenation of all tensors at multiples of this many elements, so two
- * threads never write the same cache line. */
-#define ADAM_SPLIT_ALIGN 16
+/* Largest work item of a list of tensors (0.5 MiB of each float32 stream); work items are
+ * multiples of 16 elements, so two threads never write one cache line. */
+#define ADAM_CHUNK ((int64_t)1 << 17)
 
 #define DEFINE_ADAM_CONSTS(T, SUF)                                                          \
     typedef struct {                                                                        \
@@ -261,16 +261,24 @@ int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step,
         return TP_OK;
     }
 #ifdef _OPENMP
+    /* Chunks of the virtual concatenation of all tensors, across tensor borders. One tensor
+     * splits evenly: one contiguous chunk per thread streams best. A list is handed out in
+     * smaller chunks, dynamically: the thread that meets a run of small tensors (each a few
+     * new streams to open) takes fewer chunks, so the threads finish together. A thread's
+     * chunks come in increasing order, so its cursor into the list only moves on. */
+    int64_t chunk = total / (count == 1 ? threads : 4 * threads);
+    if (count > 1 && chunk > ADAM_CHUNK) chunk = ADAM_CHUNK;
+    chunk = chunk < 16 ? 16 : chunk & ~(int64_t)15;
+    const int64_t chunks = total / chunk; /* the last one also takes the remainder */
 #pragma omp parallel num_threads(threads)
     {
-        /* Each thread takes one contiguous share of all elements, across tensor borders, so
-         * two hundred small tensors balance as well as one large one. */
-        int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-        int64_t lo = (int64_t)((double)total * id / nt) & ~(int64_t)(ADAM_SPLIT_ALIGN - 1);
-        int64_t hi = id == nt - 1 ? total
-                                  : (int64_t)((double)total * (id + 1) / nt) &
-                                        ~(int64_t)(ADAM_SPLIT_ALIGN - 1);
-        adam_run_range(&plan, tensors, count, lo, hi);
+        int64_t first = 0, offset = 0; /* this thread's cursor: tensor `first` starts at offset */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < chunks; c++) {
+            int64_t lo = c * chunk, hi = c == chunks - 1 ? total : lo + chunk;
+            while (offset + tensors[first].numel <= lo) offset += tensors[first++].numel;
+            adam_run_range(&plan, tensors + first, count - first, lo - offset, hi - offset);
+        }
     }
 #endif
     return TP_OK;
