@@ -419,3 +419,13 @@ def test_a_shape_whose_product_wraps_around_is_corrupt():
     header = bytearray(b"TPHF" + bytes([2, 0, 2, 18]) + struct.pack("<QQQ", 0, 2**40, 2**30) + bytes(4))
     blob = reseal(bytes(header), ndim=2)
     assert_corrupt(blob)
+
+
+def test_other_format_version_is_named():
+    """A well-formed stream of another format version (version 1 used XXH32 checksums) says
+    which version it is, rather than just 'bad header'."""
+    blob = bytearray(tp.huffman_encode(np.arange(1000).astype(np.uint8)))
+    for version in (1, 3, 255):
+        blob[4] = version
+        with pytest.raises(tp.CorruptDataError, match=f"unsupported stream version {version}"):
+            tp.huffman_decode(bytes(blob))

@@ -17,7 +17,7 @@ bits, a wrong header, trailing bytes) raises CorruptDataError.
 import numpy as np
 
 from . import _backend, _checks
-from .errors import DTypeError, InvalidArgumentError
+from .errors import CorruptDataError, DTypeError, InvalidArgumentError
 
 __all__ = ["huffman_encode", "huffman_decode", "huffman_code_lengths", "entropy_bits"]
 
@@ -79,6 +79,17 @@ def _blob(blob):
     raise DTypeError(f"blob must be bytes-like, got {type(blob).__name__}")
 
 
+_FORMAT_VERSION = 2  # docs/huffman.md; version 1 differed only in its checksums
+
+
+def _check_version(data):
+    """Name the version of a well-formed stream this release cannot read (the kernels only say
+    'bad header')."""
+    if len(data) >= 5 and bytes(data[:4]) == b"TPHF" and data[4] != _FORMAT_VERSION:
+        raise CorruptDataError(f"huffman_decode: unsupported stream version {data[4]} "
+                               f"(this tensorpress reads version {_FORMAT_VERSION})")
+
+
 def huffman_decode(blob, out=None):
     """Decode a stream made by ``huffman_encode``.
 
@@ -88,6 +99,7 @@ def huffman_decode(blob, out=None):
     ``out`` then holds unspecified bytes).
     """
     data = _blob(blob)
+    _check_version(data)
     kernels = _kernels()
     count, code, shape, _, _ = kernels.parse(data)
     dtype = _CODE_DTYPES[code]
