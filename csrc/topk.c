@@ -731,18 +731,21 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
     } while (0)
 
 /* ---- the sampled path -------------------------------------------------------------------
- * The histogram pass costs as much as the mask pass. A sample of the data (2048 groups of 16
- * neighbours (a cache line) at jittered positions) estimates where the k-th key
- * lies; its sorted keys give a range [LO, HI] that holds the k-th key with high probability.
+ * The histogram pass costs as much as the mask pass. A sample of the data (up to 8192 groups
+ * of 16 neighbours, a cache line each, at jittered positions; at most 1 key in 32) estimates
+ * where the k-th key lies; its sorted keys give a range [LO, HI] that holds the k-th key with high probability.
  * Then ONE pass over the data writes the mask for everything outside the range, counts the
  * keys above it and collects the (few) keys inside; the exact selection runs on those in cache.
  * When the range missed (too many or too few above, or more candidates than the workspace
  * takes: rare, e.g. data concentrated on a few values) the histogram path redoes the work, so
  * the result never depends on the sample, only the time does. */
 #define TOPK_SAMPLE_MIN ((int64_t)1 << 19) /* below, the histogram pass runs in cache anyway */
-#define TOPK_SAMPLE_GROUPS 2048
+/* A bigger sample costs a little more and narrows the range: fewer candidates to collect,
+ * select and scatter. 8192 groups (128K keys) halved the time of those steps against 2048 on
+ * 16M float32 (10% and 50% masks 1.95e9 / 1.48e9 -> 2.35e9 / 2.1e9 elements/s). */
+#define TOPK_SAMPLE_GROUPS 8192
 #define TOPK_SAMPLE_GROUP 16
-static double sample_z = 4.0;              /* half-width of the range in standard deviations */
+static double sample_z = 3.5;              /* half-width of the range in standard deviations */
 static int64_t sample_misses = 0;          /* times the histogram path had to redo the work */
 
 double tp_topk_sample_width(double z) {
@@ -927,7 +930,7 @@ DEFINE_SCATTER(f64, uint64_t, uint64_t)
                              int64_t units, int threads, mark_stats *stats, int64_t *offsets, \
                              int64_t *cidx, uint64_t *ckey, int64_t *cidx2, uint64_t *ckey2, \
                              int64_t cap, uint64_t *threshold_key, int isa) {               \
-        int64_t groups = total / 128 < TOPK_SAMPLE_GROUPS ? total / 128 : TOPK_SAMPLE_GROUPS; \
+        int64_t groups = total / 512 < TOPK_SAMPLE_GROUPS ? total / 512 : TOPK_SAMPLE_GROUPS; \
         if (groups * TOPK_SAMPLE_GROUP > cap) groups = cap / TOPK_SAMPLE_GROUP;             \
         if (groups < 64) return 1;                                                          \
         uint64_t *sample = (uint64_t *)cidx2;                                               \

@@ -36,7 +36,7 @@ int tp_topk_select_isa(const tp_topk_segment *segments, int64_t count, int32_t d
 
 /* Testing aids for the sampled path of tp_topk_select (large inputs: a sample of the data
  * brackets the threshold, one pass does the rest; see topk.c). tp_topk_sample_width sets the
- * bracket's half-width in standard deviations (default 4; narrower makes misses, which the
+ * bracket's half-width in standard deviations (default 3.5; narrower makes misses, which the
  * histogram path then handles, frequent; negative turns the sampled path off) and returns the
  * previous one; not thread-safe. tp_topk_sample_misses counts the misses since import. */
 double tp_topk_sample_width(double z);
