@@ -270,7 +270,7 @@ static inline qz_params qz_params_aff(int32_t lo, int32_t hi) {
 #endif
 
 #if TP_HAVE_X86_VARIANTS
-#include <immintrin.h>
+#include "simd_x86.h"
 
 /* ggml's Q8_0 layout (float32, 32-element blocks) hand-written for AVX2: the compiler's version of
  * the generic body spends most of a 32-element block on loop set-up and horizontal reductions.
@@ -289,7 +289,6 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
     const __m256 magic = _mm256_set1_ps(QZ_MAGIC);
     const __m256i magic_bits = _mm256_set1_epi32(QZ_MAGIC_BITS);
     const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     /* Eight blocks at a time: their absmaxes, then their scales and reciprocals with two vector
      * divisions (the same IEEE divisions qz_params_sym does one by one), then their q. This keeps
      * the divider's latency off each block's critical path. */
@@ -329,9 +328,7 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
             __m256i r0 = QZ_ROUND8(xb), r1 = QZ_ROUND8(xb + 8), r2 = QZ_ROUND8(xb + 16),
                     r3 = QZ_ROUND8(xb + 24);
 #undef QZ_ROUND8
-            /* packs work per 128-bit lane: 4-byte groups come out in order 0,4,1,5,2,6,3,7 */
-            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
-            _mm256_storeu_si256((__m256i *)(q + (g0 + k) * 32), _mm256_permutevar8x32_epi32(b, order));
+            _mm256_storeu_si256((__m256i *)(q + (g0 + k) * 32), tp_lanes_to_bytes(r0, r1, r2, r3));
         }
     }
     return 0;
@@ -347,7 +344,6 @@ TP_TARGET_AVX2 static int qz_quant_seg_f32_avx2_fast(const void *xv, int8_t *q, 
     const __m256 inv = _mm256_set1_ps(inv_), magic = _mm256_set1_ps(QZ_MAGIC);
     const __m256i off = _mm256_set1_epi32(zp - QZ_MAGIC_BITS);
     const __m256i lo = _mm256_set1_epi32(qmin), hi = _mm256_set1_epi32(127);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
 #define QZ_ROUND8(p)                                                                          \
@@ -361,8 +357,7 @@ TP_TARGET_AVX2 static int qz_quant_seg_f32_avx2_fast(const void *xv, int8_t *q, 
         __m256i r0 = QZ_ROUND8(x + i), r1 = QZ_ROUND8(x + i + 8), r2 = QZ_ROUND8(x + i + 16),
                 r3 = QZ_ROUND8(x + i + 24);
 #undef QZ_ROUND8
-        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
-        _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(b, order));
+        _mm256_storeu_si256((__m256i *)(q + i), tp_lanes_to_bytes(r0, r1, r2, r3));
     }
     if (i < n) qz_quant_seg_f32_avx2(x + i, q + i, n - i, inv_, zp, qmin, 0);
     return 0;
@@ -377,7 +372,6 @@ TP_TARGET_AVX2 static int qz_quant_cols_f32_avx2_fast(const void *xv, int8_t *q,
     const __m256 magic = _mm256_set1_ps(QZ_MAGIC);
     const __m256i magic_bits = _mm256_set1_epi32(QZ_MAGIC_BITS);
     const __m256i lo = _mm256_set1_epi32(qmin), hi = _mm256_set1_epi32(127);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
 #define QZ_ROUND8(k)                                                                           \
@@ -395,8 +389,7 @@ TP_TARGET_AVX2 static int qz_quant_cols_f32_avx2_fast(const void *xv, int8_t *q,
         __m256i r0 = QZ_ROUND8(i), r1 = QZ_ROUND8(i + 8), r2 = QZ_ROUND8(i + 16),
                 r3 = QZ_ROUND8(i + 24);
 #undef QZ_ROUND8
-        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
-        _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(b, order));
+        _mm256_storeu_si256((__m256i *)(q + i), tp_lanes_to_bytes(r0, r1, r2, r3));
     }
     if (i < n) qz_quant_cols_f32_avx2(x + i, q + i, n - i, inv + i, zp + i, qmin, 0);
     return 0;

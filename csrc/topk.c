@@ -540,7 +540,7 @@ DEFINE_NM_BODY(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff000000000000
 #define RANGE_NONE(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done) (*(done) = 0, 0)
 
 #if TP_HAVE_X86_VARIANTS
-#include <immintrin.h>
+#include "simd_x86.h"
 /* 2:4-style groups of float32 keys with AVX2, 8 groups (32 elements) per step. Each 128-bit
  * lane holds one group; rotating the lane by r = 1, 2, 3 lines every element up with each of
  * the other three. The other beats it when larger, or equal and at a lower position, which for
@@ -553,7 +553,6 @@ TP_TARGET_AVX2 static int nm4_f32_avx2_fast(const uint32_t *x, int64_t groups, i
     const __m256i tie1 = _mm256_setr_epi32(0, 0, 0, -1, 0, 0, 0, -1);
     const __m256i tie2 = _mm256_setr_epi32(0, 0, -1, -1, 0, 0, -1, -1);
     const __m256i tie3 = _mm256_setr_epi32(0, -1, -1, -1, 0, -1, -1, -1);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     const __m256i one = _mm256_set1_epi8(1);
     __m256i vmax = _mm256_setzero_si256();
     int64_t steps = groups / 8;
@@ -571,9 +570,7 @@ TP_TARGET_AVX2 static int nm4_f32_avx2_fast(const uint32_t *x, int64_t groups, i
             __m256i minus_count = _mm256_add_epi32(_mm256_add_epi32(b1, b2), b3);
             keep[q] = _mm256_cmpgt_epi32(minus_count, neg_n); /* count < n */
         }
-        __m256i p01 = _mm256_packs_epi32(keep[0], keep[1]);
-        __m256i p23 = _mm256_packs_epi32(keep[2], keep[3]);
-        __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
+        __m256i bytes = tp_lanes_to_bytes(keep[0], keep[1], keep[2], keep[3]);
         _mm256_storeu_si256((__m256i *)(mask + 32 * t), _mm256_and_si256(bytes, one));
     }
     /* keys are < 2^31, so a signed compare against Inf's key finds NaN */
@@ -594,7 +591,6 @@ TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int6
     const __m256i absm = _mm256_set1_epi32(0x7fffffff);
     const __m256i vhi = _mm256_set1_epi32((int32_t)HI), vlo = _mm256_set1_epi32((int32_t)LO);
     const __m256i span = _mm256_set1_epi32((int32_t)(HI - LO));
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     const __m256i one = _mm256_set1_epi8(1);
     __m256i vmax = _mm256_setzero_si256(), vabove = _mm256_setzero_si256();
     int64_t c = 0, i = lo;
@@ -612,11 +608,8 @@ TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int6
             __m256i t = _mm256_sub_epi32(k, vlo);
             in[q] = _mm256_cmpeq_epi32(_mm256_min_epu32(t, span), t);
         }
-        /* 4 x 8 lanes of 0/-1 -> 32 bytes in element order (as in nm4_f32_avx2_fast) */
-        __m256i g = _mm256_permutevar8x32_epi32(
-            _mm256_packs_epi16(_mm256_packs_epi32(gt[0], gt[1]), _mm256_packs_epi32(gt[2], gt[3])), order);
-        __m256i e = _mm256_permutevar8x32_epi32(
-            _mm256_packs_epi16(_mm256_packs_epi32(in[0], in[1]), _mm256_packs_epi32(in[2], in[3])), order);
+        __m256i g = tp_lanes_to_bytes(gt[0], gt[1], gt[2], gt[3]);
+        __m256i e = tp_lanes_to_bytes(in[0], in[1], in[2], in[3]);
         if (mask) _mm256_storeu_si256((__m256i *)(mask + i), _mm256_and_si256(g, one));
         uint32_t bits = (uint32_t)_mm256_movemask_epi8(e);
         while (bits) {
