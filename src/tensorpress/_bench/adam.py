@@ -7,7 +7,7 @@ import numpy as np
 from .. import _backend, optim
 from .models import minilm_l6_shapes
 from .report import BOUND_LABEL, Report, Series, memory_bound_only, per_second, speedup
-from .timing import routed_to, best_time, bound_seconds, torch_or_none
+from .timing import best_times, routed_to, stream_probe, torch_or_none
 
 FULL_SIZES = [1, 1 << 10, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24]
 QUICK_SIZES = [1, 1 << 14, 1 << 18, 1 << 22]
@@ -35,24 +35,24 @@ def make_tensors(shapes, seed=0):
     return cols  # params, grads, exp_avgs, exp_avg_sqs
 
 
-def time_tensorpress(backend, cols):
-    with using_backend(backend):
-        return best_time(lambda: optim.adam_step(*cols, step=10))
+def tensorpress_step(cols):
+    """One tp.adam_step over cols (the public wrapper included); route it with using_backend."""
+    return lambda: optim.adam_step(*cols, step=10)
 
 
-def time_naive(cols):
-    def run():
+def naive_step(cols):
+    def call():
         for p, g, m, v in zip(*cols):
             naive_adam(p, g, m, v, 10)
-    return best_time(run)
+    return call
 
 
-def time_torch(torch, cols):
+def torch_step(torch, cols):
+    """torch.optim.Adam(fused=True).step over copies of the params, grads shared."""
     params = [torch.from_numpy(p.copy()).requires_grad_() for p in cols[0]]
     for p, g in zip(params, cols[1]):
         p.grad = torch.from_numpy(g)
-    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
-    return best_time(opt.step)
+    return torch.optim.Adam(params, lr=1e-3, fused=True).step
 
 
 def run(quick=False, plot=False):
@@ -69,14 +69,13 @@ def run(quick=False, plot=False):
     for label, shapes in cases:
         cols = make_tensors(shapes)
         n = sum(int(np.prod(s)) for s in shapes)
-        t = {b: time_tensorpress(b, cols) for b in backends}
-        t["numpy"] = time_naive(cols)
-        t["bound"] = bound_seconds(max(n, 1), BYTES_READ, BYTES_WRITTEN, in_place=True)
-        results.append((label, shapes, n, t))
-    # torch last: its OpenMP threads keep spinning after each op and would slow the next
-    # parallel call of whatever is timed after them.
-    for label, shapes, n, t in results:
-        t["torch"] = time_torch(torch, make_tensors(shapes)) if torch is not None else None
+        fns = {b: tensorpress_step(cols) for b in backends}
+        fns["numpy"] = naive_step(cols)
+        fns["torch"] = torch_step(torch, make_tensors(shapes)) if torch is not None else None
+        fns["bound"] = stream_probe(max(n, 1), BYTES_READ, BYTES_WRITTEN, in_place=True)
+        # Side by side, round by round: the ratios then hold even when the machine's speed drifts.
+        routes = {b: (lambda b=b: using_backend(b)) for b in backends}
+        results.append((label, shapes, n, best_times(fns, contexts=routes)))
     report = Report(
         "adam",
         "Fused Adam step, float32, in place (torch: torch.optim.Adam(fused=True).step(); "

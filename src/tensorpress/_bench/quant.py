@@ -9,7 +9,7 @@ import numpy as np
 from .. import _backend
 from .. import quant as _quant
 from .report import BOUND_LABEL, Report, Series, memory_bound_only, per_second, speedup
-from .timing import best_time, bound_seconds, torch_or_none
+from .timing import best_time, best_times, bound_seconds, stream_probe, torch_or_none
 
 QUICK_SIDE, FULL_SIDE = 1024, 4096  # the table's square matrix
 QUICK_SIDES, FULL_SIDES = (64, 256), (64, 128, 256, 512, 1024, 2048)  # --plot: smaller ones too
@@ -70,15 +70,11 @@ def run(quick=False, plot=False):
     x16 = x.astype(np.float16)
     torch = torch_or_none()
     repeat = 2 if quick else 5
-    per_byte = _seconds_per_byte(n)
-
-    def bound(traffic_bytes):
-        """The probe's time for this many bytes of traffic per element."""
-        return None if per_byte is None else n * traffic_bytes * per_byte
+    per_byte = None  # seconds per byte of traffic: the best probe round beside the kernels
 
     q0, s0 = _quant.quantize_int8(x, 0)
     out = np.empty_like(x)
-    cases = []  # (label, tensorpress fn, naive fn, torch fn, bound seconds)
+    cases = []  # (label, tensorpress fn, naive fn, torch fn, bytes of traffic per element)
     t_x = torch.from_numpy(x) if torch is not None else None
     for axis in (0, 1):
         cases.append((
@@ -86,13 +82,13 @@ def run(quick=False, plot=False):
             lambda axis=axis: _quant.quantize_int8(x, axis),
             lambda axis=axis: _naive_quantize(x, 1 - axis),
             None if torch is None else (lambda axis=axis: _torch_quantize(torch, t_x, axis)),
-            bound(5),
+            5,  # bytes of memory traffic per element
         ))
     cases.append((
         "quantize axis 0 affine",
         lambda: _quant.quantize_int8(x, 0, symmetric=False), None,
         None if torch is None else (lambda: _torch_quantize_affine(torch, t_x)),
-        bound(5),
+        5,  # bytes of memory traffic per element
     ))
     xb = x.reshape(-1, 32)
     cases.append((
@@ -100,11 +96,11 @@ def run(quick=False, plot=False):
         lambda: _quant.quantize_int8(x, block_size=32),
         lambda: _naive_quantize(xb, 1),
         None if torch is None else (lambda: _torch_quantize(torch, torch.from_numpy(xb), 0)),
-        bound(4 + 2 * 1.125),  # + one float32 scale per 32 elements
+        4 + 2 * 1.125,  # bytes per element: + one float32 scale per 32 elements
     ))
     cases.append((
         "quantize axis 0 float16",
-        lambda: _quant.quantize_int8(x16, 0), lambda: _naive_quantize(x16, 1), None, bound(3),
+        lambda: _quant.quantize_int8(x16, 0), lambda: _naive_quantize(x16, 1), None, 3,
     ))
     tq0 = []  # quantized lazily: running torch before the tensorpress timings would skew them
 
@@ -120,22 +116,26 @@ def run(quick=False, plot=False):
         lambda: _quant.dequantize_int8(q0, s0, axis=0, out=out),
         lambda: _naive_dequantize(q0, s0[:, None]),
         None if torch is None else torch_dequantize,
-        bound(5),
+        5,  # bytes of memory traffic per element
     ))
 
-    # Phases, not rows: once torch has run a parallel op its own OpenMP threads keep spinning on
-    # both cores for milliseconds, which would be charged to whatever is timed next. So every
-    # tensorpress figure is taken first, torch's last.
-    c_ok = "c" in _backend.available_backends()
-    t_c = [best_time(_with_backend("c", fn), repeat=repeat) if c_ok else None for _, fn, _, _, _ in cases]
-    t_nb = []
-    for _, fn, _, _, _ in cases:
-        nb = _with_backend("numba", fn)
-        t_nb.append(None if quick or nb is None else best_time(nb, repeat=2))
-    t_np = [None if naive is None else best_time(naive, repeat=repeat) for _, _, naive, _, _ in cases]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch's deprecation notice for quantized tensors
-        t_peer = [None if peer is None else best_time(peer, repeat=repeat) for _, _, _, peer, _ in cases]
+    # Side by side, round by round, with the bandwidth probe among them: the ratios then hold
+    # even when the machine's speed drifts during the run.
+    t_c, t_nb, t_np, t_peer = [], [], [], []
+    probe = stream_probe(n, 1, 1)
+    for _, fn, naive, peer, _ in cases:
+        fns = {"c": _with_backend("c", fn), "numba": None if quick else _with_backend("numba", fn),
+               "numpy": naive, "torch": peer, "probe": probe}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's deprecation notice for quantized tensors
+            t = best_times(fns, repeat=repeat)
+        t_c.append(t["c"])
+        t_nb.append(t["numba"])
+        t_np.append(t["numpy"])
+        t_peer.append(t["torch"])
+        if t["probe"] is not None:
+            # The probe's plain stores read each line first: 4 + 2*4 = 12 bytes per element.
+            per_byte = min(per_byte or 1.0, t["probe"] / (12 * n))
     report = Report(
         "quant",
         f"int8 quantize / dequantize, {rows_}x{cols_} float32 ({n / 1e6:.0f}M elements), elements/s; "
@@ -151,14 +151,16 @@ def run(quick=False, plot=False):
         ["{}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.2f}x", "{:.2f}x", "{:.0f}%"],
         chart_title="int8 quantization, float32 square matrices",
         xlabel="elements (square float32 matrix)", ylabel="elements / s")
-    for k, (label, _, _, _, bound_s) in enumerate(cases):
+    for k, (label, _, _, _, traffic) in enumerate(cases):
+        bound_s = None if per_byte is None else n * traffic * per_byte
         best = t_c[k] or t_nb[k]
         report.rows.append([label, per_second(n, t_c[k]), per_second(n, t_nb[k]), per_second(n, t_np[k]),
                             per_second(n, t_peer[k]), speedup(best, t_np[k]), speedup(best, t_peer[k]),
                             100 * bound_s / best if best and bound_s else None])
     if plot:
         # The table's per-channel quantize and dequantize at its size, plus smaller squares.
-        at_n = {work: {"c": t_c[k], "numba": t_nb[k], "numpy": t_np[k], "torch": t_peer[k], "bound": bound(5)}
+        at_n = {work: {"c": t_c[k], "numba": t_nb[k], "numpy": t_np[k], "torch": t_peer[k],
+                       "bound": None if per_byte is None else n * 5 * per_byte}
                 for work, k in (("quantize", 0), ("dequantize", -1))}
         report.series = _sweep(QUICK_SIDES if quick else FULL_SIDES, (rows_, at_n), quick, torch)
     return report

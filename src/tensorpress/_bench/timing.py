@@ -28,6 +28,64 @@ def best_time(fn, *, repeat=5, min_time=0.02, max_calls=100000):
     return best
 
 
+def _calls_for(fn, min_time, max_calls):
+    """Calls of fn() that one timed round needs to last min_time (fn warmed up first)."""
+    fn()
+    calls = 1
+    while calls < max_calls:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            break
+        calls = min(max_calls, calls * 2 if elapsed <= 0 else max(calls * 2, int(calls * min_time / elapsed) + 1))
+    return calls
+
+
+def best_times(fns, *, contexts=None, repeat=5, min_time=0.02, max_calls=100000, settle=0.03):
+    """Best seconds per call of each fn in the dict `fns` (None values are skipped), measured
+    side by side: round r of every fn runs before round r + 1 of any, so a machine that slows
+    down or speeds up during the run moves all of them alike and their ratios stay honest.
+    After each round the run pauses `settle` seconds: a peer's OpenMP threads (torch's) keep
+    spinning for a while after its last parallel region and would slow the next fn timed.
+    contexts: key -> a context manager factory entered around each of that fn's rounds (e.g.
+    routing the public API to one backend), so its cost stays out of the calls timed."""
+    live = {key: fn for key, fn in fns.items() if fn is not None}
+    contexts = contexts or {}
+    around = lambda key: contexts[key]() if key in contexts else contextlib.nullcontext()
+    calls = {}
+    for key, fn in live.items():
+        with around(key):
+            calls[key] = _calls_for(fn, min_time, max_calls)
+        time.sleep(settle)
+    best = {key: float("inf") for key in live}
+    for _ in range(repeat):
+        for key, fn in live.items():
+            with around(key):
+                start = time.perf_counter()
+                for _ in range(calls[key]):
+                    fn()
+                best[key] = min(best[key], (time.perf_counter() - start) / calls[key])
+            time.sleep(settle)
+    return {key: best.get(key) for key in fns}
+
+
+def stream_probe(n, reads, writes, *, in_place=False):
+    """A zero-argument function that runs the C streaming probe once over n elements (see
+    bound_seconds), or None without the C extension."""
+    try:
+        from .._native import ffi, lib
+    except ImportError:
+        return None
+    inputs = [np.random.default_rng(k).random(n, dtype=np.float32) for k in range(reads)]
+    outputs = inputs[:writes] if in_place else [np.empty(n, np.float32) for _ in range(writes)]
+    in_ptrs = ffi.new("float *[]", [ffi.cast("float *", ffi.from_buffer(a)) for a in inputs])
+    out_ptrs = ffi.new("float *[]", [ffi.cast("float *", ffi.from_buffer(a)) for a in outputs])
+    keep = (inputs, outputs, in_ptrs, out_ptrs)  # the arrays live as long as the function
+    return lambda keep=keep: lib.tp_stream_probe(keep[2], reads, keep[3], writes, n)
+
+
 _bound_cache = {}
 
 
@@ -40,15 +98,10 @@ def bound_seconds(n, reads, writes, *, in_place=False, repeat=5):
     key = (n, reads, writes, in_place)
     if key in _bound_cache:
         return _bound_cache[key]
-    try:
-        from .._native import ffi, lib
-    except ImportError:
+    probe = stream_probe(n, reads, writes, in_place=in_place)
+    if probe is None:
         return None
-    inputs = [np.random.default_rng(k).random(n, dtype=np.float32) for k in range(reads)]
-    outputs = inputs[:writes] if in_place else [np.empty(n, np.float32) for _ in range(writes)]
-    in_ptrs = ffi.new("float *[]", [ffi.cast("float *", ffi.from_buffer(a)) for a in inputs])
-    out_ptrs = ffi.new("float *[]", [ffi.cast("float *", ffi.from_buffer(a)) for a in outputs])
-    seconds = best_time(lambda: lib.tp_stream_probe(in_ptrs, reads, out_ptrs, writes, n), repeat=repeat)
+    seconds = best_time(probe, repeat=repeat)
     _bound_cache[key] = seconds
     return seconds
 
