@@ -274,8 +274,8 @@ static inline qz_params qz_params_aff(int32_t lo, int32_t hi) {
 
 /* ggml's Q8_0 layout (float32, 32-element blocks) hand-written for AVX2: the compiler's version of
  * the generic body spends most of a 32-element block on loop set-up and horizontal reductions.
- * Same operations as qz_block_body (integer max of |x| bits, then qz_params, then the magic
- * rounding and integer clamps), so the tests hold it to the scalar reference bit for bit. */
+ * Same results as qz_block_body (integer max of |x| bits, then qz_params, then rounding to
+ * nearest even), so the tests hold it to the scalar reference bit for bit. */
 TP_TARGET_AVX2 static inline uint32_t qz_hmax_epu32(__m256i v) {
     __m128i m = _mm_max_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
@@ -286,9 +286,6 @@ TP_TARGET_AVX2 static inline uint32_t qz_hmax_epu32(__m256i v) {
 TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t count,
                                                   float *scale) {
     const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
-    const __m256 magic = _mm256_set1_ps(QZ_MAGIC);
-    const __m256i magic_bits = _mm256_set1_epi32(QZ_MAGIC_BITS);
-    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
     /* Eight blocks at a time: their absmaxes, then their scales and reciprocals with two vector
      * divisions (the same IEEE divisions qz_params_sym does one by one), then their q. This keeps
      * the divider's latency off each block's critical path. */
@@ -318,13 +315,8 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
             const float *xb = x + (g0 + k) * 32;
             const __m256 inv = _mm256_set1_ps(invs[k]);
             scale[g0 + k] = scs[k];
-#define QZ_ROUND8(p)                                                                       \
-    _mm256_min_epi32(                                                                      \
-        _mm256_max_epi32(_mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(               \
-                                              _mm256_mul_ps(_mm256_loadu_ps(p), inv), magic)), \
-                                          magic_bits),                                     \
-                         lo),                                                              \
-        hi)
+            /* cvtps2dq rounding, no clamps: see qz_quant_seg_f32_avx2_fast */
+#define QZ_ROUND8(p) _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p), inv))
             __m256i r0 = QZ_ROUND8(xb), r1 = QZ_ROUND8(xb + 8), r2 = QZ_ROUND8(xb + 16),
                     r3 = QZ_ROUND8(xb + 24);
 #undef QZ_ROUND8
@@ -334,64 +326,108 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
     return 0;
 }
 
-/* The float32 one-scale quantize loop, hand-written for AVX2: as qz_quant_body (same multiply,
- * magic rounding and integer clamps) but packing with signed saturation, which is exact once the
- * values are clamped, where the compiler masks and packs unsigned (a third more instructions). */
-TP_TARGET_AVX2 static int qz_quant_seg_f32_avx2_fast(const void *xv, int8_t *q, int64_t n, float inv_,
-                                                     int32_t zp, int32_t qmin, int check) {
-    const float *x = (const float *)xv;
-    if (check || n < 32) return qz_quant_seg_f32_avx2(xv, q, n, inv_, zp, qmin, check);
-    const __m256 inv = _mm256_set1_ps(inv_), magic = _mm256_set1_ps(QZ_MAGIC);
-    const __m256i off = _mm256_set1_epi32(zp - QZ_MAGIC_BITS);
-    const __m256i lo = _mm256_set1_epi32(qmin), hi = _mm256_set1_epi32(127);
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-#define QZ_ROUND8(p)                                                                          \
-    _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(_mm256_castps_si256(_mm256_add_ps(   \
-                                                           _mm256_mul_ps(_mm256_loadu_ps(p), \
-                                                                         inv),             \
-                                                           magic)),                        \
-                                                       off),                               \
-                                      lo),                                                 \
-                     hi)
-        __m256i r0 = QZ_ROUND8(x + i), r1 = QZ_ROUND8(x + i + 8), r2 = QZ_ROUND8(x + i + 16),
-                r3 = QZ_ROUND8(x + i + 24);
-#undef QZ_ROUND8
-        _mm256_storeu_si256((__m256i *)(q + i), tp_lanes_to_bytes(r0, r1, r2, r3));
+/* The float32 quantize loops with computed scales, hand-written for AVX2. Same results as
+ * qz_quant_body bit for bit, with fewer instructions per element, which the quantize pass of a
+ * per-channel tile needs (it runs from L2 and was compute-bound):
+ *  - rounding by cvtps2dq instead of the magic-number add: both round to nearest even under
+ *    the current MXCSR mode, and the two agree wherever |t| < 2^22;
+ *  - no integer clamps: the saturating packs clamp to [-128, 127], which is the affine clamp,
+ *    and a symmetric scale computed from the data gives |x * inv| <= 127 * (1 + 3 * 2^-24)
+ *    (s = RN(absmax / 127), inv = RN(1 / s); with s = FLT_MIN, absmax * 2^126 < 127), so -127
+ *    is never passed either.
+ * Caller-given scales (`check`, where t may be huge or NaN) take the generic loop.
+ * The _nt forms write q with streaming stores straight from registers (no staging buffer);
+ * the caller fences once per work item (qz_publish). */
+TP_TARGET_AVX2 static inline __m256i qz_round8_f32(const float *p, __m256 inv) {
+    return _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p), inv));
+}
+
+TP_TARGET_AVX2 static inline void qz_quant_run_f32_avx2(const float *x, int8_t *q, int64_t n,
+                                                       float inv_, int32_t zp, int stream) {
+    const __m256 inv = _mm256_set1_ps(inv_);
+    const __m256i z = _mm256_set1_epi32(zp);
+    for (int64_t i = 0; i < n; i += 32) {
+        __m256i r0 = qz_round8_f32(x + i, inv), r1 = qz_round8_f32(x + i + 8, inv),
+                r2 = qz_round8_f32(x + i + 16, inv), r3 = qz_round8_f32(x + i + 24, inv);
+        if (zp) {
+            r0 = _mm256_add_epi32(r0, z);
+            r1 = _mm256_add_epi32(r1, z);
+            r2 = _mm256_add_epi32(r2, z);
+            r3 = _mm256_add_epi32(r3, z);
+        }
+        __m256i bytes = tp_lanes_to_bytes(r0, r1, r2, r3);
+        if (stream) _mm256_stream_si256((__m256i *)(q + i), bytes);
+        else _mm256_storeu_si256((__m256i *)(q + i), bytes);
     }
-    if (i < n) qz_quant_seg_f32_avx2(x + i, q + i, n - i, inv_, zp, qmin, 0);
+}
+
+TP_TARGET_AVX2 static int qz_quant_seg_f32_avx2_fast(const void *xv, int8_t *q, int64_t n, float inv,
+                                                     int32_t zp, int32_t qmin, int check) {
+    if (check || n < 32) return qz_quant_seg_f32_avx2(xv, q, n, inv, zp, qmin, check);
+    const float *x = (const float *)xv;
+    int64_t body = n & ~(int64_t)31;
+    if (zp) qz_quant_run_f32_avx2(x, q, body, inv, zp, 0);
+    else qz_quant_run_f32_avx2(x, q, body, inv, 0, 0);
+    if (body < n) qz_quant_seg_f32_avx2(x + body, q + body, n - body, inv, zp, qmin, 0);
+    return 0;
+}
+
+TP_TARGET_AVX2 static int qz_quant_seg_f32_avx2_nt(const void *xv, int8_t *q, int64_t n, float inv,
+                                                   int32_t zp, int32_t qmin, int check) {
+    const float *x = (const float *)xv;
+    int64_t head = (int64_t)((32 - ((uintptr_t)q & 31)) & 31);
+    if (check || n < head + 32) return qz_quant_seg_f32_avx2(xv, q, n, inv, zp, qmin, check);
+    if (head) qz_quant_seg_f32_avx2(x, q, head, inv, zp, qmin, 0);
+    int64_t body = (n - head) & ~(int64_t)31;
+    if (zp) qz_quant_run_f32_avx2(x + head, q + head, body, inv, zp, 1);
+    else qz_quant_run_f32_avx2(x + head, q + head, body, inv, 0, 1);
+    int64_t done = head + body;
+    if (done < n) qz_quant_seg_f32_avx2(x + done, q + done, n - done, inv, zp, qmin, 0);
     return 0;
 }
 
 /* The same with one scale and zero point per column (channel axis innermost). */
+TP_TARGET_AVX2 static inline void qz_cols_run_f32_avx2(const float *x, int8_t *q, int64_t n,
+                                                      const float *inv, const int32_t *zp,
+                                                      int stream) {
+    /* zp == NULL: symmetric, every zero point is 0 (no loads, no adds) */
+#define QZ_ROUND8(k)                                                                           \
+    (zp ? _mm256_add_epi32(qz_round8_f32(x + (k), _mm256_loadu_ps(inv + (k))),                 \
+                           _mm256_loadu_si256((const __m256i *)(zp + (k))))                     \
+        : qz_round8_f32(x + (k), _mm256_loadu_ps(inv + (k))))
+    for (int64_t i = 0; i < n; i += 32) {
+        __m256i bytes = tp_lanes_to_bytes(QZ_ROUND8(i), QZ_ROUND8(i + 8), QZ_ROUND8(i + 16),
+                                          QZ_ROUND8(i + 24));
+        if (stream) _mm256_stream_si256((__m256i *)(q + i), bytes);
+        else _mm256_storeu_si256((__m256i *)(q + i), bytes);
+    }
+#undef QZ_ROUND8
+}
+
 TP_TARGET_AVX2 static int qz_quant_cols_f32_avx2_fast(const void *xv, int8_t *q, int64_t n,
                                                       const float *inv, const int32_t *zp,
                                                       int32_t qmin, int check) {
-    const float *x = (const float *)xv;
     if (check || n < 32) return qz_quant_cols_f32_avx2(xv, q, n, inv, zp, qmin, check);
-    const __m256 magic = _mm256_set1_ps(QZ_MAGIC);
-    const __m256i magic_bits = _mm256_set1_epi32(QZ_MAGIC_BITS);
-    const __m256i lo = _mm256_set1_epi32(qmin), hi = _mm256_set1_epi32(127);
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-#define QZ_ROUND8(k)                                                                           \
-    _mm256_min_epi32(                                                                          \
-        _mm256_max_epi32(                                                                      \
-            _mm256_add_epi32(                                                                  \
-                _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(                            \
-                                     _mm256_mul_ps(_mm256_loadu_ps(x + (k)),                   \
-                                                   _mm256_loadu_ps(inv + (k))),                \
-                                     magic)),                                                  \
-                                 magic_bits),                                                  \
-                _mm256_loadu_si256((const __m256i *)(zp + (k)))),                              \
-            lo),                                                                               \
-        hi)
-        __m256i r0 = QZ_ROUND8(i), r1 = QZ_ROUND8(i + 8), r2 = QZ_ROUND8(i + 16),
-                r3 = QZ_ROUND8(i + 24);
-#undef QZ_ROUND8
-        _mm256_storeu_si256((__m256i *)(q + i), tp_lanes_to_bytes(r0, r1, r2, r3));
-    }
-    if (i < n) qz_quant_cols_f32_avx2(x + i, q + i, n - i, inv + i, zp + i, qmin, 0);
+    const float *x = (const float *)xv;
+    int64_t body = n & ~(int64_t)31;
+    if (qmin == -127) qz_cols_run_f32_avx2(x, q, body, inv, NULL, 0); /* symmetric: zp all 0 */
+    else qz_cols_run_f32_avx2(x, q, body, inv, zp, 0);
+    if (body < n) qz_quant_cols_f32_avx2(x + body, q + body, n - body, inv + body, zp + body, qmin, 0);
+    return 0;
+}
+
+TP_TARGET_AVX2 static int qz_quant_cols_f32_avx2_nt(const void *xv, int8_t *q, int64_t n,
+                                                    const float *inv, const int32_t *zp,
+                                                    int32_t qmin, int check) {
+    const float *x = (const float *)xv;
+    int64_t head = (int64_t)((32 - ((uintptr_t)q & 31)) & 31);
+    if (check || n < head + 32) return qz_quant_cols_f32_avx2(xv, q, n, inv, zp, qmin, check);
+    if (head) qz_quant_cols_f32_avx2(x, q, head, inv, zp, qmin, 0);
+    int64_t body = (n - head) & ~(int64_t)31;
+    if (qmin == -127) qz_cols_run_f32_avx2(x + head, q + head, body, inv + head, NULL, 1);
+    else qz_cols_run_f32_avx2(x + head, q + head, body, inv + head, zp + head, 1);
+    int64_t done = head + body;
+    if (done < n) qz_quant_cols_f32_avx2(x + done, q + done, n - done, inv + done, zp + done, qmin, 0);
     return 0;
 }
 #endif
@@ -407,6 +443,9 @@ typedef struct {
     void (*copy)(const void *, float *, int64_t);
     void (*copy_cols_sym)(const void *, float *, int64_t, uint32_t *);
     void (*copy_cols_aff)(const void *, float *, int64_t, int32_t *, int32_t *);
+    /* quant_seg / quant_cols writing q with streaming stores; NULL: staged (qz_seg_out) */
+    int (*quant_seg_nt)(const void *, int8_t *, int64_t, float, int32_t, int32_t, int);
+    int (*quant_cols_nt)(const void *, int8_t *, int64_t, const float *, const int32_t *, int32_t, int);
 } qz_ops;
 
 typedef struct {
@@ -417,14 +456,14 @@ typedef struct {
 #define QZ_OPS(SUF)                                                                          \
     {qz_stats_sym_##SUF, qz_stats_aff_##SUF, qz_cols_sym_##SUF, qz_cols_aff_##SUF,           \
      qz_quant_seg_##SUF, qz_quant_cols_##SUF, qz_block_run_##SUF, qz_copy_##SUF,                 \
-     qz_copy_cols_sym_##SUF, qz_copy_cols_aff_##SUF}
+     qz_copy_cols_sym_##SUF, qz_copy_cols_aff_##SUF, NULL, NULL}
 #define QZ_OPS_ROW(ISA) {QZ_OPS(f32_##ISA), QZ_OPS(f64_##ISA), QZ_OPS(f16_##ISA)}
 /* float32 with the hand-written AVX2 quantize loops */
 #define QZ_OPS_FAST_F32(ISA)                                                              \
     {qz_stats_sym_f32_##ISA, qz_stats_aff_f32_##ISA, qz_cols_sym_f32_##ISA,                \
      qz_cols_aff_f32_##ISA, qz_quant_seg_f32_avx2_fast, qz_quant_cols_f32_avx2_fast,       \
      qz_block_run_f32_##ISA, qz_copy_f32_##ISA, qz_copy_cols_sym_f32_##ISA,                \
-     qz_copy_cols_aff_f32_##ISA}
+     qz_copy_cols_aff_f32_##ISA, qz_quant_seg_f32_avx2_nt, qz_quant_cols_f32_avx2_nt}
 
 /* [variant][dtype]: TP_ISA_* by TP_FLOAT32 / TP_FLOAT64 / TP_QUANT_FLOAT16 */
 static const qz_ops QZ_TABLE[4][3] = {
@@ -516,9 +555,24 @@ TP_TARGET_AVX2 static void qz_stream(int8_t *TP_RESTRICT dst, const int8_t *TP_R
 }
 #endif
 
+/* Streaming stores are weakly ordered: a work item that wrote q with them publishes it with one
+ * fence at its end. A fence per segment would wait for the write-combining buffers to drain
+ * every few KB, which cost a tenth of a per-channel quantize. */
+static inline void qz_publish(const qz_layout *L) {
+#if TP_HAVE_X86_VARIANTS
+    if (L->nt) _mm_sfence();
+#else
+    (void)L;
+#endif
+}
+
 static void qz_seg_out(const qz_ops *o, const qz_layout *L, const void *x, int8_t *q, int64_t n,
                        float inv, int32_t zp, int32_t qmin) {
 #if TP_HAVE_X86_VARIANTS
+    if (L->nt && o->quant_seg_nt) {
+        o->quant_seg_nt(x, q, n, inv, zp, qmin, 0);
+        return;
+    }
     if (L->nt) {
         int8_t stage[QZ_STAGE] __attribute__((aligned(32)));
         for (int64_t a = 0; a < n; a += QZ_STAGE) {
@@ -526,8 +580,7 @@ static void qz_seg_out(const qz_ops *o, const qz_layout *L, const void *x, int8_
             o->quant_seg(AT(x, a, L->es), stage, len, inv, zp, qmin, 0);
             qz_stream(q + a, stage, len);
         }
-        _mm_sfence(); /* streaming stores are weakly ordered: publish them */
-        return;
+        return; /* the caller fences once per work item (qz_publish) */
     }
 #endif
     o->quant_seg(x, q, n, inv, zp, qmin, 0);
@@ -536,6 +589,10 @@ static void qz_seg_out(const qz_ops *o, const qz_layout *L, const void *x, int8_
 static void qz_cols_out(const qz_ops *o, const qz_layout *L, const void *x, int8_t *q, int64_t n,
                         const float *inv, const int32_t *zp, int32_t qmin) {
 #if TP_HAVE_X86_VARIANTS
+    if (L->nt && o->quant_cols_nt) {
+        o->quant_cols_nt(x, q, n, inv, zp, qmin, 0);
+        return;
+    }
     if (L->nt) {
         int8_t stage[QZ_STAGE] __attribute__((aligned(32)));
         for (int64_t a = 0; a < n; a += QZ_STAGE) {
@@ -543,8 +600,7 @@ static void qz_cols_out(const qz_ops *o, const qz_layout *L, const void *x, int8
             o->quant_cols(AT(x, a, L->es), stage, len, inv + a, zp + a, qmin, 0);
             qz_stream(q + a, stage, len);
         }
-        _mm_sfence(); /* streaming stores are weakly ordered: publish them */
-        return;
+        return; /* the caller fences once per work item (qz_publish) */
     }
 #endif
     o->quant_cols(x, q, n, inv, zp, qmin, 0);
@@ -565,6 +621,9 @@ static void qz_cols_out(const qz_ops *o, const qz_layout *L, const void *x, int8
 #define QZ_COPY_MIN_ROW_BYTES 1024
 #define QZ_SHORT_RUN_BYTES 1024 /* runs at least this long stream well read in place */
 #define QZ_ROWS_MAX_COLUMNS (1 << 20)
+/* Bytes of x the rows plan counts on finding in cache after its stats pass (of an 8 MiB L3
+ * and the L2s; a smaller guess only costs a few rows read twice). */
+#define QZ_ROWS_CACHED_BYTES ((int64_t)4 << 20)
 
 enum { QZ_PLAN_TILE, QZ_PLAN_COPY, QZ_PLAN_ROWS };
 
@@ -666,6 +725,7 @@ static int qz_tile(const qz_ops *o, const void *x, const qz_layout *L, int64_t c
                 qz_seg_out(o, L, AT(x, (r * C + c) * I, es), q + (r * C + c) * I, I, inv[c],
                            zpi[c], qmin);
     }
+    qz_publish(L);
     return 0;
 }
 
@@ -777,8 +837,17 @@ static int qz_rows(const qz_ops *o, const qz_ops *o32, const void *x, const qz_l
         if (!bad) {
             const float *ci = I > 1 ? col_inv : inv;
             const int32_t *cz = I > 1 ? col_zp : zpi;
-            for (int64_t r = r1 - 1; r >= r0; r--)
+            /* The rows this thread's stats pass read last are still in cache: quantize them
+             * first, then the rest from its first row, each run forward (the order the
+             * hardware prefetcher follows best). */
+            int64_t row_bytes = K * es > 0 ? K * es : 1;
+            int64_t cached = QZ_ROWS_CACHED_BYTES / nt / row_bytes;
+            int64_t split = r1 - cached > r0 ? r1 - cached : r0;
+            for (int64_t r = split; r < r1; r++)
                 qz_cols_out(o, L, AT(x, r * K, es), q + r * K, K, ci, cz, qmin);
+            for (int64_t r = r0; r < split; r++)
+                qz_cols_out(o, L, AT(x, r * K, es), q + r * K, K, ci, cz, qmin);
+            qz_publish(L);
         }
     }
     return bad;
@@ -861,6 +930,7 @@ static int qz_tensor(const qz_ops *o, const void *x, const qz_layout *L, int aff
     for (int64_t k = 0; k < chunks; k++) {
         int64_t a = k * QZ_CHUNK, len = n - a < QZ_CHUNK ? n - a : QZ_CHUNK;
         qz_seg_out(o, L, AT(x, a, L->es), q + a, len, p.inv, p.zp, p.qmin);
+        qz_publish(L);
     }
     return 0;
 }
@@ -1063,7 +1133,6 @@ TP_TARGET_AVX2 static void dq_seg_avx2_nt(const int8_t *TP_RESTRICT q, float *TP
         _mm256_stream_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, z)), s));
     }
     for (; i < n; i++) out[i] = (float)((int32_t)q[i] - zp) * scale;
-    _mm_sfence(); /* streaming stores are weakly ordered: publish them before returning */
 }
 
 TP_TARGET_AVX2 static void dq_cols_avx2_nt(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out,
@@ -1078,7 +1147,6 @@ TP_TARGET_AVX2 static void dq_cols_avx2_nt(const int8_t *TP_RESTRICT q, float *T
         _mm256_stream_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale + i)));
     }
     for (; i < n; i++) out[i] = (float)((int32_t)q[i] - (zp ? (int32_t)zp[i] : 0)) * scale[i];
-    _mm_sfence();
 }
 
 static const dq_ops DQ_NT = {dq_seg_avx2_nt, dq_cols_avx2_nt};
@@ -1119,6 +1187,10 @@ int tp_dequantize_int8_isa(const int8_t *q, int64_t outer, int64_t channels, int
             }
             a += len;
         }
+#if TP_HAVE_X86_VARIANTS
+        /* Streaming stores are weakly ordered: publish the chunk with one fence (see qz_publish). */
+        if (o == &DQ_NT) _mm_sfence();
+#endif
     }
     return TP_OK;
 }

@@ -422,6 +422,51 @@ def test_large_arrays_match_reference(rng, axis, symmetric):
     check_quant(x, axis, symmetric, None)
 
 
+def _edge_absmaxes(rng, count):
+    """Channel absmaxes a where a * (1 / (a / 127)), in float32, comes out largest: the rows
+    that would need an upper clamp if the rounding of the scale could push |q| past 127."""
+    a = np.exp(rng.uniform(np.log(1e-30), np.log(1e30), 400_000)).astype(np.float32)
+    tiny = (np.float32(127) * np.finfo(np.float32).tiny * rng.uniform(0.1, 1.2, 2000)).astype(np.float32)
+    a = np.concatenate([a, tiny])
+    t = a * (np.float32(1) / np.maximum(a / np.float32(127), np.finfo(np.float32).tiny))
+    return a[np.argsort(t)[-count:]], t.max()
+
+
+def _affine_edge_rows(rng, count):
+    """(min, max) pairs whose q before the clamp, round(x / s) + zero point, leaves [-128, 127]
+    at one end (the AVX2 loops clamp with saturating packs there)."""
+    lo = -np.exp(rng.uniform(-5, 5, 4_000_000)).astype(np.float32)
+    hi = np.exp(rng.uniform(-5, 5, 4_000_000)).astype(np.float32)
+    s = (hi - lo) / np.float32(255)
+    inv = np.float32(1) / s
+    z = np.clip(np.float32(-128) - np.rint(lo / s), -128, 127)
+    q_hi = np.rint(hi * inv) + z
+    q_lo = np.rint(lo * inv) + z
+    edge = (q_hi > 127) | (q_lo < -128)
+    assert edge.sum() >= 4  # the data does leave the range before the clamp
+    return np.resize(lo[edge], count), np.resize(hi[edge], count)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_scales_at_rounding_edges(rng, axis):
+    # The AVX2 loops round with cvtps2dq and drop the integer clamps (see
+    # qz_quant_seg_f32_avx2_fast): channels whose computed scale rounds the worst way for that.
+    a, worst = _edge_absmaxes(rng, 96)
+    assert worst > 127  # the data does reach past 127 before rounding
+    x = rng.uniform(-1, 1, (96, 80)).astype(np.float32) * a[:, None]
+    x[:, 3], x[:, 40], x[:, 77] = a, -a, np.nextafter(a, np.float32(0))
+    lo, hi = _affine_edge_rows(rng, 96)
+    xa = rng.uniform(0, 1, (96, 80)).astype(np.float32) * (hi - lo)[:, None] + lo[:, None]
+    xa[:, 5], xa[:, 60] = lo, hi
+    for data in (x, xa):
+        data = np.ascontiguousarray(data if axis == 0 else data.T)
+        for symmetric in (True, False):
+            check_quant(data, axis, symmetric, None)
+            check_quant(data, None, symmetric, 32)
+    for row in x[:8]:
+        check_quant(np.ascontiguousarray(np.tile(row, 512)), None, True, None)  # per tensor
+
+
 # ---- torch parity ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape,axis", [((64, 48), 0), ((64, 48), 1), ((8, 3, 5, 5), 0), ((8, 3, 5, 5), 1),
