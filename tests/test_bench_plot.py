@@ -29,9 +29,13 @@ needs_matplotlib = pytest.mark.skipif(not has_matplotlib(), reason="matplotlib i
 def tiny(monkeypatch):
     """Every family's --quick sizes shrunk to a few thousand elements, one short timing round
     per figure, and a small checkpoint."""
-    best_time = timing.best_time
+    best_time, best_times = timing.best_time, timing.best_times
     for module in (timing, adam, quant, topk, huffman):
-        monkeypatch.setattr(module, "best_time", lambda fn, **kw: best_time(fn, repeat=1, min_time=0.001))
+        if hasattr(module, "best_time"):
+            monkeypatch.setattr(module, "best_time", lambda fn, **kw: best_time(fn, repeat=1, min_time=0.001))
+        if hasattr(module, "best_times"):
+            monkeypatch.setattr(module, "best_times", lambda fns, contexts=None, **kw: best_times(
+                fns, contexts=contexts, repeat=1, min_time=0.001, settle=0))
     monkeypatch.setattr(adam, "QUICK_SIZES", [1, 4096])
     monkeypatch.setattr(quant, "QUICK_SIDE", 96)
     monkeypatch.setattr(quant, "QUICK_SIDES", (32, 64))
@@ -137,3 +141,31 @@ def test_bench_without_matplotlib(tiny, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "charts").exists()  # refused before measuring anything
     assert cli.main(["bench", "--quick", "--only", "topk"]) == 0  # the tables need no matplotlib
     assert "Top-k magnitude masks" in capsys.readouterr().out
+
+
+def test_best_times_runs_rounds_side_by_side():
+    import contextlib
+    import time
+
+    order = []
+
+    @contextlib.contextmanager
+    def routed():
+        order.append("enter")
+        yield
+
+    def fast():
+        if not order or order[-1] != "fast":
+            order.append("fast")
+
+    def slow():
+        time.sleep(0.002)
+        if order[-1] != "slow":
+            order.append("slow")
+
+    t = timing.best_times({"fast": fast, "missing": None, "slow": slow}, contexts={"fast": routed},
+                          repeat=3, min_time=0.001, settle=0)
+    assert t["missing"] is None
+    assert t["slow"] >= 0.002 > t["fast"] > 0
+    # calibration, then three rounds, each with the context entered around the fast one's calls
+    assert order == ["enter", "fast", "slow"] + ["enter", "fast", "slow"] * 3
