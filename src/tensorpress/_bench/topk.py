@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _backend, prune
 from .report import BOUND_LABEL, Report, Series, memory_bound_only, per_second, speedup
-from .timing import routed_to, best_time, bound_seconds, torch_or_none
+from .timing import best_time, best_times, bound_seconds, routed_to, torch_or_none
 
 FULL_N, QUICK_N = 1 << 24, 1 << 20
 FULL_SWEEP, QUICK_SWEEP = [1 << e for e in range(12, 24, 2)], [1 << 12, 1 << 16]  # --plot, below N
@@ -87,15 +87,13 @@ def cases(n):
 
 
 def _time_all(backends, ours, naive, peer, torch, t_x, repeat):
-    """Seconds per call of tensorpress on each backend, the NumPy and the torch equivalents."""
-    t = {}
-    for b in backends:
-        with using_backend(b):
-            t[b] = best_time(ours, repeat=repeat)
-    t["numpy"] = best_time(naive, repeat=repeat, min_time=0) if naive else None
-    t["torch"] = (best_time(lambda: peer(torch, t_x), repeat=2, min_time=0)
-                  if torch is not None and peer is not None else None)
-    return t
+    """Seconds per call of tensorpress on each backend, the NumPy and the torch equivalents,
+    measured side by side, round by round (see timing.best_times)."""
+    fns = {b: ours for b in backends}
+    fns["numpy"] = naive
+    fns["torch"] = (lambda: peer(torch, t_x)) if torch is not None and peer is not None else None
+    routes = {b: (lambda b=b: using_backend(b)) for b in backends}
+    return best_times(fns, contexts=routes, repeat=repeat)
 
 
 def run(quick=False, plot=False):
