@@ -157,21 +157,75 @@ def test_grads_may_be_read_only_and_are_never_written(rng):
 
 # --- every compiled variant against the scalar reference, and C against Numba ---------------
 
-@requires_c
-@pytest.mark.parametrize("isa", isa_variants())
-@pytest.mark.parametrize("opts", OPTION_GRID[::3], ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_each_variant_equals_scalar_reference(isa, opts, dtype, rng):
+def assert_same_bits(a_state, b_state):
+    """Bit for bit, so a zero's sign counts too; NaNs only by place (which operand's NaN an
+    IEEE operation passes on, and its sign, is the hardware's choice)."""
+    for a, b in zip(a_state, b_state):
+        if a is not None:
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            ints = np.uint32 if a.dtype == np.float32 else np.uint64
+            keep = ~np.isnan(a)
+            np.testing.assert_array_equal(a[keep].view(ints), b[keep].view(ints), strict=True)
+
+
+def run_isa(state, isa, step, opts, beta1=0.9, beta2=0.999, eps=1e-8):
     c_adam = _backend.kernels_of("c", "adam")
     flags = (1 if opts["decoupled"] else 0) | (2 if opts["amsgrad"] else 0) | (4 if opts["maximize"] else 0) | (8 if opts["grad_scale"] else 0)
-    for n in (1, 3, 8, 15, 16, 17, 31, 64, 255, 1001):
-        scalar = make_state(rng, (n,), dtype, opts["amsgrad"])
-        variant = copies(scalar)
-        for state, which in ((scalar, "scalar"), (variant, isa)):
-            lists = tuple(None if a is None else (a,) for a in state)
-            lists = (lists[0], lists[1], lists[2], lists[3], lists[4])
-            c_adam.adam_step(lists, 2, 1e-3, 0.9, 0.999, 1e-8, opts["weight_decay"], opts["grad_scale"], flags, isa=which)
-        assert_same(scalar, variant)
+    lists = tuple(None if a is None else (a,) for a in state)
+    return c_adam.adam_step(lists, step, 1e-3, beta1, beta2, eps, opts["weight_decay"], opts["grad_scale"], flags, isa=isa)
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+@pytest.mark.parametrize("opts", OPTION_GRID, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_each_variant_equals_scalar_reference(isa, opts, dtype, rng):
+    # beta1 = 0.3 takes torch.lerp's other formula (weight 0.7 >= 0.5)
+    for beta1 in (0.9, 0.3):
+        for n in (1, 3, 8, 15, 16, 17, 31, 64, 255, 1001):
+            scalar = make_state(rng, (n,), dtype, opts["amsgrad"])
+            variant = copies(scalar)
+            for state, which in ((scalar, "scalar"), (variant, isa)):
+                run_isa(state, which, 2, opts, beta1=beta1)
+            assert_same_bits(scalar, variant)
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_each_variant_on_special_values(isa, dtype):
+    # Inf, NaN and signed zeros through every stream; eps = +-0 so a zero denominator, and
+    # its sign, show in p
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 3e38, 1.0, -2.5], dtype)
+    k = len(specials)
+    grid = np.stack(np.meshgrid(*[np.arange(k)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    for amsgrad, eps in itertools.product((False, True), (0.0, -0.0)):
+        opts = dict(weight_decay=0.0, decoupled=False, amsgrad=amsgrad, maximize=False, grad_scale=None)
+        base = [specials[np.arange(len(grid)) % k], specials[grid[:, 0]], specials[grid[:, 1]],
+                np.abs(specials[grid[:, 2]]), specials[grid[:, 2]] if amsgrad else None]
+        base = [None if a is None else np.ascontiguousarray(a) for a in base]
+        scalar, variant = copies(base), copies(base)
+        with np.errstate(all="ignore"):
+            run_isa(scalar, "scalar", 3, opts, eps=eps)
+            run_isa(variant, isa, 3, opts, eps=eps)
+        assert_same_bits(scalar, variant)
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+def test_bias_correction_division_on_every_significand(isa):
+    # The AVX2 float32 loop divides sqrt(v) by sqrt(1 - beta2^t) with FMAs (Markstein), not the
+    # divider; it must give the division's bits. v runs over every float32 in [0.5, 2) and
+    # g = 0, so the roots cover ~2^23 significands; eps = 0 so the quotient is the denominator.
+    v0 = np.arange(0x3F000000, 0x40000000, dtype=np.uint32).view(np.float32)
+    opts = dict(weight_decay=0.0, decoupled=False, amsgrad=False, maximize=False, grad_scale=None)
+    for step in (1, 2, 3, 10, 1000):
+        states = []
+        for which in ("scalar", isa):
+            state = [np.ones_like(v0), np.zeros_like(v0), np.ones_like(v0), v0.copy(), None]
+            run_isa(state, which, step, opts, eps=0.0)
+            states.append(state)
+        assert_same_bits(*states)
 
 
 @requires_c
