@@ -592,25 +592,34 @@ TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int6
     const __m256i vhi = _mm256_set1_epi32((int32_t)HI), vlo = _mm256_set1_epi32((int32_t)LO);
     const __m256i span = _mm256_set1_epi32((int32_t)(HI - LO));
     const __m256i one = _mm256_set1_epi8(1);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     __m256i vmax = _mm256_setzero_si256(), vabove = _mm256_setzero_si256();
     int64_t c = 0, i = lo;
+    /* Keys are packed to bytes two vectors at a time, as soon as they are compared: with all
+     * four kept to the end (tp_lanes_to_bytes), the loop ran out of ymm registers and spilled. */
+#define RANGE_PAIR(off, GT, IN)                                                            \
+    do {                                                                                   \
+        __m256i k0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + (off))), absm); \
+        __m256i k1 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + (off) + 8)), absm); \
+        vmax = _mm256_max_epi32(vmax, _mm256_max_epi32(k0, k1)); /* keys < 2^31: signed is exact */ \
+        __m256i t0 = _mm256_sub_epi32(k0, vlo), t1 = _mm256_sub_epi32(k1, vlo);            \
+        GT = _mm256_packs_epi32(_mm256_cmpgt_epi32(k0, vhi), _mm256_cmpgt_epi32(k1, vhi));  \
+        IN = _mm256_packs_epi32(_mm256_cmpeq_epi32(_mm256_min_epu32(t0, span), t0),        \
+                                _mm256_cmpeq_epi32(_mm256_min_epu32(t1, span), t1));       \
+    } while (0)
     for (; i + 32 <= hi; i += 32) {
         if (c + 32 > cap) {
             c = -1;
             break;
         }
-        __m256i gt[4], in[4];
-        for (int q = 0; q < 4; q++) {
-            __m256i k = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + 8 * q)), absm);
-            vmax = _mm256_max_epi32(vmax, k); /* keys < 2^31: signed compares are exact */
-            gt[q] = _mm256_cmpgt_epi32(k, vhi);
-            vabove = _mm256_sub_epi32(vabove, gt[q]);
-            __m256i t = _mm256_sub_epi32(k, vlo);
-            in[q] = _mm256_cmpeq_epi32(_mm256_min_epu32(t, span), t);
-        }
-        __m256i g = tp_lanes_to_bytes(gt[0], gt[1], gt[2], gt[3]);
-        __m256i e = tp_lanes_to_bytes(in[0], in[1], in[2], in[3]);
-        if (mask) _mm256_storeu_si256((__m256i *)(mask + i), _mm256_and_si256(g, one));
+        __m256i g01, g23, e01, e23;
+        RANGE_PAIR(0, g01, e01);
+        RANGE_PAIR(16, g23, e23);
+        __m256i g = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(g01, g23), order);
+        __m256i e = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(e01, e23), order);
+        __m256i g1 = _mm256_and_si256(g, one);
+        vabove = _mm256_add_epi64(vabove, _mm256_sad_epu8(g1, _mm256_setzero_si256())); /* count */
+        if (mask) _mm256_storeu_si256((__m256i *)(mask + i), g1);
         uint32_t bits = (uint32_t)_mm256_movemask_epi8(e);
         while (bits) {
             int j = __builtin_ctz(bits);
@@ -620,14 +629,13 @@ TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int6
             c++;
         }
     }
+#undef RANGE_PAIR
     uint32_t lanes[8];
-    int32_t counts[8];
+    int64_t counts[4];
     _mm256_storeu_si256((__m256i *)lanes, vmax);
     _mm256_storeu_si256((__m256i *)counts, vabove);
-    for (int l = 0; l < 8; l++) {
-        st->kmax = lanes[l] > st->kmax ? lanes[l] : st->kmax;
-        st->above += counts[l];
-    }
+    for (int l = 0; l < 8; l++) st->kmax = lanes[l] > st->kmax ? lanes[l] : st->kmax;
+    st->above += counts[0] + counts[1] + counts[2] + counts[3];
     *done = i - lo;
     return c;
 }
