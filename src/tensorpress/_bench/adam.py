@@ -36,7 +36,11 @@ def make_tensors(shapes, seed=0):
 
 
 def tensorpress_step(cols):
-    """One tp.adam_step over cols (the public wrapper included); route it with using_backend."""
+    """One tp.adam_step over cols (the public wrapper included); route it with using_backend.
+    One tensor is passed as arrays, the API's one-tensor form; several as lists."""
+    if len(cols[0]) == 1:
+        p, g, m, v = (col[0] for col in cols)
+        return lambda: optim.adam_step(p, g, m, v, step=10)
     return lambda: optim.adam_step(*cols, step=10)
 
 
