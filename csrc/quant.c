@@ -284,7 +284,7 @@ TP_TARGET_AVX2 static inline uint32_t qz_hmax_epu32(__m256i v) {
 }
 
 TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t count,
-                                                  float *scale) {
+                                                  float *scale, int stream) {
     const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
     /* Eight blocks at a time: their absmaxes, then their scales and reciprocals with two vector
      * divisions (the same IEEE divisions qz_params_sym does one by one), then their q. This keeps
@@ -320,7 +320,17 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
             __m256i r0 = QZ_ROUND8(xb), r1 = QZ_ROUND8(xb + 8), r2 = QZ_ROUND8(xb + 16),
                     r3 = QZ_ROUND8(xb + 24);
 #undef QZ_ROUND8
-            _mm256_storeu_si256((__m256i *)(q + (g0 + k) * 32), tp_lanes_to_bytes(r0, r1, r2, r3));
+            __m256i bytes = tp_lanes_to_bytes(r0, r1, r2, r3);
+            /* stream: q is large and 16-byte aligned (NumPy's big buffers sit 16 bytes into
+             * a page, so 32-byte streaming stores would not line up): two 16-byte streaming
+             * stores, which the write-combining buffers join into whole lines (see qz_publish) */
+            int8_t *dst = q + (g0 + k) * 32;
+            if (stream) {
+                _mm_stream_si128((__m128i *)dst, _mm256_castsi256_si128(bytes));
+                _mm_stream_si128((__m128i *)(dst + 16), _mm256_extracti128_si256(bytes, 1));
+            } else {
+                _mm256_storeu_si256((__m256i *)dst, bytes);
+            }
         }
     }
     return 0;
@@ -956,8 +966,10 @@ static int qz_blocks(const qz_ops *o, const void *x, const qz_layout *L, int aff
             int64_t g0 = k * QZ_BLOCK_RUN, count = G - g0 < QZ_BLOCK_RUN ? G - g0 : QZ_BLOCK_RUN;
 #if TP_HAVE_X86_VARIANTS
             if (L->fast_q8_0) {
+                int stream = L->nt && ((uintptr_t)q & 15) == 0;
                 bad |= qz_block32_sym_f32_avx2((const float *)x + g0 * 32, q + g0 * 32, count,
-                                               scale + g0);
+                                               scale + g0, stream);
+                if (stream) qz_publish(L);
                 continue;
             }
 #endif

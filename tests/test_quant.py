@@ -422,6 +422,30 @@ def test_large_arrays_match_reference(rng, axis, symmetric):
     check_quant(x, axis, symmetric, None)
 
 
+def test_large_blocks_match_reference(rng):
+    # 8M+ elements in whole 32-element blocks: the AVX2 block loop (symmetric) streams q with
+    # 16-byte stores (NumPy's big buffers start 16 bytes into a page); q one byte off does not.
+    x = data_for(rng, (8200, 1024), np.float32)
+    eq, es, _ = ref.quantize(x, axis=None, symmetric=True, block_size=32)
+    q, s = tp.quantize_int8(x, block_size=32)
+    np.testing.assert_array_equal(q, eq)
+    np.testing.assert_array_equal(s, es)
+    if "c" not in _backend.available_backends():
+        return
+    from tensorpress.quant import _layout
+
+    layout, _ = _layout(x.shape, -1, 32, "t")
+    kern = _backend.kernels_of("c", "quant")
+    for offset in (0, 1):
+        q = np.empty(x.size + 16, np.int8)[offset:offset + x.size]
+        for isa in [v for v in isa_variants() if v in ("avx2", "avx512")]:  # the streaming ones
+            q[...] = 0
+            s = np.empty(es.size, np.float32)
+            assert kern.quantize_isa(x.reshape(-1), layout, 0, s, None, q, isa) < 0
+            np.testing.assert_array_equal(q.reshape(x.shape), eq)
+            np.testing.assert_array_equal(s, es.reshape(-1))
+
+
 def _edge_absmaxes(rng, count):
     """Channel absmaxes a where a * (1 / (a / 127)), in float32, comes out largest: the rows
     that would need an upper clamp if the rounding of the scale could push |q| past 127."""
