@@ -167,9 +167,11 @@ static inline qz_params qz_params_aff(int32_t lo, int32_t hi) {
 #undef QB_LOAD
 #undef QB_NAME
 #define QB_IN uint16_t
+#define QB_HALF
 #define QB_LOAD LOAD_F16
 #define QB_NAME(b) b##_f16_scalar
 #include "quant_body.h"
+#undef QB_HALF
 #undef QB_IN
 #undef QB_LOAD
 #undef QB_NAME
@@ -196,9 +198,11 @@ static inline qz_params qz_params_aff(int32_t lo, int32_t hi) {
 #undef QB_LOAD
 #undef QB_NAME
 #define QB_IN uint16_t
+#define QB_HALF
 #define QB_LOAD LOAD_F16
 #define QB_NAME(b) b##_f16_baseline
 #include "quant_body.h"
+#undef QB_HALF
 #undef QB_IN
 #undef QB_LOAD
 #undef QB_NAME
@@ -226,9 +230,11 @@ static inline qz_params qz_params_aff(int32_t lo, int32_t hi) {
 #undef QB_LOAD
 #undef QB_NAME
 #define QB_IN uint16_t
+#define QB_HALF
 #define QB_LOAD LOAD_F16
 #define QB_NAME(b) b##_f16_avx2
 #include "quant_body.h"
+#undef QB_HALF
 #undef QB_IN
 #undef QB_LOAD
 #undef QB_NAME
@@ -255,9 +261,11 @@ static inline qz_params qz_params_aff(int32_t lo, int32_t hi) {
 #undef QB_LOAD
 #undef QB_NAME
 #define QB_IN uint16_t
+#define QB_HALF
 #define QB_LOAD LOAD_F16
 #define QB_NAME(b) b##_f16_avx512
 #include "quant_body.h"
+#undef QB_HALF
 #undef QB_IN
 #undef QB_LOAD
 #undef QB_NAME

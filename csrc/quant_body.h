@@ -6,6 +6,7 @@
  *   QB_LOAD(p, i)    element i of p as float32
  *   QB_NAME(base)    the function name for this compilation, e.g. base##_f32_avx2
  *   QB_ATTR          TP_NO_VECTORIZE (scalar reference), nothing (baseline) or a target()
+ *   QB_HALF          defined when QB_IN holds IEEE half bits
  * and with QB_DEQUANT defined once per variant for the (type-independent) dequantize loops.
  * Every loop is branch-free on data so the compiler vectorizes it for each target; the scalar
  * reference compiles the same text without vectorization, and the tests compare the two.
@@ -16,6 +17,21 @@
 /* Largest |x| as float32 bits with the sign cleared: for non-negative floats the integer order
  * is the float order, so an integer max reduction (which vectorizes without -ffast-math) finds
  * absmax, and any NaN or Inf shows up as a result >= 0x7f800000. */
+#ifdef QB_HALF
+/* IEEE half: |h| orders like |x| too, and the conversion to float32 keeps that order (Inf and
+ * NaN included), so the max is taken on the 16-bit patterns, 16 lanes per AVX2 vector, and
+ * only the winner is converted. */
+QB_ATTR static uint32_t QB_NAME(qz_stats_sym)(const void *xv, int64_t n, uint32_t m) {
+    const uint16_t *TP_RESTRICT x = (const uint16_t *)xv;
+    uint16_t h = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t a = (uint16_t)(x[i] & 0x7fffu);
+        h = a > h ? a : h;
+    }
+    uint32_t b = qz_bits(qz_half(h));
+    return b > m ? b : m;
+}
+#else
 QB_ATTR static uint32_t QB_NAME(qz_stats_sym)(const void *xv, int64_t n, uint32_t m) {
     const QB_IN *TP_RESTRICT x = (const QB_IN *)xv;
     for (int64_t i = 0; i < n; i++) {
@@ -24,6 +40,7 @@ QB_ATTR static uint32_t QB_NAME(qz_stats_sym)(const void *xv, int64_t n, uint32_
     }
     return m;
 }
+#endif
 
 /* Min and max as order-preserving int32 keys (see qz_key). */
 QB_ATTR static void QB_NAME(qz_stats_aff)(const void *xv, int64_t n, int32_t *mn, int32_t *mx) {
