@@ -29,8 +29,9 @@
  * binary runs on any x86-64 and uses AVX2 / AVX-512 only where cpu.c found them. */
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define TP_HAVE_X86_VARIANTS 1
-#define TP_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define TP_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+/* F16C (half <-> float conversions) came before AVX2 on every x86 CPU line; cpu.c checks it. */
+#define TP_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TP_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 #else
 #define TP_HAVE_X86_VARIANTS 0
 #endif

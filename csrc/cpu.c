@@ -9,6 +9,7 @@ static int best_isa(void) {
 #if TP_HAVE_X86_VARIANTS
     /* __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV). */
     __builtin_cpu_init();
+    if (!__builtin_cpu_supports("f16c")) return TP_ISA_BASELINE;
     if (__builtin_cpu_supports("avx512f")) return TP_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return TP_ISA_AVX2;
 #endif

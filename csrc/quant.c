@@ -356,53 +356,70 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
  * Caller-given scales (`check`, where t may be huge or NaN) take the generic loop.
  * The _nt forms write q with streaming stores straight from registers (no staging buffer);
  * the caller fences once per work item (qz_publish). */
+TP_TARGET_AVX2 static inline __m256 qz_load8_f32(const float *p) { return _mm256_loadu_ps(p); }
+/* IEEE half: F16C converts exactly, as qz_half does (NaN never gets here: computed scales
+ * mean the data was finite) */
+TP_TARGET_AVX2 static inline __m256 qz_load8_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
 TP_TARGET_AVX2 static inline __m256i qz_round8_f32(const float *p, __m256 inv) {
-    return _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p), inv));
+    return _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_f32(p), inv));
 }
 
-TP_TARGET_AVX2 static inline void qz_quant_run_f32_avx2(const float *x, int8_t *q, int64_t n,
-                                                       float inv_, int32_t zp, int stream) {
-    const __m256 inv = _mm256_set1_ps(inv_);
-    const __m256i z = _mm256_set1_epi32(zp);
-    for (int64_t i = 0; i < n; i += 32) {
-        __m256i r0 = qz_round8_f32(x + i, inv), r1 = qz_round8_f32(x + i + 8, inv),
-                r2 = qz_round8_f32(x + i + 16, inv), r3 = qz_round8_f32(x + i + 24, inv);
-        if (zp) {
-            r0 = _mm256_add_epi32(r0, z);
-            r1 = _mm256_add_epi32(r1, z);
-            r2 = _mm256_add_epi32(r2, z);
-            r3 = _mm256_add_epi32(r3, z);
-        }
-        __m256i bytes = tp_lanes_to_bytes(r0, r1, r2, r3);
-        if (stream) _mm256_stream_si256((__m256i *)(q + i), bytes);
-        else _mm256_storeu_si256((__m256i *)(q + i), bytes);
+/* The one-scale loops, per input type T with its 8-lane loader. */
+#define QZ_DEFINE_SEG_AVX2(SUF, T)                                                            \
+    TP_TARGET_AVX2 static inline void qz_quant_run_##SUF##_avx2(const T *x, int8_t *q,      \
+                                                                int64_t n, float inv_,       \
+                                                                int32_t zp, int stream) {    \
+        const __m256 inv = _mm256_set1_ps(inv_);                                             \
+        const __m256i z = _mm256_set1_epi32(zp);                                             \
+        for (int64_t i = 0; i < n; i += 32) {                                                \
+            __m256i r0 = _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_##SUF(x + i), inv));      \
+            __m256i r1 = _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_##SUF(x + i + 8), inv));  \
+            __m256i r2 = _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_##SUF(x + i + 16), inv)); \
+            __m256i r3 = _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_##SUF(x + i + 24), inv)); \
+            if (zp) {                                                                        \
+                r0 = _mm256_add_epi32(r0, z);                                                \
+                r1 = _mm256_add_epi32(r1, z);                                                \
+                r2 = _mm256_add_epi32(r2, z);                                                \
+                r3 = _mm256_add_epi32(r3, z);                                                \
+            }                                                                                \
+            __m256i bytes = tp_lanes_to_bytes(r0, r1, r2, r3);                               \
+            if (stream) _mm256_stream_si256((__m256i *)(q + i), bytes);                      \
+            else _mm256_storeu_si256((__m256i *)(q + i), bytes);                             \
+        }                                                                                    \
+    }                                                                                        \
+                                                                                             \
+    TP_TARGET_AVX2 static int qz_quant_seg_##SUF##_avx2_fast(const void *xv, int8_t *q,     \
+                                                             int64_t n, float inv,           \
+                                                             int32_t zp, int32_t qmin,       \
+                                                             int check) {                    \
+        if (check || n < 32) return qz_quant_seg_##SUF##_avx2(xv, q, n, inv, zp, qmin, check); \
+        const T *x = (const T *)xv;                                                          \
+        int64_t body = n & ~(int64_t)31;                                                     \
+        if (zp) qz_quant_run_##SUF##_avx2(x, q, body, inv, zp, 0);                           \
+        else qz_quant_run_##SUF##_avx2(x, q, body, inv, 0, 0);                               \
+        if (body < n) qz_quant_seg_##SUF##_avx2(x + body, q + body, n - body, inv, zp, qmin, 0); \
+        return 0;                                                                            \
+    }                                                                                        \
+                                                                                             \
+    TP_TARGET_AVX2 static int qz_quant_seg_##SUF##_avx2_nt(const void *xv, int8_t *q,       \
+                                                           int64_t n, float inv, int32_t zp, \
+                                                           int32_t qmin, int check) {        \
+        const T *x = (const T *)xv;                                                          \
+        int64_t head = (int64_t)((32 - ((uintptr_t)q & 31)) & 31);                          \
+        if (check || n < head + 32) return qz_quant_seg_##SUF##_avx2(xv, q, n, inv, zp, qmin, check); \
+        if (head) qz_quant_seg_##SUF##_avx2(x, q, head, inv, zp, qmin, 0);                   \
+        int64_t body = (n - head) & ~(int64_t)31;                                            \
+        if (zp) qz_quant_run_##SUF##_avx2(x + head, q + head, body, inv, zp, 1);             \
+        else qz_quant_run_##SUF##_avx2(x + head, q + head, body, inv, 0, 1);                 \
+        int64_t done = head + body;                                                          \
+        if (done < n) qz_quant_seg_##SUF##_avx2(x + done, q + done, n - done, inv, zp, qmin, 0); \
+        return 0;                                                                            \
     }
-}
 
-TP_TARGET_AVX2 static int qz_quant_seg_f32_avx2_fast(const void *xv, int8_t *q, int64_t n, float inv,
-                                                     int32_t zp, int32_t qmin, int check) {
-    if (check || n < 32) return qz_quant_seg_f32_avx2(xv, q, n, inv, zp, qmin, check);
-    const float *x = (const float *)xv;
-    int64_t body = n & ~(int64_t)31;
-    if (zp) qz_quant_run_f32_avx2(x, q, body, inv, zp, 0);
-    else qz_quant_run_f32_avx2(x, q, body, inv, 0, 0);
-    if (body < n) qz_quant_seg_f32_avx2(x + body, q + body, n - body, inv, zp, qmin, 0);
-    return 0;
-}
-
-TP_TARGET_AVX2 static int qz_quant_seg_f32_avx2_nt(const void *xv, int8_t *q, int64_t n, float inv,
-                                                   int32_t zp, int32_t qmin, int check) {
-    const float *x = (const float *)xv;
-    int64_t head = (int64_t)((32 - ((uintptr_t)q & 31)) & 31);
-    if (check || n < head + 32) return qz_quant_seg_f32_avx2(xv, q, n, inv, zp, qmin, check);
-    if (head) qz_quant_seg_f32_avx2(x, q, head, inv, zp, qmin, 0);
-    int64_t body = (n - head) & ~(int64_t)31;
-    if (zp) qz_quant_run_f32_avx2(x + head, q + head, body, inv, zp, 1);
-    else qz_quant_run_f32_avx2(x + head, q + head, body, inv, 0, 1);
-    int64_t done = head + body;
-    if (done < n) qz_quant_seg_f32_avx2(x + done, q + done, n - done, inv, zp, qmin, 0);
-    return 0;
-}
+QZ_DEFINE_SEG_AVX2(f32, float)
+QZ_DEFINE_SEG_AVX2(f16, uint16_t)
 
 /* The same with one scale and zero point per column (channel axis innermost). */
 TP_TARGET_AVX2 static inline void qz_cols_run_f32_avx2(const float *x, int8_t *q, int64_t n,
@@ -483,12 +500,19 @@ typedef struct {
      qz_block_run_f32_##ISA, qz_copy_f32_##ISA, qz_copy_cols_sym_f32_##ISA,                \
      qz_copy_cols_aff_f32_##ISA, qz_quant_seg_f32_avx2_nt, qz_quant_cols_f32_avx2_nt}
 
+/* float16 with the hand-written AVX2 one-scale quantize loops (F16C loads) */
+#define QZ_OPS_FAST_F16(ISA)                                                              \
+    {qz_stats_sym_f16_##ISA, qz_stats_aff_f16_##ISA, qz_cols_sym_f16_##ISA,                \
+     qz_cols_aff_f16_##ISA, qz_quant_seg_f16_avx2_fast, qz_quant_cols_f16_##ISA,           \
+     qz_block_run_f16_##ISA, qz_copy_f16_##ISA, qz_copy_cols_sym_f16_##ISA,                \
+     qz_copy_cols_aff_f16_##ISA, qz_quant_seg_f16_avx2_nt, NULL}
+
 /* [variant][dtype]: TP_ISA_* by TP_FLOAT32 / TP_FLOAT64 / TP_QUANT_FLOAT16 */
 static const qz_ops QZ_TABLE[4][3] = {
     QZ_OPS_ROW(scalar),
     QZ_OPS_ROW(baseline),
 #if TP_HAVE_X86_VARIANTS
-    {QZ_OPS_FAST_F32(avx2), QZ_OPS(f64_avx2), QZ_OPS(f16_avx2)},
+    {QZ_OPS_FAST_F32(avx2), QZ_OPS(f64_avx2), QZ_OPS_FAST_F16(avx2)},
     QZ_OPS_ROW(avx512),
 #else
     QZ_OPS_ROW(baseline),

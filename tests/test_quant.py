@@ -414,11 +414,14 @@ def test_large_dequantize_matches_reference(rng, shape, axis, block):
         np.testing.assert_array_equal(got, ref.dequantize(q, s, None, axis, block))
 
 
-@pytest.mark.parametrize("axis,symmetric", [(1, True), (1, False), (0, True), (None, False)])
-def test_large_arrays_match_reference(rng, axis, symmetric):
+@pytest.mark.parametrize("axis,symmetric,dtype", [(1, True, np.float32), (1, False, np.float32),
+                                                  (0, True, np.float32), (None, False, np.float32),
+                                                  (0, True, np.float16), (None, False, np.float16)])
+def test_large_arrays_match_reference(rng, axis, symmetric, dtype):
     # 8M+ elements: q is written with streaming stores (rows plan for axis 1, tiles for axis 0,
-    # the two global passes per tensor), from unaligned row starts (1027 columns).
-    x = data_for(rng, (8171, 1027), np.float32)
+    # the two global passes per tensor), from unaligned row starts (1027 columns); float16
+    # through the F16C loads.
+    x = data_for(rng, (8171, 1027), dtype)
     check_quant(x, axis, symmetric, None)
 
 
