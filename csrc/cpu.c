@@ -5,11 +5,22 @@
 #include <omp.h>
 #endif
 
+#if TP_HAVE_X86_VARIANTS
+#include <cpuid.h>
+
+/* F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports knows it.
+ * Its registers are the AVX ones, whose OS support the AVX2 check below already covers. */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 static int best_isa(void) {
 #if TP_HAVE_X86_VARIANTS
     /* __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV). */
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("f16c")) return TP_ISA_BASELINE;
+    if (!has_f16c()) return TP_ISA_BASELINE;
     if (__builtin_cpu_supports("avx512f")) return TP_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return TP_ISA_AVX2;
 #endif
