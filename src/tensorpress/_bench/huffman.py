@@ -25,19 +25,8 @@ def gaussian_int8(n, seed=0):
 
 
 def cpu_best_time(fn, *, repeat=5, min_time=0.02):
-    """Like best_time, with process CPU time (meaningful for one thread only)."""
-    fn()
-    best = None
-    for _ in range(repeat):
-        calls, start = 0, time.process_time()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.process_time() - start
-            if elapsed >= min_time:
-                break
-        best = elapsed / calls if best is None else min(best, elapsed / calls)
-    return best
+    """best_time with process CPU time (meaningful for one thread only)."""
+    return best_time(fn, repeat=repeat, min_time=min_time, clock=time.process_time)
 
 
 def _raw_c_calls(flat, shape, blob, out):

@@ -135,7 +135,8 @@ def run(quick=False, plot=False):
         t_peer.append(t["torch"])
         if t["probe"] is not None:
             # The probe's plain stores read each line first: 4 + 2*4 = 12 bytes per element.
-            per_byte = min(per_byte or 1.0, t["probe"] / (12 * n))
+            seconds = t["probe"] / (12 * n)
+            per_byte = seconds if per_byte is None else min(per_byte, seconds)
     report = Report(
         "quant",
         f"int8 quantize / dequantize, {rows_}x{cols_} float32 ({n / 1e6:.0f}M elements), elements/s; "

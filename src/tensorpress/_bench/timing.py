@@ -7,66 +7,47 @@ import time
 import numpy as np
 
 
-def best_time(fn, *, repeat=5, min_time=0.02, max_calls=100000):
-    """Best seconds per call of fn() over `repeat` rounds, each round long enough to time."""
-    fn()  # warm up (JIT compilation, page faults, caches)
-    calls = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time or calls >= max_calls:
-            break
-        calls = min(max_calls, calls * 2 if elapsed <= 0 else max(calls * 2, int(calls * min_time / elapsed) + 1))
-    best = elapsed / calls
-    for _ in range(repeat - 1):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
-
-
-def _calls_for(fn, min_time, max_calls):
+def _calls_for(fn, min_time, max_calls, clock):
     """Calls of fn() that one timed round needs to last min_time (fn warmed up first)."""
     fn()
     calls = 1
     while calls < max_calls:
-        start = time.perf_counter()
+        start = clock()
         for _ in range(calls):
             fn()
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         if elapsed >= min_time:
             break
         calls = min(max_calls, calls * 2 if elapsed <= 0 else max(calls * 2, int(calls * min_time / elapsed) + 1))
     return calls
 
 
-def best_times(fns, *, contexts=None, repeat=5, min_time=0.02, max_calls=100000, settle=0.03):
+def best_times(fns, *, contexts=None, repeat=5, min_time=0.02, max_calls=100000, settle=0.03,
+               clock=time.perf_counter):
     """Best seconds per call of each fn in the dict `fns` (None values are skipped), measured
     side by side: round r of every fn runs before round r + 1 of any, so a machine that slows
     down or speeds up during the run moves all of them alike and their ratios stay honest.
     After each round the run pauses `settle` seconds: a peer's OpenMP threads (torch's) keep
     spinning for a while after its last parallel region and would slow the next fn timed.
     contexts: key -> a context manager factory entered around each of that fn's rounds (e.g.
-    routing the public API to one backend), so its cost stays out of the calls timed."""
+    routing the public API to one backend), so its cost stays out of the calls timed.
+    clock: time.perf_counter (wall) or time.process_time (CPU time, for one-thread calls)."""
     live = {key: fn for key, fn in fns.items() if fn is not None}
     contexts = contexts or {}
     around = lambda key: contexts[key]() if key in contexts else contextlib.nullcontext()
     calls = {}
     for key, fn in live.items():
         with around(key):
-            calls[key] = _calls_for(fn, min_time, max_calls)
+            calls[key] = _calls_for(fn, min_time, max_calls, clock)
         time.sleep(settle)
     best = {key: float("inf") for key in live}
     for _ in range(repeat):
         for key, fn in live.items():
             with around(key):
-                start = time.perf_counter()
+                start = clock()
                 for _ in range(calls[key]):
                     fn()
-                best[key] = min(best[key], (time.perf_counter() - start) / calls[key])
+                best[key] = min(best[key], (clock() - start) / calls[key])
             time.sleep(settle)
     return {key: best.get(key) for key in fns}
 
@@ -84,6 +65,12 @@ def stream_probe(n, reads, writes, *, in_place=False):
     out_ptrs = ffi.new("float *[]", [ffi.cast("float *", ffi.from_buffer(a)) for a in outputs])
     keep = (inputs, outputs, in_ptrs, out_ptrs)  # the arrays live as long as the function
     return lambda keep=keep: lib.tp_stream_probe(keep[2], reads, keep[3], writes, n)
+
+
+def best_time(fn, *, repeat=5, min_time=0.02, max_calls=100000, clock=time.perf_counter):
+    """Best seconds per call of fn() over `repeat` rounds, each round long enough to time."""
+    return best_times({"fn": fn}, repeat=repeat, min_time=min_time, max_calls=max_calls,
+                      settle=0, clock=clock)["fn"]
 
 
 _bound_cache = {}
