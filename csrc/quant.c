@@ -280,6 +280,18 @@ static inline qz_params qz_params_aff(int32_t lo, int32_t hi) {
 #if TP_HAVE_X86_VARIANTS
 #include "simd_x86.h"
 
+/* Eight elements as float32, and eight float32 times inv rounded to int32 (cvtps2dq: nearest
+ * even; see qz_quant_seg_f32_avx2_fast for why no clamp follows). */
+TP_TARGET_AVX2 static inline __m256 qz_load8_f32(const float *p) { return _mm256_loadu_ps(p); }
+/* IEEE half: F16C converts exactly, as qz_half does (NaN never gets here: computed scales
+ * mean the data was finite) */
+TP_TARGET_AVX2 static inline __m256 qz_load8_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+TP_TARGET_AVX2 static inline __m256i qz_round8_f32(const float *p, __m256 inv) {
+    return _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_f32(p), inv));
+}
+
 /* ggml's Q8_0 layout (float32, 32-element blocks) hand-written for AVX2: the compiler's version of
  * the generic body spends most of a 32-element block on loop set-up and horizontal reductions.
  * Same results as qz_block_body (integer max of |x| bits, then qz_params, then rounding to
@@ -323,11 +335,8 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
             const float *xb = x + (g0 + k) * 32;
             const __m256 inv = _mm256_set1_ps(invs[k]);
             scale[g0 + k] = scs[k];
-            /* cvtps2dq rounding, no clamps: see qz_quant_seg_f32_avx2_fast */
-#define QZ_ROUND8(p) _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p), inv))
-            __m256i r0 = QZ_ROUND8(xb), r1 = QZ_ROUND8(xb + 8), r2 = QZ_ROUND8(xb + 16),
-                    r3 = QZ_ROUND8(xb + 24);
-#undef QZ_ROUND8
+            __m256i r0 = qz_round8_f32(xb, inv), r1 = qz_round8_f32(xb + 8, inv),
+                    r2 = qz_round8_f32(xb + 16, inv), r3 = qz_round8_f32(xb + 24, inv);
             __m256i bytes = tp_lanes_to_bytes(r0, r1, r2, r3);
             /* stream: q is large and 16-byte aligned (NumPy's big buffers sit 16 bytes into
              * a page, so 32-byte streaming stores would not line up): two 16-byte streaming
@@ -344,9 +353,9 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
     return 0;
 }
 
-/* The float32 quantize loops with computed scales, hand-written for AVX2. Same results as
- * qz_quant_body bit for bit, with fewer instructions per element, which the quantize pass of a
- * per-channel tile needs (it runs from L2 and was compute-bound):
+/* The float32 (and float16, via F16C) quantize loops with computed scales, hand-written for
+ * AVX2. Same results as qz_quant_body bit for bit, with fewer instructions per element, which
+ * the quantize pass of a per-channel tile needs (it runs from L2 and was compute-bound):
  *  - rounding by cvtps2dq instead of the magic-number add: both round to nearest even under
  *    the current MXCSR mode, and the two agree wherever |t| < 2^22;
  *  - no integer clamps: the saturating packs clamp to [-128, 127], which is the affine clamp,
@@ -355,18 +364,8 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
  *    is never passed either.
  * Caller-given scales (`check`, where t may be huge or NaN) take the generic loop.
  * The _nt forms write q with streaming stores straight from registers (no staging buffer);
- * the caller fences once per work item (qz_publish). */
-TP_TARGET_AVX2 static inline __m256 qz_load8_f32(const float *p) { return _mm256_loadu_ps(p); }
-/* IEEE half: F16C converts exactly, as qz_half does (NaN never gets here: computed scales
- * mean the data was finite) */
-TP_TARGET_AVX2 static inline __m256 qz_load8_f16(const uint16_t *p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-TP_TARGET_AVX2 static inline __m256i qz_round8_f32(const float *p, __m256 inv) {
-    return _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_f32(p), inv));
-}
-
-/* The one-scale loops, per input type T with its 8-lane loader. */
+ * the caller fences once per work item (qz_publish).
+ * The one-scale loops are written once per input type T, with its 8-lane loader. */
 #define QZ_DEFINE_SEG_AVX2(SUF, T)                                                            \
     TP_TARGET_AVX2 static inline void qz_quant_run_##SUF##_avx2(const T *x, int8_t *q,      \
                                                                 int64_t n, float inv_,       \
