@@ -168,9 +168,15 @@ def assert_same_bits(a_state, b_state):
             np.testing.assert_array_equal(a[keep].view(ints), b[keep].view(ints), strict=True)
 
 
+def kernel_flags(opts):
+    """The native adam_step's flag bits (TP_ADAM_*) for an OPTION_GRID entry."""
+    return ((1 if opts["decoupled"] else 0) | (2 if opts["amsgrad"] else 0)
+            | (4 if opts["maximize"] else 0) | (8 if opts["grad_scale"] else 0))
+
+
 def run_isa(state, isa, step, opts, beta1=0.9, beta2=0.999, eps=1e-8):
     c_adam = _backend.kernels_of("c", "adam")
-    flags = (1 if opts["decoupled"] else 0) | (2 if opts["amsgrad"] else 0) | (4 if opts["maximize"] else 0) | (8 if opts["grad_scale"] else 0)
+    flags = kernel_flags(opts)
     lists = tuple(None if a is None else (a,) for a in state)
     return c_adam.adam_step(lists, step, 1e-3, beta1, beta2, eps, opts["weight_decay"], opts["grad_scale"], flags, isa=isa)
 
@@ -232,7 +238,7 @@ def test_bias_correction_division_on_every_significand(isa):
 @pytest.mark.skipif("numba" not in _backend.available_backends(), reason="numba missing")
 @pytest.mark.parametrize("opts", OPTION_GRID[::2], ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
 def test_c_and_numba_agree(opts, rng):
-    flags = (1 if opts["decoupled"] else 0) | (2 if opts["amsgrad"] else 0) | (4 if opts["maximize"] else 0) | (8 if opts["grad_scale"] else 0)
+    flags = kernel_flags(opts)
     shapes, dtypes = [(5,), (70000,), (2, 3)], [np.float32, np.float32, np.float64]
     c_state = lists_state(rng, shapes, dtypes, opts["amsgrad"])
     nb_state = [None if col is None else [a.copy() for a in col] for col in c_state]
