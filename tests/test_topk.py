@@ -448,6 +448,39 @@ def test_c_variants_agree(rng, dtype):
 
 
 @requires_c
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["normal", "ties", "narrow", "zeros", "blocky"])
+def test_c_variants_agree_on_long_slices(rng, dtype, kind):
+    """Slices long enough for the per-slice sampled paths (float32 with AVX2 takes the split
+    path: thresholds from a sample, exact counts, a branch-free mark pass). Mask, thresholds and
+    in-place zeroing of every variant must equal the reference, at every kind of k."""
+    from tensorpress._native import topk as ck
+
+    length = 4099  # not a multiple of the vector steps: the scalar tails run too
+    if kind == "blocky":
+        rows = blocky(rng, 256 * 113, dtype)[:7 * length].reshape(7, length)
+    else:
+        rows = data(rng, (7, length), dtype, kind)
+    for k in (1, 2, 41, 410, 2049, length - 2, length - 1):
+        expected = ref.topk_mask(rows, k, axis=1)
+        want_thr = ref.topk_threshold(rows, k, axis=1)
+        for isa in isa_variants():
+            msg = f"{isa} k={k}"
+            mask = np.zeros(rows.shape, bool)
+            thr = np.zeros(7, np.uint64)
+            ck.topk_rows(rows, 7, length, 1, k, mask, thr, isa=isa)
+            np.testing.assert_array_equal(mask, expected, err_msg=msg)
+            bits = np.abs(want_thr).view(np.uint16 if dtype == np.float16 else
+                                         np.uint32 if dtype == np.float32 else np.uint64)
+            np.testing.assert_array_equal(thr, bits.astype(np.uint64), err_msg=msg)
+            y = rows.copy()
+            ck.topk_rows(y, 7, length, 1, k, None, zero=True, isa=isa)
+            want = np.where(expected, rows, 0)
+            np.testing.assert_array_equal(y, want, err_msg=msg)
+            np.testing.assert_array_equal(np.signbit(y), np.signbit(want), err_msg=msg)
+
+
+@requires_c
 def test_thread_counts_agree(rng):
     before = tp.get_num_threads()
     x = data(rng, (2_000_003,), np.float32, "ties")
