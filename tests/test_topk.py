@@ -449,7 +449,7 @@ def test_c_variants_agree(rng, dtype):
 
 @requires_c
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", ["normal", "ties", "narrow", "zeros", "blocky"])
+@pytest.mark.parametrize("kind", ["normal", "ties", "equal", "narrow", "zeros", "blocky", "inf"])
 def test_c_variants_agree_on_long_slices(rng, dtype, kind):
     """Slices long enough for the per-slice sampled paths (float32 with AVX2 takes the split
     path: thresholds from a sample, exact counts, a branch-free mark pass). Mask, thresholds and
@@ -459,6 +459,10 @@ def test_c_variants_agree_on_long_slices(rng, dtype, kind):
     length = 4099  # not a multiple of the vector steps: the scalar tails run too
     if kind == "blocky":
         rows = blocky(rng, 256 * 113, dtype)[:7 * length].reshape(7, length)
+    elif kind == "inf":  # a few infinities of both signs among normal values
+        rows = data(rng, (7, length), dtype, "normal")
+        rows[rng.random(rows.shape) < 0.01] = np.inf
+        rows[rng.random(rows.shape) < 0.01] = -np.inf
     else:
         rows = data(rng, (7, length), dtype, kind)
     for k in (1, 2, 41, 410, 2049, length - 2, length - 1):
