@@ -28,7 +28,9 @@
  * need-th tied element and one pass applies the rule.
  *
  * Slices (axis=...) are small: each thread takes whole slices, gathers a slice's keys into its
- * workspace (one read of memory), and runs the same steps there.
+ * workspace (one read of memory), and runs the same steps there. Long contiguous slices take
+ * a sampled path of their own; float32 ones with AVX2 the split path (see split_points),
+ * which reads a slice in cache three times but never branches per key.
  *
  * Variants: the passes that vectorize (mask writing, the per-slice rule pass, N:M) are one
  * always-inline body compiled as a scalar reference, a baseline build and AVX2 / AVX-512
@@ -1524,9 +1526,10 @@ static int64_t gcd64(int64_t a, int64_t b) {
 /* The sampled path for one contiguous slice (bool mask or none): a sample of every
  * len/TOPK_ROW_SAMPLE-th key (jittered) brackets the k-th key, one pass over the slice writes
  * the mask outside the bracket and collects the keys inside, and the exact selection runs on
- * those. Returns 0, 1 on NaN, or 2 when the bracket missed (the histogram path then redoes the
- * slice). Workspace: cidx and ckey of `len` entries each; halves hold candidates and their
- * compaction. */
+ * those. Float32 slices up to ROW_SPLIT_MAX_LEN with AVX2 take the split path instead, and
+ * come here only when it misses. Returns 0, 1 on NaN, or 2 when the bracket missed (the
+ * histogram path then redoes the slice). Workspace: keys of `len` (the split path's), cidx and
+ * ckey of `len` entries each; halves hold candidates and their compaction. */
 #define TOPK_ROW_SAMPLE 512
 #define TOPK_ROW_SAMPLE_MIN 2048 /* shorter slices: the histogram path costs no more */
 #define DEFINE_ROW_SAMPLED(SUF, S, K)                                                         \
@@ -1534,7 +1537,9 @@ static int64_t gcd64(int64_t a, int64_t b) {
                                  uint64_t *thr, K *keys, int64_t *cidx, uint64_t *ckey,     \
                                  int isa) {                                                 \
         const int64_t half = len / 2, ns = TOPK_ROW_SAMPLE, stride = len / TOPK_ROW_SAMPLE; \
+        /* float32 with AVX2 tries the split path first (see split_points) */              \
         int split = ROW_SPLIT_##SUF(x, len, k, zero, mask, thr, keys, cidx, ckey, isa);     \
+        (void)keys;                                                                         \
         if (split < 2) return split;                                                        \
         uint64_t *sample = ckey, *tmp = (uint64_t *)cidx;                                   \
         /* fetch the next slice while this one is worked on (prefetches never fault, so     \
