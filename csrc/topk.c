@@ -749,6 +749,7 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
  * 16M float32 (10% and 50% masks 1.95e9 / 1.48e9 -> 2.35e9 / 2.1e9 elements/s). */
 #define TOPK_SAMPLE_GROUPS 8192
 #define TOPK_SAMPLE_GROUP 16
+#define TOPK_SAMPLE_AHEAD 16 /* draws between a group's prefetch and its read */
 static double sample_z = 3.5;              /* half-width of the range in standard deviations */
 static int64_t sample_misses = 0;          /* times the histogram path had to redo the work */
 
@@ -904,22 +905,48 @@ static void sample_range(uint64_t *keys, uint64_t *tmp, int64_t s, int64_t total
         }                                                                                   \
     }                                                                                       \
                                                                                             \
-    /* Up to `groups` groups of TOPK_SAMPLE_GROUP neighbours, one at a jittered position in \
-     * each of `groups` equal strata of the concatenation (strata, so every part of the     \
-     * data is seen; jitter, so a period in the data cannot line up with the strata). */    \
+    /* `groups` groups of TOPK_SAMPLE_GROUP neighbours (consecutive in the concatenation),   \
+     * one at a jittered position in each of `groups` equal strata of it (strata, so every  \
+     * part of the data is seen; jitter, so a period in the data cannot line up with the    \
+     * strata). The groups are far apart, each a cache (and TLB) miss: the threads share   \
+     * them, and each fetches the group TOPK_SAMPLE_AHEAD draws on, with a cursor of its    \
+     * own, so that many misses are in flight instead of one (16M float32: 0.95 ms ->       \
+     * 0.57 ms on one thread). */                                                           \
     static int64_t sample_##SUF(const tp_topk_segment *segs, int64_t total, int64_t groups, \
-                                uint64_t *out) {                                            \
+                                uint64_t *out, int threads) {                               \
         const int64_t stride = total / groups; /* > TOPK_SAMPLE_GROUP by the caller */      \
-        int64_t s = 0, off = 0, w = 0;                                                      \
-        for (int64_t g = 0; g < groups; g++) {                                              \
-            int64_t p = g * stride + jitter((uint64_t)g, stride - TOPK_SAMPLE_GROUP + 1);   \
-            while (p >= off + segs[s].numel) off += segs[s++].numel;                        \
-            const S *x = (const S *)segs[s].data;                                           \
-            int64_t end = segs[s].numel;                                                    \
-            for (int64_t j = p - off; j < p - off + TOPK_SAMPLE_GROUP && j < end; j++)      \
-                out[w++] = (K)(x[j] & KEYMASK_##SUF);                                       \
+        const int64_t span = stride - TOPK_SAMPLE_GROUP + 1; /* so p + GROUP <= total */    \
+        (void)threads;                                                                      \
+        TOPK_PRAGMA("omp parallel num_threads(threads) if(threads > 1)")                    \
+        {                                                                                   \
+            int64_t s = 0, off = 0, ps = 0, poff = 0;                                       \
+            TOPK_PRAGMA("omp for schedule(static)")                                         \
+            for (int64_t g = 0; g < groups; g++) {                                          \
+                if (g + TOPK_SAMPLE_AHEAD < groups) {                                       \
+                    int64_t ga = g + TOPK_SAMPLE_AHEAD;                                     \
+                    int64_t pa = ga * stride + jitter((uint64_t)ga, span);                  \
+                    while (pa >= poff + segs[ps].numel) poff += segs[ps++].numel;           \
+                    const S *xa = (const S *)segs[ps].data + (pa - poff);                   \
+                    __builtin_prefetch(xa);                                                 \
+                    __builtin_prefetch(xa + TOPK_SAMPLE_GROUP - 1);                         \
+                }                                                                           \
+                int64_t p = g * stride + jitter((uint64_t)g, span);                         \
+                while (p >= off + segs[s].numel) off += segs[s++].numel;                    \
+                uint64_t *o = out + g * TOPK_SAMPLE_GROUP;                                  \
+                if (p - off + TOPK_SAMPLE_GROUP <= segs[s].numel) {                         \
+                    const S *x = (const S *)segs[s].data + (p - off);                       \
+                    for (int64_t j = 0; j < TOPK_SAMPLE_GROUP; j++)                         \
+                        o[j] = (K)(x[j] & KEYMASK_##SUF);                                   \
+                } else { /* the group runs on into later segments */                        \
+                    int64_t gs = s, goff = off;                                             \
+                    for (int64_t j = 0; j < TOPK_SAMPLE_GROUP; j++, p++) {                  \
+                        while (p >= goff + segs[gs].numel) goff += segs[gs++].numel;        \
+                        o[j] = (K)(((const S *)segs[gs].data)[p - goff] & KEYMASK_##SUF);   \
+                    }                                                                       \
+                }                                                                           \
+            }                                                                               \
         }                                                                                   \
-        return w;                                                                           \
+        return groups * TOPK_SAMPLE_GROUP;                                                  \
     }
 DEFINE_SCATTER(f16, uint16_t, uint32_t)
 DEFINE_SCATTER(f32, uint32_t, uint32_t)
@@ -938,7 +965,7 @@ DEFINE_SCATTER(f64, uint64_t, uint64_t)
         if (groups * TOPK_SAMPLE_GROUP > cap) groups = cap / TOPK_SAMPLE_GROUP;             \
         if (groups < 64) return 1;                                                          \
         uint64_t *sample = (uint64_t *)cidx2;                                               \
-        int64_t ns = sample_##SUF(segs, total, groups, sample);                             \
+        int64_t ns = sample_##SUF(segs, total, groups, sample, threads);                    \
         uint64_t lo64, hi64;                                                                \
         sample_range(sample, ckey2, ns, total, k, KEYMASK_##SUF, 11, 2 * TOPK_SAMPLE_GROUP, \
                      &lo64, &hi64);                                                         \

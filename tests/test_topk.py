@@ -299,6 +299,31 @@ def test_sampled_path_and_its_misses(rng, dtype, width):
         assert missed["normal"] == 0  # ...and on ordinary data the sampled path did the work
 
 
+@live_c
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sampled_path_over_many_tiny_arrays(rng, threads):
+    """global_topk_masks over thousands of arrays shorter than a sample group (16 keys): the
+    groups run on across array ends, so the sample stays unbiased and the sampled path does
+    not miss; the masks equal the reference at every thread count."""
+    from tensorpress._native import lib
+
+    def tiny(count, most):
+        return [rng.standard_normal(int(n)).astype(np.float32)
+                for n in rng.integers(0, most, count)]
+
+    parts = tiny(3000, 20) + [rng.standard_normal(600_000).astype(np.float32)] + tiny(2000, 9)
+    before = tp.get_num_threads()
+    misses = lib.tp_topk_sample_misses()
+    try:
+        tp.set_num_threads(threads)
+        for k in (1, 1000, 0.1, 0.5):
+            for got, want in zip(tp.global_topk_masks(parts, k), ref.global_topk_masks(parts, k)):
+                np.testing.assert_array_equal(got, want, err_msg=f"k={k}")
+    finally:
+        tp.set_num_threads(before)
+    assert lib.tp_topk_sample_misses() == misses
+
+
 def test_sampled_path_nan_anywhere(rng):
     """The sampled path finds NaN in its one pass, before anything is zeroed."""
     for at in (0, 12345, (1 << 20) - 1):
