@@ -815,6 +815,29 @@ static int64_t jitter(uint64_t j, int64_t range) {
 
 static int bit_length(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
 
+/* Walking down a histogram of digits from `top` (no key's digit is higher): the digits that
+ * hold the keys of descending ranks r1 <= r2 (0 = the largest key) into *d1 >= *d2, and the
+ * number of keys in digits above *d1 into *above_d1. r2 must be below the histogram's total. */
+static void digits_of_ranks(const uint32_t *h, int64_t top, int64_t r1, int64_t r2, uint64_t *d1,
+                            uint64_t *d2, int64_t *above_d1) {
+    int64_t above = 0;
+    int found = 0;
+    *d1 = *d2 = 0;
+    *above_d1 = 0;
+    for (int64_t dg = top; dg >= 0; dg--) {
+        if (!found && above + h[dg] > r1) {
+            *d1 = (uint64_t)dg;
+            *above_d1 = above;
+            found = 1;
+        }
+        if (above + h[dg] > r2) {
+            *d2 = (uint64_t)dg;
+            return;
+        }
+        above += h[dg];
+    }
+}
+
 /* The key range [*lo, *hi] that holds the k-th largest of `total` keys with high probability,
  * from s sample keys (reordered; tmp holds s keys): the sample's keys of ascending ranks r - d
  * and r + d, where r is the k-th's expected rank in the sample and d is sample_z standard
@@ -833,28 +856,18 @@ static void sample_range(uint64_t *keys, uint64_t *tmp, int64_t s, int64_t total
     for (int64_t i = 0; i < s; i++) kmax = keys[i] > kmax ? keys[i] : kmax;
     const int64_t nb = (int64_t)1 << bits;
     int shift = bit_length(kmax) > bits ? bit_length(kmax) - bits : 0;
-    int64_t h[2048];
-    memset(h, 0, sizeof(int64_t) * (size_t)nb);
+    uint32_t h[2048];
+    memset(h, 0, sizeof(uint32_t) * (size_t)nb);
     for (int64_t i = 0; i < s; i++) h[keys[i] >> shift]++;
-    int64_t below = 0, base = 0;
-    uint64_t da = 0, db = (uint64_t)nb - 1;
-    for (int64_t dg = 0, found_a = 0; dg < nb; dg++) {
-        if (!found_a && below + h[dg] > a) {
-            da = (uint64_t)dg;
-            base = below;
-            found_a = 1;
-        }
-        if (below + h[dg] > b) {
-            db = (uint64_t)dg;
-            break;
-        }
-        below += h[dg];
-    }
+    uint64_t da, db; /* the digits of ascending ranks a and b */
+    int64_t above_db;
+    digits_of_ranks(h, (int64_t)(kmax >> shift), s - 1 - b, s - 1 - a, &db, &da, &above_db);
     int64_t m = 0; /* branch-free compaction of the keys whose digit lies in [da, db] */
     for (int64_t i = 0; i < s; i++) {
         tmp[m] = keys[i];
         m += (keys[i] >> shift) - da <= db - da;
     }
+    const int64_t base = s - above_db - m; /* the ascending rank of tmp's smallest key */
     /* the range may be wider than the sample says, never narrower: sort on the top 16 bits
      * of those in which these keys differ, then round the ends outwards over the bits left out */
     uint64_t vary = 0;
@@ -1250,29 +1263,16 @@ TP_TARGET_AVX2 static void split_points(uint32_t *keys, uint32_t *scratch, int64
     const int bits = ROW_SPLIT_DIGIT_BITS;
     const int shift = bit_length(vary) > bits ? bit_length(vary) - bits : 0;
     const uint32_t dmask = (1u << bits) - 1; /* keys agree above shift + bits */
-    uint16_t h[1 << ROW_SPLIT_DIGIT_BITS];
+    uint32_t h[1 << ROW_SPLIT_DIGIT_BITS];
     memset(h, 0, sizeof h);
     for (int64_t i = 0; i < s; i++) h[(keys[i] >> shift) & dmask]++;
-    /* walk down from the top digit to the ones holding ranks rmin and rmax */
-    int64_t above = 0, base = 0;
-    uint32_t dhi = 0, dlo = 0;
-    int found_hi = 0;
-    for (int64_t dg = (kmax >> shift) & dmask; dg >= 0; dg--) {
-        if (!found_hi && above + h[dg] > rmin) {
-            dhi = (uint32_t)dg;
-            base = above;
-            found_hi = 1;
-        }
-        if (above + h[dg] > rmax) {
-            dlo = (uint32_t)dg;
-            break;
-        }
-        above += h[dg];
-    }
+    uint64_t dhi, dlo; /* the digits of descending ranks rmin and rmax */
+    int64_t base; /* the number of keys above dhi: the rank of the first compacted one */
+    digits_of_ranks(h, (kmax >> shift) & dmask, rmin, rmax, &dhi, &dlo, &base);
     int64_t m = 0; /* branch-free compaction of the keys whose digit lies in [dlo, dhi] */
     for (int64_t i = 0; i < s; i++) {
         scratch[m] = keys[i];
-        m += ((keys[i] >> shift) & dmask) - dlo <= dhi - dlo;
+        m += (((keys[i] >> shift) & dmask) - dlo) <= dhi - dlo;
     }
     /* descending order: a key's place is the count of keys above it; equal keys take the
      * next free places (they are the same value, so which goes where does not matter) */
