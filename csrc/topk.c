@@ -643,7 +643,6 @@ TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int6
 }
 #define RANGE_F32_AVX2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done) \
     range_f32_avx2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done)
-
 #endif
 
 #define DEFINE_TOPK_VARIANTS(SUF, S, K)                                                       \
@@ -923,8 +922,8 @@ static void sample_range(uint64_t *keys, uint64_t *tmp, int64_t s, int64_t total
      * part of the data is seen; jitter, so a period in the data cannot line up with the    \
      * strata). The groups are far apart, each a cache (and TLB) miss: the threads share   \
      * them, and each fetches the group TOPK_SAMPLE_AHEAD draws on, with a cursor of its    \
-     * own, so that many misses are in flight instead of one (16M float32: 0.95 ms ->       \
-     * 0.57 ms on one thread). */                                                           \
+     * own, so that many misses are in flight instead of one (16M float32: 0.95 ms on one  \
+     * thread without the prefetch, 0.57 ms with it, 0.28 ms on two threads). */           \
     static int64_t sample_##SUF(const tp_topk_segment *segs, int64_t total, int64_t groups, \
                                 uint64_t *out, int threads) {                               \
         const int64_t stride = total / groups; /* > TOPK_SAMPLE_GROUP by the caller */      \
@@ -1207,7 +1206,6 @@ int tp_topk_select(const tp_topk_segment *segments, int64_t count, int32_t dtype
     return tp_topk_select_isa(segments, count, dtype, k, flags, workspace, workspace_bytes,
                               cand_cap, threshold_key, tp_isa_current());
 }
-
 
 /* ---------------------------------------------------------------------------------------- */
 /* The split path: float32 slices that fit in L2, with AVX2.                                 */
