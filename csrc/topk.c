@@ -1231,6 +1231,7 @@ int tp_topk_select(const tp_topk_segment *segments, int64_t count, int32_t dtype
 #define ROW_SPLITS 9
 #define ROW_SPLIT_SAMPLE 128
 #define ROW_SPLIT_MAX_LEN 65536 /* 256 KB of float32: the later passes still read from L2 */
+#define ROW_SPLIT_MIN_LEN 512    /* 4x the sample; 1024-key rows: 0.44e9 -> 1.0e9, 2 threads */
 #define ROW_SPLIT_DIGIT_BITS 10
 
 #if TP_HAVE_X86_VARIANTS
@@ -1552,8 +1553,9 @@ static int64_t gcd64(int64_t a, int64_t b) {
  * len/TOPK_ROW_SAMPLE-th key (jittered) brackets the k-th key, one pass over the slice writes
  * the mask outside the bracket and collects the keys inside, and the exact selection runs on
  * those. Float32 slices up to ROW_SPLIT_MAX_LEN with AVX2 take the split path instead, and
- * come here only when it misses. Returns 0, 1 on NaN, or 2 when the bracket missed (the
- * histogram path then redoes the slice). Workspace: keys of `len` (the split path's), cidx and
+ * come here only when it misses. Returns 0, 1 on NaN, 2 when the bracket missed (the
+ * histogram path then redoes the slice), or 3 for slices shorter than TOPK_ROW_SAMPLE_MIN
+ * that the split path did not take (the histogram path does them). Workspace: keys of `len` (the split path's), cidx and
  * ckey of `len` entries each; halves hold candidates and their compaction. */
 #define TOPK_ROW_SAMPLE 512
 #define TOPK_ROW_SAMPLE_MIN 2048 /* shorter slices: the histogram path costs no more */
@@ -1566,6 +1568,7 @@ static int64_t gcd64(int64_t a, int64_t b) {
         int split = ROW_SPLIT_##SUF(x, len, k, zero, mask, thr, keys, cidx, ckey, isa);     \
         (void)keys;                                                                         \
         if (split < 2) return split;                                                        \
+        if (len < TOPK_ROW_SAMPLE_MIN) return 3; /* short: straight to the histogram path */ \
         uint64_t *sample = ckey, *tmp = (uint64_t *)cidx;                                   \
         /* fetch the next slice while this one is worked on (prefetches never fault, so     \
          * running past the array's end is harmless) */                                     \
@@ -1644,7 +1647,7 @@ DEFINE_ROW_SAMPLED(f64, uint64_t, uint64_t)
                 for (int64_t r = g * group; r < r_end; r++) {                               \
                     int64_t o = r / inner, j = r % inner;                                   \
                     int64_t base = o * len * inner + j;                                     \
-                    if (inner == 1 && !packed && len >= TOPK_ROW_SAMPLE_MIN && k > 0 &&     \
+                    if (inner == 1 && !packed && len >= ROW_SPLIT_MIN_LEN && k > 0 &&       \
                         k < len && sample_z >= 0) {                                         \
                         int status = row_sampled_##SUF(x + base, len, k, zero,              \
                                                        mask ? mask + base : NULL,           \
@@ -1654,7 +1657,8 @@ DEFINE_ROW_SAMPLED(f64, uint64_t, uint64_t)
                             nan |= status;                                                  \
                             continue;                                                       \
                         }                                                                   \
-                        __atomic_fetch_add(&sample_misses, 1, __ATOMIC_RELAXED);            \
+                        if (status == 2) /* 3: too short for the one-pass sampled path */   \
+                            __atomic_fetch_add(&sample_misses, 1, __ATOMIC_RELAXED);        \
                     }                                                                       \
                     nan |= PICK(SUF, row, isa)(x + base, len, inner, k, packed, zero, mask, \
                                                base, thr ? thr + r : NULL, lv, h, keys,     \
