@@ -280,7 +280,7 @@ static inline qz_params qz_params_aff(int32_t lo, int32_t hi) {
 #if TP_HAVE_X86_VARIANTS
 #include "simd_x86.h"
 
-/* Eight elements as float32, and eight float32 times inv rounded to int32 (cvtps2dq: nearest
+/* Eight elements as float32, and eight elements times inv rounded to int32 (cvtps2dq: nearest
  * even; see qz_quant_seg_f32_avx2_fast for why no clamp follows). */
 TP_TARGET_AVX2 static inline __m256 qz_load8_f32(const float *p) { return _mm256_loadu_ps(p); }
 /* IEEE half: F16C converts exactly, as qz_half does (NaN never gets here: computed scales
@@ -290,6 +290,9 @@ TP_TARGET_AVX2 static inline __m256 qz_load8_f16(const uint16_t *p) {
 }
 TP_TARGET_AVX2 static inline __m256i qz_round8_f32(const float *p, __m256 inv) {
     return _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_f32(p), inv));
+}
+TP_TARGET_AVX2 static inline __m256i qz_round8_f16(const uint16_t *p, __m256 inv) {
+    return _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_f16(p), inv));
 }
 
 /* ggml's Q8_0 layout (float32, 32-element blocks) hand-written for AVX2: the compiler's version of
@@ -365,7 +368,7 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
  * Caller-given scales (`check`, where t may be huge or NaN) take the generic loop.
  * The _nt forms write q with streaming stores straight from registers (no staging buffer);
  * the caller fences once per work item (qz_publish).
- * The one-scale loops are written once per input type T, with its 8-lane loader. */
+ * The one-scale loops are written once per input type T, with its 8-lane rounding helper. */
 #define QZ_DEFINE_SEG_AVX2(SUF, T)                                                            \
     TP_TARGET_AVX2 static inline void qz_quant_run_##SUF##_avx2(const T *x, int8_t *q,      \
                                                                 int64_t n, float inv_,       \
@@ -373,10 +376,9 @@ TP_TARGET_AVX2 static int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int
         const __m256 inv = _mm256_set1_ps(inv_);                                             \
         const __m256i z = _mm256_set1_epi32(zp);                                             \
         for (int64_t i = 0; i < n; i += 32) {                                                \
-            __m256i r0 = _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_##SUF(x + i), inv));      \
-            __m256i r1 = _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_##SUF(x + i + 8), inv));  \
-            __m256i r2 = _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_##SUF(x + i + 16), inv)); \
-            __m256i r3 = _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8_##SUF(x + i + 24), inv)); \
+            __m256i r0 = qz_round8_##SUF(x + i, inv), r1 = qz_round8_##SUF(x + i + 8, inv);  \
+            __m256i r2 = qz_round8_##SUF(x + i + 16, inv);                                   \
+            __m256i r3 = qz_round8_##SUF(x + i + 24, inv);                                   \
             if (zp) {                                                                        \
                 r0 = _mm256_add_epi32(r0, z);                                                \
                 r1 = _mm256_add_epi32(r1, z);                                                \
