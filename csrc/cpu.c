@@ -16,7 +16,7 @@ static int has_f16c(void) {
 }
 #endif
 
-static int best_isa(void) {
+static int detect_isa(void) {
 #if TP_HAVE_X86_VARIANTS
     /* __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV). */
     __builtin_cpu_init();
@@ -25,6 +25,16 @@ static int best_isa(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return TP_ISA_AVX2;
 #endif
     return TP_ISA_BASELINE;
+}
+
+/* Detected once: every kernel entry asks whether its variant may run, and CPUID is slow,
+ * above all under a hypervisor, where each one traps (about 2 us of a 4 us one-element
+ * Adam step before this cache). A racing first call only stores the same value twice. */
+static int detected_isa = -1;
+
+static int best_isa(void) {
+    if (detected_isa < 0) detected_isa = detect_isa();
+    return detected_isa;
 }
 
 /* -1 = not chosen yet. Written by tp_isa_select (load time, or tests forcing a variant). */
