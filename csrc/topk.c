@@ -597,23 +597,24 @@ TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int6
                                              uint8_t *mask, int64_t *cidx, uint64_t *ckey,
                                              int64_t cap, mark_stats *st, int64_t *done) {
     const __m256i absm = _mm256_set1_epi32(0x7fffffff);
-    const __m256i vhi = _mm256_set1_epi32((int32_t)HI), vlo = _mm256_set1_epi32((int32_t)LO);
-    const __m256i span = _mm256_set1_epi32((int32_t)(HI - LO));
+    /* Keys are below 2^31, so signed compares order them; LO - 1 is -1 when LO is 0. */
+    const __m256i vhi = _mm256_set1_epi32((int32_t)HI), vlo1 = _mm256_set1_epi32((int32_t)LO - 1);
     const __m256i one = _mm256_set1_epi8(1);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    __m256i vmax = _mm256_setzero_si256(), vabove = _mm256_setzero_si256();
-    int64_t c = 0, i = lo;
+    __m256i vmax = _mm256_setzero_si256();
+    int64_t c = 0, i = lo, above = 0;
     /* Keys are packed to bytes two vectors at a time, as soon as they are compared: with all
-     * four kept to the end (tp_lanes_to_bytes), the loop ran out of ymm registers and spilled. */
-#define RANGE_PAIR(off, GT, IN)                                                            \
+     * four kept to the end (tp_lanes_to_bytes), the loop ran out of ymm registers and spilled.
+     * The loop is bound by issue on CPUs that split 256-bit operations, so it keeps to the
+     * fewest vector operations: candidates are (key >= LO) and not (key > HI), taken after
+     * the packing, and the kept keys are counted by popcount on the scalar side. */
+#define RANGE_PAIR(off, GT, GE)                                                            \
     do {                                                                                   \
         __m256i k0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + (off))), absm); \
         __m256i k1 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + (off) + 8)), absm); \
-        vmax = _mm256_max_epi32(vmax, _mm256_max_epi32(k0, k1)); /* keys < 2^31: signed is exact */ \
-        __m256i t0 = _mm256_sub_epi32(k0, vlo), t1 = _mm256_sub_epi32(k1, vlo);            \
+        vmax = _mm256_max_epi32(vmax, _mm256_max_epi32(k0, k1));                           \
         GT = _mm256_packs_epi32(_mm256_cmpgt_epi32(k0, vhi), _mm256_cmpgt_epi32(k1, vhi));  \
-        IN = _mm256_packs_epi32(_mm256_cmpeq_epi32(_mm256_min_epu32(t0, span), t0),        \
-                                _mm256_cmpeq_epi32(_mm256_min_epu32(t1, span), t1));       \
+        GE = _mm256_packs_epi32(_mm256_cmpgt_epi32(k0, vlo1), _mm256_cmpgt_epi32(k1, vlo1)); \
     } while (0)
     for (; i + 32 <= hi; i += 32) {
         if (c + 32 > cap) {
@@ -627,10 +628,10 @@ TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int6
         RANGE_PAIR(16, g23, e23);
         __m256i g = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(g01, g23), order);
         __m256i e = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(e01, e23), order);
-        __m256i g1 = _mm256_and_si256(g, one);
-        vabove = _mm256_add_epi64(vabove, _mm256_sad_epu8(g1, _mm256_setzero_si256())); /* count */
-        if (mask) _mm256_storeu_si256((__m256i *)(mask + i), g1);
-        uint32_t bits = (uint32_t)_mm256_movemask_epi8(e);
+        uint32_t gbits = (uint32_t)_mm256_movemask_epi8(g);
+        above += __builtin_popcount(gbits);
+        if (mask) _mm256_storeu_si256((__m256i *)(mask + i), _mm256_and_si256(g, one));
+        uint32_t bits = (uint32_t)_mm256_movemask_epi8(e) & ~gbits;
         while (bits) {
             int j = __builtin_ctz(bits);
             bits &= bits - 1;
@@ -641,11 +642,9 @@ TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int6
     }
 #undef RANGE_PAIR
     uint32_t lanes[8];
-    int64_t counts[4];
     _mm256_storeu_si256((__m256i *)lanes, vmax);
-    _mm256_storeu_si256((__m256i *)counts, vabove);
     for (int l = 0; l < 8; l++) st->kmax = lanes[l] > st->kmax ? lanes[l] : st->kmax;
-    st->above += counts[0] + counts[1] + counts[2] + counts[3];
+    st->above += above;
     *done = i - lo;
     return c;
 }
