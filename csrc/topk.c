@@ -704,7 +704,7 @@ static int64_t units_for(int64_t total, int threads) {
 
 static int64_t select_ws_bytes(int32_t dtype, int64_t units, int64_t cap) {
     int64_t b = (int64_t)1 << levels_of(dtype)->bits[0];
-    return units * (b * 4 + (int64_t)sizeof(topk_range) + 8) + cap * 32 + 64;
+    return units * (b * 4 + (int64_t)sizeof(topk_range) + 16) + cap * 32 + 64;
 }
 
 int64_t tp_topk_workspace_bytes(int32_t dtype, int64_t total, int64_t cand_cap) {
@@ -886,20 +886,20 @@ static void sample_range(uint64_t *keys, uint64_t *tmp, int64_t s, int64_t total
 }
 
 /* Step 6 of both paths: decide the collected candidates (index-ordered; unit u's sit at
- * offsets[u]..offsets[u+1]) and write them into the masks, each unit its own, so units never
+ * first[u]..last[u] - 1) and write them into the masks, each unit its own, so units never
  * write the same byte. Candidate keys are stored relative to the range's base: trel is the
  * threshold relative to it. */
 #define DEFINE_SCATTER(SUF, S, K)                                                             \
     static void scatter_##SUF(const tp_topk_segment *segs, int64_t units,                   \
-                              const int64_t *offsets, int64_t total_candidates,             \
+                              const int64_t *first, const int64_t *last,                    \
                               const int64_t *cidx, const uint64_t *ckey, uint64_t trel,     \
                               int64_t cut, int want_mask, int packed, int zero, int threads) { \
         (void)threads;                                                                      \
         TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
         for (int64_t u = 0; u < units; u++) {                                               \
-            int64_t end = u + 1 < units ? offsets[u + 1] : total_candidates;                \
+            const int64_t end = last[u];                                                    \
             int64_t s = 0, off = 0;                                                         \
-            for (int64_t i = offsets[u]; i < end; i++) {                                    \
+            for (int64_t i = first[u]; i < end; i++) {                                      \
                 int64_t id = cidx[i];                                                       \
                 while (id >= off + segs[s].numel) off += segs[s++].numel;                   \
                 int64_t j = id - off;                                                       \
@@ -978,6 +978,7 @@ DEFINE_SCATTER(f64, uint64_t, uint64_t)
                              int64_t k, int want_mask, int packed, int zero,                \
                              const topk_range *ranges,                                      \
                              int64_t units, int threads, mark_stats *stats, int64_t *offsets, \
+                             int64_t *ends,                                                 \
                              int64_t *cidx, uint64_t *ckey, int64_t *cidx2, uint64_t *ckey2, \
                              int64_t cap, uint64_t *threshold_key, int isa) {               \
         int64_t groups = total / 512 < TOPK_SAMPLE_GROUPS ? total / 512 : TOPK_SAMPLE_GROUPS; \
@@ -1017,18 +1018,44 @@ DEFINE_SCATTER(f64, uint64_t, uint64_t)
         }                                                                                   \
         int64_t need = k - above;                                                           \
         if (need < 1 || need > found) return 1;                                             \
-        /* the units' candidates side by side, in index order */                            \
-        for (int64_t u = 0, w = 0; u < units; u++) {                                        \
-            int64_t c = offsets[u];                                                         \
-            memmove(cidx + w, cidx + u * per_unit, (size_t)c * sizeof *cidx);               \
-            memmove(ckey + w, ckey + u * per_unit, (size_t)c * sizeof *ckey);               \
-            offsets[u] = w;                                                                 \
-            w += c;                                                                         \
+        /* The selection's first digit runs per unit, in parallel: each unit counts its     \
+         * candidates' top digits, then copies those in the k-th key's bucket to their place \
+         * in cidx2 (units in order, so index order holds). This replaced gathering all the  \
+         * units' candidates into one list, a serial copy of every candidate. */             \
+        const int shift = bit_length((uint64_t)(K)(HI - LO));                               \
+        const int dshift = shift > 8 ? shift - 8 : 0;                                       \
+        uint32_t *digits = (uint32_t *)(stats + units); /* units x 256, histogram area */   \
+        for (int64_t u = 0; u < units; u++) {                                               \
+            ends[u] = u * per_unit + offsets[u];                                            \
+            offsets[u] = u * per_unit;                                                      \
+        }                                                                                   \
+        TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
+        for (int64_t u = 0; u < units; u++) {                                               \
+            uint32_t *h = digits + 256 * u;                                                 \
+            memset(h, 0, 256 * sizeof *h);                                                  \
+            for (int64_t i = offsets[u]; i < ends[u]; i++) h[ckey[i] >> dshift]++;          \
+        }                                                                                   \
+        int64_t bucket = 255, in_bucket = 0;                                                \
+        for (;; bucket--) {                                                                 \
+            in_bucket = 0;                                                                  \
+            for (int64_t u = 0; u < units; u++) in_bucket += digits[256 * u + bucket];      \
+            if (in_bucket >= need || bucket == 0) break;                                    \
+            need -= in_bucket;                                                              \
+        }                                                                                   \
+        TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
+        for (int64_t u = 0; u < units; u++) {                                               \
+            int64_t w = 0;                                                                  \
+            for (int64_t v = 0; v < u; v++) w += digits[256 * v + bucket];                  \
+            for (int64_t i = offsets[u]; i < ends[u]; i++) {                                \
+                if ((int64_t)(ckey[i] >> dshift) == bucket) { /* a few in 256: well predicted */ \
+                    cidx2[w] = cidx[i];                                                     \
+                    ckey2[w++] = ckey[i];                                                   \
+                }                                                                           \
+            }                                                                               \
         }                                                                                   \
         uint64_t trel;                                                                      \
         int64_t cut;                                                                        \
-        select_candidates(cidx, ckey, found, need, bit_length((uint64_t)(K)(HI - LO)), cidx2, \
-                          ckey2, &trel, &cut);                                              \
+        select_candidates(cidx2, ckey2, in_bucket, need, dshift, cidx2, ckey2, &trel, &cut); \
         *threshold_key = (uint64_t)LO + trel;                                               \
         if (zero) {                                                                         \
             TOPK_PRAGMA("omp parallel for num_threads(threads) schedule(static) if(threads > 1)") \
@@ -1038,7 +1065,7 @@ DEFINE_SCATTER(f64, uint64_t, uint64_t)
             }                                                                               \
         }                                                                                   \
         if (want_mask || zero)                                                              \
-            scatter_##SUF(segs, units, offsets, found, cidx, ckey, trel, cut, want_mask,    \
+            scatter_##SUF(segs, units, offsets, ends, cidx, ckey, trel, cut, want_mask,     \
                           packed, zero, threads);                                           \
         return TP_OK;                                                                       \
     }
@@ -1057,11 +1084,13 @@ DEFINE_SAMPLED(f64, uint64_t, uint64_t)
         while (threads > 1 && select_ws_bytes(TP_##SUF##_CODE, units, cap) > ws_bytes)      \
             units = units_for(total, --threads);                                            \
         TP_RETURN_IF(select_ws_bytes(TP_##SUF##_CODE, units, cap) > ws_bytes, TP_ERR_BUFFER); \
-        /* carve the workspace: histograms, ranges, offsets, two candidate areas (8-aligned) */ \
+        /* carve the workspace: histograms, ranges, the units' candidate spans (offsets and \
+         * ends), two candidate areas (8-aligned) */                                        \
         uint32_t *hist = (uint32_t *)ws;                                                    \
         topk_range *ranges = (topk_range *)(ws + units * B * 4);                            \
         int64_t *offsets = (int64_t *)(ranges + units);                                     \
-        int64_t *cidx = offsets + units;                                                    \
+        int64_t *ends = offsets + units;                                                    \
+        int64_t *cidx = ends + units;                                                       \
         uint64_t *ckey = (uint64_t *)(cidx + cap);                                          \
         int64_t *cidx2 = (int64_t *)(ckey + cap);                                           \
         uint64_t *ckey2 = (uint64_t *)(cidx2 + cap);                                        \
@@ -1078,7 +1107,7 @@ DEFINE_SAMPLED(f64, uint64_t, uint64_t)
         (void)threads;                                                                      \
         if (k > 0 && k < total && total >= TOPK_SAMPLE_MIN && sample_z >= 0) {                               \
             int status = sampled_##SUF(segs, count, total, k, want_mask, packed, zero, ranges, units, \
-                                       threads, (mark_stats *)hist, offsets, cidx, ckey,    \
+                                       threads, (mark_stats *)hist, offsets, ends, cidx, ckey, \
                                        cidx2, ckey2, cap, threshold_key, isa);              \
             if (status != 1) return status;                                                 \
             __atomic_fetch_add(&sample_misses, 1, __ATOMIC_RELAXED);                        \
@@ -1149,7 +1178,8 @@ DEFINE_SAMPLED(f64, uint64_t, uint64_t)
             *threshold_key = (uint64_t)T;                                                   \
             if (!want_mask && !zero) return TP_OK;                                          \
             /* 6: scatter the kept candidates */                                            \
-            scatter_##SUF(segs, units, offsets, bucket, cidx, ckey, T, cut, want_mask, packed, \
+            for (int64_t u = 0; u < units; u++) ends[u] = u + 1 < units ? offsets[u + 1] : bucket; \
+            scatter_##SUF(segs, units, offsets, ends, cidx, ckey, T, cut, want_mask, packed, \
                           zero, threads);                                                   \
             return TP_OK;                                                                   \
         }                                                                                   \
