@@ -41,6 +41,25 @@
         if (cond) return (status); \
     } while (0)
 
+/* The calling thread's index in its OpenMP team and the team's size (0 and 1 outside a
+ * parallel region, or without OpenMP). A thread's even share of n items is
+ * [n * id / size, n * (id + 1) / size). */
+TP_ALWAYS_INLINE int tp_team_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+TP_ALWAYS_INLINE int tp_team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 /* Threads worth using for `work` items when each thread should get at least `min_per_thread`:
  * 1 below that size (spawning a team costs microseconds), never more than tp_get_num_threads(). */
 int tp_threads_for(int64_t work, int64_t min_per_thread);

@@ -829,11 +829,7 @@ static int qz_rows(const qz_ops *o, const qz_ops *o32, const void *x, const qz_l
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
     {
-        int nt = 1, id = 0;
-#ifdef _OPENMP
-        nt = omp_get_num_threads();
-        id = omp_get_thread_num();
-#endif
+        const int nt = tp_team_size(), id = tp_team_id();
         int64_t r0 = R * id / nt, r1 = R * (id + 1) / nt;
         int32_t *mn = accs + (int64_t)id * 2 * K, *mx = mn + K;
         uint32_t *am = (uint32_t *)mn;
@@ -918,10 +914,7 @@ static int qz_channels(const qz_ops *o, const qz_ops *o32, const void *x, const 
     for (int64_t t = 0; t < ntiles; t++) {
         int64_t c0 = t * tile, c1 = c0 + tile < C ? c0 + tile : C;
         if (plan.kind == QZ_PLAN_COPY) {
-            int id = 0;
-#ifdef _OPENMP
-            id = omp_get_thread_num();
-#endif
+            const int id = tp_team_id();
             bad |= qz_tile_copy(o, o32, x, L, c0, c1, affine, scale, zp, q, ws,
                                 bufs + (int64_t)id * plan.thread_words);
         } else {

@@ -65,7 +65,7 @@ int tp_stream_probe(const float *const *inputs, int32_t n_in, float *const *outp
     /* Each thread streams one contiguous half (or share), as the kernels it bounds do. */
 #pragma omp parallel num_threads(threads)
     {
-        int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int64_t nt = tp_team_size(), id = tp_team_id();
         int64_t lo = (n * id / nt) & ~(int64_t)15, hi = id == nt - 1 ? n : (n * (id + 1) / nt) & ~(int64_t)15;
         fn(inputs, outputs, lo, hi);
     }

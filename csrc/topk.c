@@ -874,11 +874,7 @@ static void sample_range(uint64_t *keys, uint64_t *tmp, int64_t s, int64_t total
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
     {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
+        const int t = tp_team_id(), nt = tp_team_size();
         const int64_t from = s * t / nt, to = s * (t + 1) / nt;
         uint64_t mine_max = 0;
         for (int64_t i = from; i < to; i++) mine_max = keys[i] > mine_max ? keys[i] : mine_max;
@@ -1717,8 +1713,7 @@ DEFINE_ROW_SAMPLED(f64, uint64_t, uint64_t)
         (void)threads;                                                                      \
         TOPK_PRAGMA("omp parallel num_threads(threads) reduction(|:nan) if(threads > 1)")       \
         {                                                                                   \
-            int tid = 0;                                                                    \
-            TP_OMP_TID(tid);                                                                \
+            const int tid = tp_team_id();                                                   \
             char *mine = ws + per * tid;                                                    \
             uint32_t *h = (uint32_t *)mine;                                                 \
             K *keys = (K *)(mine + ((int64_t)4 << lv->bits[0]));                            \
@@ -1752,12 +1747,6 @@ DEFINE_ROW_SAMPLED(f64, uint64_t, uint64_t)
         }                                                                                   \
         return nan ? TP_ERR_NONFINITE : TP_OK;                                              \
     }
-
-#ifdef _OPENMP
-#define TP_OMP_TID(v) (v) = omp_get_thread_num()
-#else
-#define TP_OMP_TID(v) (void)(v)
-#endif
 
 #define DEFINE_NAN_SCAN(SUF, S, K, ABS, INFK)                                                 \
     static int any_nan_##SUF(const S *x, int64_t n) {                                       \
