@@ -1611,7 +1611,7 @@ TP_TARGET_AVX2 static int row_split_f32_avx2(uint32_t *x, int64_t len, int64_t k
 static int64_t rows_thread_bytes(int32_t dtype, int64_t len) {
     int64_t b = (int64_t)1 << levels_of(dtype)->bits[0];
     int64_t kb = dtype == TP_FLOAT64 ? 8 : 4;
-    int64_t bytes = b * 4 + len * (kb + 16);
+    int64_t bytes = b * 4 + len * (kb + 16) + 8; /* + 8: cidx is 8-aligned after the keys */
     return (bytes + 63) & ~(int64_t)63;
 }
 
@@ -1717,7 +1717,8 @@ DEFINE_ROW_SAMPLED(f64, uint64_t, uint64_t)
             char *mine = ws + per * tid;                                                    \
             uint32_t *h = (uint32_t *)mine;                                                 \
             K *keys = (K *)(mine + ((int64_t)4 << lv->bits[0]));                            \
-            int64_t *cidx = (int64_t *)(keys + len);                                        \
+            /* 8-aligned: 4-byte keys of an odd length would leave cidx at 4 mod 8 */       \
+            int64_t *cidx = (int64_t *)((char *)keys + ((len * (int64_t)sizeof(K) + 7) & ~(int64_t)7)); \
             uint64_t *ckey = (uint64_t *)(cidx + len);                                      \
             memset(h, 0, (size_t)4 << lv->bits[0]);                                         \
             TOPK_PRAGMA("omp for schedule(static)")                                             \
