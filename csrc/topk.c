@@ -844,15 +844,82 @@ static void digits_of_ranks(const uint32_t *h, int64_t top, int64_t r1, int64_t 
     }
 }
 
+#define SAMPLE_RANGE_THREADS 64
+
+/* What the threads of sample_range share. */
+typedef struct {
+    const uint64_t *keys;
+    uint64_t *tmp;
+    int64_t s, a, b;
+    int bits;
+    uint32_t h[2048];
+    uint64_t kmax, da, db; /* da, db: the digits of ascending ranks a and b */
+    int64_t above_db;
+    int parts;
+    int64_t part_end[SAMPLE_RANGE_THREADS];
+} sample_share;
+
+/* Thread t of nt's part of sample_range's three passes over the sample: the largest key, the
+ * digit histogram, and the compaction of the keys near the ranks. With nt > 1 every thread of
+ * a team calls it (its barriers and single bind to that team); with nt == 1 it runs alone,
+ * with no barrier or lock: the per-slice path calls it from inside its own team, whose
+ * barriers it must not join, and a named critical section is one lock for the whole process. */
+static void sample_range_part(sample_share *sh, int t, int nt) {
+    const uint64_t *keys = sh->keys;
+    const int64_t from = sh->s * t / nt, to = sh->s * (t + 1) / nt, nb = (int64_t)1 << sh->bits;
+    uint64_t mine_max = 0;
+    for (int64_t i = from; i < to; i++) mine_max = keys[i] > mine_max ? keys[i] : mine_max;
+    if (nt == 1) {
+        sh->kmax = mine_max;
+    } else {
+#ifdef _OPENMP
+#pragma omp critical(tp_topk_sample_range)
+#endif
+        sh->kmax = mine_max > sh->kmax ? mine_max : sh->kmax;
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+    }
+    const int shift = bit_length(sh->kmax) > sh->bits ? bit_length(sh->kmax) - sh->bits : 0;
+    uint32_t mine[2048], *counts = nt == 1 ? sh->h : mine;
+    if (nt > 1) memset(mine, 0, sizeof(uint32_t) * (size_t)nb);
+    for (int64_t i = from; i < to; i++) counts[keys[i] >> shift]++;
+    if (nt == 1) {
+        digits_of_ranks(sh->h, (int64_t)(sh->kmax >> shift), sh->s - 1 - sh->b, sh->s - 1 - sh->a,
+                        &sh->db, &sh->da, &sh->above_db);
+    } else {
+#ifdef _OPENMP
+#pragma omp critical(tp_topk_sample_range)
+#endif
+        for (int64_t g = 0; g < nb; g++) sh->h[g] += mine[g];
+#ifdef _OPENMP
+#pragma omp barrier
+#pragma omp single
+#endif
+        digits_of_ranks(sh->h, (int64_t)(sh->kmax >> shift), sh->s - 1 - sh->b, sh->s - 1 - sh->a,
+                        &sh->db, &sh->da, &sh->above_db);
+        /* the single ends in a barrier */
+    }
+    /* branch-free compaction of the keys whose digit lies in [da, db], each thread's part to
+     * the start of its own stretch of tmp */
+    const uint64_t da = sh->da, width = sh->db - sh->da;
+    int64_t w = from;
+    for (int64_t i = from; i < to; i++) {
+        sh->tmp[w] = keys[i];
+        w += (keys[i] >> shift) - da <= width;
+    }
+    sh->part_end[t] = w;
+    if (t == 0) sh->parts = nt;
+}
+
 /* The key range [*lo, *hi] that holds the k-th largest of `total` keys with high probability,
  * from s sample keys (reordered; tmp holds s keys): the sample's keys of ascending ranks r - d
  * and r + d, where r is the k-th's expected rank in the sample and d is sample_z standard
  * deviations of it (binomial) plus `margin` (for neighbours within a group being alike). Only
  * the keys near those ranks are sorted: a histogram of the top `bits` (<= 11) significant bits
- * picks them out
- * (a full radix sort of the sample costs more than the selection it serves: its skewed top
- * digits chain every counter increment through the previous one). */
-#define SAMPLE_RANGE_THREADS 64
+ * picks them out (a full radix sort of the sample costs more than the selection it serves:
+ * its skewed top digits chain every counter increment through the previous one). The passes
+ * over the sample share `threads` threads: on one they took 0.3 ms of a 16M-key mask. */
 static void sample_range(uint64_t *keys, uint64_t *tmp, int64_t s, int64_t total, int64_t k,
                          uint64_t top, int bits, int64_t margin, int threads, uint64_t *lo,
                          uint64_t *hi) {
@@ -860,61 +927,34 @@ static void sample_range(uint64_t *keys, uint64_t *tmp, int64_t s, int64_t total
     int64_t r = (int64_t)((double)(total - k) / (double)total * (double)s);
     int64_t d = (int64_t)(sample_z * sqrt((double)s * p * (1.0 - p))) + margin;
     int64_t a = r - d < 0 ? 0 : r - d, b = r + d >= s ? s - 1 : r + d;
-    /* The three passes over the sample (largest key, digit histogram, compaction) share the
-     * threads: on one thread they took 0.3 ms of a 16M-key mask, all of it serial. */
-    if (threads > SAMPLE_RANGE_THREADS) threads = SAMPLE_RANGE_THREADS;
-    const int64_t nb = (int64_t)1 << bits;
-    uint32_t h[2048];
-    memset(h, 0, sizeof(uint32_t) * (size_t)nb);
-    uint64_t kmax = 0, da = 0, db = 0; /* da, db: the digits of ascending ranks a and b */
-    int64_t above_db = 0, part_end[SAMPLE_RANGE_THREADS];
-    int parts = 1;
-    (void)threads;
+    sample_share sh;
+    sh.keys = keys;
+    sh.tmp = tmp;
+    sh.s = s;
+    sh.a = a;
+    sh.b = b;
+    sh.bits = bits;
+    memset(sh.h, 0, sizeof(uint32_t) * ((size_t)1 << bits));
+    sh.kmax = sh.da = sh.db = 0;
+    sh.above_db = 0;
+    sh.parts = 1;
+    if (threads > 1) {
+        if (threads > SAMPLE_RANGE_THREADS) threads = SAMPLE_RANGE_THREADS;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(threads)
 #endif
-    {
-        const int t = tp_team_id(), nt = tp_team_size();
-        const int64_t from = s * t / nt, to = s * (t + 1) / nt;
-        uint64_t mine_max = 0;
-        for (int64_t i = from; i < to; i++) mine_max = keys[i] > mine_max ? keys[i] : mine_max;
-#ifdef _OPENMP
-#pragma omp critical(tp_topk_sample_range)
-#endif
-        kmax = mine_max > kmax ? mine_max : kmax;
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-        const int shift = bit_length(kmax) > bits ? bit_length(kmax) - bits : 0;
-        uint32_t mine[2048];
-        memset(mine, 0, sizeof(uint32_t) * (size_t)nb);
-        for (int64_t i = from; i < to; i++) mine[keys[i] >> shift]++;
-#ifdef _OPENMP
-#pragma omp critical(tp_topk_sample_range)
-#endif
-        for (int64_t g = 0; g < nb; g++) h[g] += mine[g];
-#ifdef _OPENMP
-#pragma omp barrier
-#pragma omp single
-#endif
-        digits_of_ranks(h, (int64_t)(kmax >> shift), s - 1 - b, s - 1 - a, &db, &da, &above_db);
-        /* (the single ends in a barrier) branch-free compaction of the keys whose digit lies
-         * in [da, db], each thread's part to the start of its own stretch of tmp */
-        int64_t w = from;
-        for (int64_t i = from; i < to; i++) {
-            tmp[w] = keys[i];
-            w += (keys[i] >> shift) - da <= db - da;
-        }
-        part_end[t] = w;
-        if (t == 0) parts = nt;
+        sample_range_part(&sh, tp_team_id(), tp_team_size());
+    } else {
+        sample_range_part(&sh, 0, 1);
     }
     /* the parts side by side, in thread order (so in sample order); they are short */
     int64_t m = 0;
-    for (int t = 0; t < parts; t++) {
-        const int64_t from = s * t / parts;
-        memmove(tmp + m, tmp + from, (size_t)(part_end[t] - from) * sizeof *tmp);
-        m += part_end[t] - from;
+    for (int t = 0; t < sh.parts; t++) {
+        const int64_t from = s * t / sh.parts;
+        memmove(tmp + m, tmp + from, (size_t)(sh.part_end[t] - from) * sizeof *tmp);
+        m += sh.part_end[t] - from;
     }
+    const int64_t above_db = sh.above_db;
     const int64_t base = s - above_db - m; /* the ascending rank of tmp's smallest key */
     /* the range may be wider than the sample says, never narrower: sort on the top 16 bits
      * of those in which these keys differ, then round the ends outwards over the bits left out */
