@@ -861,7 +861,7 @@ typedef struct {
 
 /* Thread t of nt's part of sample_range's three passes over the sample: the largest key, the
  * digit histogram, and the compaction of the keys near the ranks. With nt > 1 every thread of
- * a team calls it (its barriers and single bind to that team); with nt == 1 it runs alone,
+ * a team calls it (its barriers bind to that team); with nt == 1 it runs alone,
  * with no barrier or lock: the per-slice path calls it from inside its own team, whose
  * barriers it must not join, and a named critical section is one lock for the whole process. */
 static void sample_range_part(sample_share *sh, int t, int nt) {
@@ -884,21 +884,22 @@ static void sample_range_part(sample_share *sh, int t, int nt) {
     uint32_t mine[2048], *counts = nt == 1 ? sh->h : mine;
     if (nt > 1) memset(mine, 0, sizeof(uint32_t) * (size_t)nb);
     for (int64_t i = from; i < to; i++) counts[keys[i] >> shift]++;
-    if (nt == 1) {
-        digits_of_ranks(sh->h, (int64_t)(sh->kmax >> shift), sh->s - 1 - sh->b, sh->s - 1 - sh->a,
-                        &sh->db, &sh->da, &sh->above_db);
-    } else {
+    if (nt > 1) {
 #ifdef _OPENMP
 #pragma omp critical(tp_topk_sample_range)
 #endif
         for (int64_t g = 0; g < nb; g++) sh->h[g] += mine[g];
 #ifdef _OPENMP
 #pragma omp barrier
-#pragma omp single
 #endif
+    }
+    if (t == 0)
         digits_of_ranks(sh->h, (int64_t)(sh->kmax >> shift), sh->s - 1 - sh->b, sh->s - 1 - sh->a,
                         &sh->db, &sh->da, &sh->above_db);
-        /* the single ends in a barrier */
+    if (nt > 1) {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
     }
     /* branch-free compaction of the keys whose digit lies in [da, db], each thread's part to
      * the start of its own stretch of tmp */
@@ -1675,7 +1676,8 @@ static int64_t gcd64(int64_t a, int64_t b) {
  * those. Float32 slices up to ROW_SPLIT_MAX_LEN with AVX2 take the split path instead, and
  * come here only when it misses. Returns 0, 1 on NaN, 2 when the bracket missed (the
  * histogram path then redoes the slice), or 3 for slices shorter than TOPK_ROW_SAMPLE_MIN
- * that the split path did not take (the histogram path does them). Workspace: keys of `len` (the split path's), cidx and
+ * that the split path did not take (the histogram path does them). Workspace: keys of `len`
+ * (the split path's), cidx and
  * ckey of `len` entries each; halves hold candidates and their compaction. */
 #define TOPK_ROW_SAMPLE 512
 #define TOPK_ROW_SAMPLE_MIN 2048 /* shorter slices: the histogram path costs no more */
