@@ -169,3 +169,12 @@ def test_best_times_runs_rounds_side_by_side():
     assert t["slow"] >= 0.002 > t["fast"] > 0
     # calibration, then three rounds, each with the context entered around the fast one's calls
     assert order == ["enter", "fast", "slow"] + ["enter", "fast", "slow"] * 3
+
+
+def test_adam_share_of_bound():
+    """The probe's time over a kernel's, in percent; missing when either was not timed."""
+    times = {"bound": 2.0, "c": 2.5, "torch": 4.0, "numba": None}
+    assert adam.share_of_bound(times, "c") == pytest.approx(80.0)
+    assert adam.share_of_bound(times, "torch") == pytest.approx(50.0)
+    assert adam.share_of_bound(times, "numba") is None
+    assert adam.share_of_bound({"bound": None, "c": 1.0}, "c") is None
