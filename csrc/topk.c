@@ -40,7 +40,10 @@
 #include <string.h>
 #include "common.h"
 
-#define TOPK_MIN_PER_THREAD 262144   /* a second thread pays off above ~0.25M elements */
+/* A second thread pays off from 64K elements (10% masks, float32: 64K keys 0.72e9 -> 1.3e9
+ * elements/s, 256K 1.24e9 -> 2.2e9); at 32K a second thread still gained, but each thread's
+ * histograms are merged serially, so many cores on small arrays would cost more than gain. */
+#define TOPK_MIN_PER_THREAD 32768
 #define TOPK_ROWS_MIN_PER_THREAD 65536
 #define TOPK_ALIGN 64                /* unit ranges start at multiples of 64 of their segment, so
                                       * packed bytes and cache lines are never shared */
@@ -749,7 +752,13 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
  * When the range missed (too many or too few above, or more candidates than the workspace
  * takes: rare, e.g. data concentrated on a few values) the histogram path redoes the work, so
  * the result never depends on the sample, only the time does. */
-#define TOPK_SAMPLE_MIN ((int64_t)1 << 19) /* below, the histogram pass runs in cache anyway */
+/* Below these sizes the histogram path is faster: its passes run in cache. float32 has a
+ * hand-vectorized sampled pass and wins from 96K keys (2 threads, 10% masks: 128K keys
+ * 1.05e9 -> 1.5e9, 256K 1.08e9 -> 2.15e9 elements/s against the histogram path); float16 and
+ * float64 break even near 512K (float16 at 128K: 1.65e9 histogram, 0.86e9 sampled). */
+#define TOPK_SAMPLE_MIN_f32 ((int64_t)3 << 15)
+#define TOPK_SAMPLE_MIN_f16 ((int64_t)1 << 19)
+#define TOPK_SAMPLE_MIN_f64 ((int64_t)1 << 19)
 /* A bigger sample costs a little more and narrows the range: fewer candidates to collect,
  * select and scatter. 8192 groups (128K keys) halved the time of those steps against 2048 on
  * 16M float32 (10% and 50% masks 1.95e9 / 1.48e9 -> 2.35e9 / 2.1e9 elements/s). */
@@ -1189,7 +1198,7 @@ DEFINE_SAMPLED(f64, uint64_t, uint64_t)
         const int packed = (flags & TP_TOPK_PACKED) != 0, zero = (flags & TP_TOPK_ZERO) != 0; \
         const int want_mask = !(flags & TP_TOPK_NO_MASK);                                   \
         (void)threads;                                                                      \
-        if (k > 0 && k < total && total >= TOPK_SAMPLE_MIN && sample_z >= 0) {                               \
+        if (k > 0 && k < total && total >= TOPK_SAMPLE_MIN_##SUF && sample_z >= 0) {             \
             int status = sampled_##SUF(segs, count, total, k, want_mask, packed, zero, ranges, units, \
                                        threads, (mark_stats *)hist, offsets, ends, cidx, ckey, \
                                        cidx2, ckey2, cap, threshold_key, isa);              \
