@@ -1,10 +1,10 @@
 """Reading and writing checkpoints by file extension: .safetensors, .npz and .tpz."""
 
 import os
-import tempfile
 
 import numpy as np
 
+from ._atomic import replacing
 from .errors import InvalidArgumentError
 
 FORMATS = (".safetensors", ".npz", ".tpz")
@@ -46,21 +46,10 @@ def write(path, tensors):
     ext = kind(path)
     if ext == ".tpz":
         raise InvalidArgumentError("write .tpz files with tensorpress.save (it compresses)")
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=ext, dir=directory)
-    os.close(fd)
-    try:
-        arrays = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
+    arrays = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
+    with replacing(path, suffix=ext) as tmp:
         if ext == ".safetensors":
             _safetensors().save_file(arrays, tmp)
         else:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -18,9 +18,9 @@ reader reads the fixed-size footer, then the index, then only the parts it needs
 import io
 import json
 import os
-import tempfile
 import zlib
 
+from ._atomic import replacing
 from .errors import CorruptDataError, InvalidArgumentError
 
 MAGIC = b"\x89TPZ\r\n\x1a\n"
@@ -100,39 +100,10 @@ def _write_record(stream, record, offset, seen):
 def write_file(path, records):
     """Write a container to `path` atomically and return its index (see write_to; `records`
     may be a generator, consumed as the file is written): a temporary file in the same
-    directory is written, flushed and fsynced, then renamed over `path`. A crash, a full disk
-    or an exception from `records` part way leaves any previous file at `path` as it was."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            index = write_to(f, records)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
-    return index
-
-
-def _fsync_directory(directory):
-    # Makes the rename itself durable; not possible on every platform (Windows), where it is skipped.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    directory is written, fsynced, then renamed over `path` (_atomic.replacing). A crash, a full
+    disk or an exception from `records` part way leaves any previous file at `path` as it was."""
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        return write_to(f, records)
 
 
 class Reader:
