@@ -71,6 +71,18 @@ def test_names_load_only_what_is_asked(tmp_path, rng):
         tp.load(path)
 
 
+def test_a_missing_name_raises_missing_tensor_error(tmp_path, rng):
+    tensors = checkpoint(rng)
+    path = tmp_path / "model.tpz"
+    tp.save(path, tensors)
+    for call in (lambda: tp.load(path, names=["encoder.weight", "nope"]),
+                 lambda: tp.decompress(tp.compress(tensors), names=["nope"])):
+        with pytest.raises(tp.MissingTensorError) as info:
+            call()
+        assert isinstance(info.value, KeyError) and isinstance(info.value, tp.TensorpressError)
+        assert str(info.value) == "no tensor named 'nope' in this container"
+
+
 def test_keep_and_keep_small(rng):
     tensors = checkpoint(rng)
     out = tp.decompress(tp.compress(tensors, keep=["encoder.weight"], keep_small=0))

@@ -11,6 +11,7 @@ from .errors import (
     CorruptDataError,
     DTypeError,
     InvalidArgumentError,
+    MissingTensorError,
     NonFiniteError,
     TensorpressError,
 )
@@ -57,5 +58,6 @@ __all__ = [
     "DTypeError",
     "NonFiniteError",
     "CorruptDataError",
+    "MissingTensorError",
     "BackendError",
 ]

@@ -21,7 +21,7 @@ import os
 import zlib
 
 from ._atomic import replacing
-from .errors import CorruptDataError, InvalidArgumentError
+from .errors import CorruptDataError, InvalidArgumentError, MissingTensorError
 
 MAGIC = b"\x89TPZ\r\n\x1a\n"
 END_MAGIC = b"TPZ!"
@@ -183,7 +183,7 @@ class Reader:
         try:
             return self._by_name[name]
         except KeyError:
-            raise KeyError(f"no tensor named {name!r} in this container") from None
+            raise MissingTensorError(f"no tensor named {name!r} in this container") from None
 
     def part(self, record, part_name):
         """The bytes of one part, checked against its CRC-32."""

@@ -25,6 +25,13 @@ class CorruptDataError(TensorpressError, ValueError):
     """Encoded data is damaged, truncated or not tensorpress data."""
 
 
+class MissingTensorError(TensorpressError, KeyError):
+    """A tensor name that the file or container does not hold."""
+
+    def __str__(self):  # KeyError's str() would show the message as a quoted repr
+        return str(self.args[0]) if self.args else ""
+
+
 class BackendError(TensorpressError, RuntimeError):
     """The requested backend is not available, or a kernel failed unexpectedly."""
 
@@ -35,5 +42,6 @@ __all__ = [
     "DTypeError",
     "NonFiniteError",
     "CorruptDataError",
+    "MissingTensorError",
     "BackendError",
 ]
