@@ -208,11 +208,14 @@ def compress(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=
     return container.build(iter_records(tensors, sparsity, bits, axis, block_size, keep_small, keep, threads))
 
 
-def save(path, tensors, **options):
-    """compress() into the file `path`, written atomically (see container.write_file). Each
-    tensor's compressed record goes to the file as soon as it is made, so memory holds the
-    input tensors and a few records, never the whole compressed checkpoint."""
-    container.write_file(path, iter_records(tensors, **options))
+def save(path, tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=1024, keep=(),
+         threads=None, progress=None):
+    """compress() into the file `path` (the options as compress()'s; `progress` as
+    iter_records'), written atomically (see container.write_file). Each tensor's compressed
+    record goes to the file as soon as it is made, so memory holds the input tensors and a few
+    records, never the whole compressed checkpoint."""
+    container.write_file(path, iter_records(tensors, sparsity, bits, axis, block_size, keep_small,
+                                            keep, threads, progress))
 
 
 # --- decoding --------------------------------------------------------------------------------

@@ -190,7 +190,7 @@ def quantize_int8(x, axis=_AXIS_DEFAULT, *, symmetric=True, scale=None, zero_poi
     return q, scale_arr
 
 
-def dequantize_int8(q, scale, zero_point=None, axis=_AXIS_DEFAULT, *, block_size=None, out=None):
+def dequantize_int8(q, scale, zero_point=None, axis=_AXIS_DEFAULT, out=None, *, block_size=None):
     """float32(q - zero_point) * scale, with the layout quantize_int8 used (axis / block_size).
 
     q: int8 C-contiguous ndarray; scale: float scales (rounded to float32) of the shape
