@@ -143,6 +143,9 @@ def test_dequantize_into_out(rng):
     res = tp.dequantize_int8(q, s, z, 1, out=out)
     assert res is out
     np.testing.assert_array_equal(out, ref.dequantize(q, s, z, 1))
+    out2 = np.full(x.shape, np.nan, np.float32)
+    assert tp.dequantize_int8(q, s, z, 1, out2) is out2  # out is also the fifth positional
+    np.testing.assert_array_equal(out2, out)
 
 
 def test_threads_do_not_change_results(rng):
