@@ -653,6 +653,110 @@ TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int6
 }
 #define RANGE_F32_AVX2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done) \
     range_f32_avx2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done)
+
+/* range_f32_avx2 for float16 keys: 32 keys (one cache line) per step in two vectors of 16-bit
+ * lanes. Keys are below 2^15, so signed 16-bit compares order them, and LO - 1 is -1 when LO
+ * is 0. packs_epi16 interleaves the two vectors' 128-bit halves; one permute restores index
+ * order. */
+TP_TARGET_AVX2 static int64_t range_f16_avx2(const uint16_t *x, int64_t lo, int64_t hi,
+                                             int64_t vbase, uint32_t LO, uint32_t HI,
+                                             uint8_t *mask, int64_t *cidx, uint64_t *ckey,
+                                             int64_t cap, mark_stats *st, int64_t *done) {
+    const __m256i absm = _mm256_set1_epi16(0x7fff);
+    const __m256i vhi = _mm256_set1_epi16((int16_t)HI), vlo1 = _mm256_set1_epi16((int16_t)(LO - 1));
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256i vmax = _mm256_setzero_si256();
+    int64_t c = 0, i = lo, above = 0;
+    for (; i + 32 <= hi; i += 32) {
+        if (c + 32 > cap) {
+            c = -1;
+            break;
+        }
+        _mm_prefetch((const char *)(x + i + 2 * RANGE_AHEAD), _MM_HINT_T0); /* the same 4 KB */
+        __m256i k0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), absm);
+        __m256i k1 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + 16)), absm);
+        vmax = _mm256_max_epi16(vmax, _mm256_max_epi16(k0, k1));
+        __m256i g = _mm256_packs_epi16(_mm256_cmpgt_epi16(k0, vhi), _mm256_cmpgt_epi16(k1, vhi));
+        __m256i e = _mm256_packs_epi16(_mm256_cmpgt_epi16(k0, vlo1), _mm256_cmpgt_epi16(k1, vlo1));
+        g = _mm256_permute4x64_epi64(g, 0xD8);
+        e = _mm256_permute4x64_epi64(e, 0xD8);
+        uint32_t gbits = (uint32_t)_mm256_movemask_epi8(g);
+        above += __builtin_popcount(gbits);
+        if (mask) _mm256_storeu_si256((__m256i *)(mask + i), _mm256_and_si256(g, one));
+        uint32_t bits = (uint32_t)_mm256_movemask_epi8(e) & ~gbits;
+        while (bits) {
+            int j = __builtin_ctz(bits);
+            bits &= bits - 1;
+            cidx[c] = vbase + i + j;
+            ckey[c] = (uint32_t)(x[i + j] & 0x7fffu) - LO;
+            c++;
+        }
+    }
+    uint16_t lanes[16];
+    _mm256_storeu_si256((__m256i *)lanes, vmax);
+    for (int l = 0; l < 16; l++) st->kmax = lanes[l] > st->kmax ? lanes[l] : st->kmax;
+    st->above += above;
+    *done = i - lo;
+    return c;
+}
+#define RANGE_F16_AVX2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done) \
+    range_f16_avx2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done)
+
+/* range_f32_avx2 for float64 keys: 32 keys (four cache lines) per step in eight vectors of
+ * 64-bit lanes. Keys are below 2^63, so signed 64-bit compares order them. The compares are
+ * gathered as bits (movemask_pd) and the kept bits spread back to mask bytes: each byte picks
+ * its bit's byte of the word (shuffle), then tests its own bit. AVX2 has no 64-bit max; the
+ * largest key (for NaN detection) is kept by compare and blend. */
+TP_TARGET_AVX2 static int64_t range_f64_avx2(const uint64_t *x, int64_t lo, int64_t hi,
+                                             int64_t vbase, uint64_t LO, uint64_t HI,
+                                             uint8_t *mask, int64_t *cidx, uint64_t *ckey,
+                                             int64_t cap, mark_stats *st, int64_t *done) {
+    const __m256i absm = _mm256_set1_epi64x(0x7fffffffffffffffLL);
+    const __m256i vhi = _mm256_set1_epi64x((int64_t)HI), vlo1 = _mm256_set1_epi64x((int64_t)LO - 1);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bitsel = _mm256_set1_epi64x((int64_t)0x8040201008040201ULL);
+    __m256i vmax = _mm256_setzero_si256();
+    int64_t c = 0, i = lo, above = 0;
+    for (; i + 32 <= hi; i += 32) {
+        if (c + 32 > cap) {
+            c = -1;
+            break;
+        }
+        for (int l = 0; l < 32; l += 8) /* the same 4 KB ahead as float32's */
+            _mm_prefetch((const char *)(x + i + RANGE_AHEAD / 2 + l), _MM_HINT_T0);
+        uint32_t gbits = 0, ebits = 0;
+        for (int v = 0; v < 8; v++) {
+            __m256i k = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i + 4 * v)), absm);
+            vmax = _mm256_blendv_epi8(vmax, k, _mm256_cmpgt_epi64(k, vmax));
+            gbits |= (uint32_t)_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(k, vhi))) << (4 * v);
+            ebits |= (uint32_t)_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(k, vlo1))) << (4 * v);
+        }
+        above += __builtin_popcount(gbits);
+        if (mask) {
+            __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int32_t)gbits), spread);
+            b = _mm256_cmpeq_epi8(_mm256_and_si256(b, bitsel), bitsel);
+            _mm256_storeu_si256((__m256i *)(mask + i), _mm256_and_si256(b, one));
+        }
+        uint32_t bits = ebits & ~gbits;
+        while (bits) {
+            int j = __builtin_ctz(bits);
+            bits &= bits - 1;
+            cidx[c] = vbase + i + j;
+            ckey[c] = (x[i + j] & 0x7fffffffffffffffULL) - LO;
+            c++;
+        }
+    }
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, vmax);
+    for (int l = 0; l < 4; l++) st->kmax = lanes[l] > st->kmax ? lanes[l] : st->kmax;
+    st->above += above;
+    *done = i - lo;
+    return c;
+}
+#define RANGE_F64_AVX2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done) \
+    range_f64_avx2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done)
 #endif
 
 #define DEFINE_TOPK_VARIANTS(SUF, S, K)                                                       \
@@ -665,12 +769,12 @@ DEFINE_TOPK_VARIANTS(f16, uint16_t, uint32_t)
 DEFINE_TOPK_VARIANTS(f32, uint32_t, uint32_t)
 DEFINE_TOPK_VARIANTS(f64, uint64_t, uint64_t)
 #if TP_HAVE_X86_VARIANTS
-DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx2, TP_TARGET_AVX2, RANGE_NONE)
-DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx512, TP_TARGET_AVX512, RANGE_NONE)
+DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx2, TP_TARGET_AVX2, RANGE_F16_AVX2)
+DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx512, TP_TARGET_AVX512, RANGE_F16_AVX2)
 DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx2, TP_TARGET_AVX2, RANGE_F32_AVX2)
 DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx512, TP_TARGET_AVX512, RANGE_F32_AVX2)
-DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx2, TP_TARGET_AVX2, RANGE_NONE)
-DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx512, TP_TARGET_AVX512, RANGE_NONE)
+DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx2, TP_TARGET_AVX2, RANGE_F64_AVX2)
+DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx512, TP_TARGET_AVX512, RANGE_F64_AVX2)
 DEFINE_NM_VARIANT(f16, uint16_t, avx2, TP_TARGET_AVX2, NM4_NONE)
 DEFINE_NM_VARIANT(f16, uint16_t, avx512, TP_TARGET_AVX512, NM4_NONE)
 DEFINE_NM_VARIANT(f32, uint32_t, avx2, TP_TARGET_AVX2, NM4_F32_AVX2)
@@ -752,13 +856,13 @@ static int64_t align_split(const tp_topk_segment *segs, int64_t count, int64_t p
  * When the range missed (too many or too few above, or more candidates than the workspace
  * takes: rare, e.g. data concentrated on a few values) the histogram path redoes the work, so
  * the result never depends on the sample, only the time does. */
-/* Below these sizes the histogram path is faster: its passes run in cache. float32 has a
- * hand-vectorized sampled pass and wins from 96K keys (2 threads, 10% masks: 128K keys
- * 1.05e9 -> 1.5e9, 256K 1.08e9 -> 2.15e9 elements/s against the histogram path); float16 and
- * float64 break even near 512K (float16 at 128K: 1.65e9 histogram, 0.86e9 sampled). */
-#define TOPK_SAMPLE_MIN_f32 ((int64_t)3 << 15)
-#define TOPK_SAMPLE_MIN_f16 ((int64_t)1 << 19)
-#define TOPK_SAMPLE_MIN_f64 ((int64_t)1 << 19)
+/* Below these sizes the histogram path is faster: its passes run in cache. With the
+ * hand-vectorized sampled pass (range_*_avx2) the sampled path wins from 96K keys (2 threads,
+ * 10% masks, against the histogram path: float32 128K keys 1.05e9 -> 1.5e9 elements/s,
+ * float16 256K 1.2e9 -> 2.6e9, float64 128K 0.56e9 -> 1.1e9); with the compiled generic pass
+ * only near 512K (float32, portable build: 256K 1.32e9 histogram, 1.06e9 sampled). */
+#define TOPK_SAMPLE_MIN_VECTOR ((int64_t)3 << 15)
+#define TOPK_SAMPLE_MIN ((int64_t)1 << 19)
 /* A bigger sample costs a little more and narrows the range: fewer candidates to collect,
  * select and scatter. 8192 groups (128K keys) halved the time of those steps against 2048 on
  * 16M float32 (10% and 50% masks 1.95e9 / 1.48e9 -> 2.35e9 / 2.1e9 elements/s). */
@@ -1198,7 +1302,9 @@ DEFINE_SAMPLED(f64, uint64_t, uint64_t)
         const int packed = (flags & TP_TOPK_PACKED) != 0, zero = (flags & TP_TOPK_ZERO) != 0; \
         const int want_mask = !(flags & TP_TOPK_NO_MASK);                                   \
         (void)threads;                                                                      \
-        if (k > 0 && k < total && total >= TOPK_SAMPLE_MIN_##SUF && sample_z >= 0) {             \
+        const int64_t sample_min = isa == TP_ISA_AVX2 || isa == TP_ISA_AVX512                 \
+                                       ? TOPK_SAMPLE_MIN_VECTOR : TOPK_SAMPLE_MIN;           \
+        if (k > 0 && k < total && total >= sample_min && sample_z >= 0) {                    \
             int status = sampled_##SUF(segs, count, total, k, want_mask, packed, zero, ranges, units, \
                                        threads, (mark_stats *)hist, offsets, ends, cidx, ckey, \
                                        cidx2, ckey2, cap, threshold_key, isa);              \

@@ -259,7 +259,10 @@ def test_sampled_path_and_its_misses(rng, dtype, width):
     from tensorpress._native import lib
 
     n = 1 << 20
-    cases = [("normal", data(rng, (n,), dtype, "normal")), ("blocky", blocky(rng, n, dtype))]
+    # "ties": seven values, so the k-th key's value is shared by far more keys than the
+    # candidate space holds; the pass gives up part way and the histogram path takes over
+    cases = [("normal", data(rng, (n,), dtype, "normal")), ("blocky", blocky(rng, n, dtype)),
+             ("ties", rng.integers(-3, 4, n).astype(dtype))]
     before = lib.tp_topk_sample_width(width)
     missed = {}
     try:
@@ -324,11 +327,21 @@ def test_sampled_path_over_many_tiny_arrays(rng, threads):
     assert lib.tp_topk_sample_misses() == misses
 
 
-def test_sampled_path_nan_anywhere(rng):
-    """The sampled path finds NaN in its one pass, before anything is zeroed."""
-    for at in (0, 12345, (1 << 20) - 1):
-        x = data(rng, (1 << 20,), np.float32)
-        x[at] = np.nan
+SMALLEST_NAN_BITS = {np.float16: 0xFC01, np.float32: 0xFF800001, np.float64: 0xFFF0000000000001}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sampled_path_nan_anywhere(rng, dtype):
+    """The sampled path finds NaN in its one pass, before anything is zeroed: any NaN, at the
+    start, inside, or at the end of the data, including the NaN whose key is just above Inf's
+    (the sign bit set, so only the magnitude tells it from Inf)."""
+    bits_type = {np.float16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}[dtype]
+    for at, smallest in ((0, False), (12345, False), ((1 << 20) - 1, False), (777777, True)):
+        x = data(rng, (1 << 20,), dtype)
+        if smallest:
+            x.view(bits_type)[at] = SMALLEST_NAN_BITS[dtype]
+        else:
+            x[at] = np.nan
         before = x.copy()
         rows = x.reshape(256, 4096)
         for call in (lambda: tp.topk_mask(x, 1000), lambda: tp.prune_(x, 0.5),
