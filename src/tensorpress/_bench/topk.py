@@ -63,7 +63,8 @@ def torch_nm(torch, t):
 
 
 def cases(n):
-    """(label, elements, tensorpress call, NumPy call, torch call or None) per workload."""
+    """(label, elements, bytes moved per element, tensorpress call, NumPy call, torch call or
+    None) per workload: a bool mask reads the key and writes 1 byte."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(n, dtype=np.float32)
     side = int(round(n**0.5))
@@ -72,16 +73,20 @@ def cases(n):
     out = []
     for frac in (0.1, 0.5):
         k = round(frac * n)
-        out.append((f"topk_mask {n:,}, k={frac:.0%}", n, lambda k=k: prune.topk_mask(x, k),
+        out.append((f"topk_mask {n:,}, k={frac:.0%}", n, 5, lambda k=k: prune.topk_mask(x, k),
                     lambda k=k: naive_mask(x, k), lambda torch, t, k=k: torch_mask(torch, t, k)))
+    k = round(0.1 * n)
+    half = x.astype(np.float16)  # the weights of many inference checkpoints
+    out.append((f"topk_mask {n:,} float16, k=10%", n, 3, lambda: prune.topk_mask(half, k),
+                lambda: naive_mask(half, k), lambda torch, t: torch_mask(torch, t.half(), k)))
     kr = round(0.1 * side)
-    out.append((f"topk_mask {side}x{side}, axis=1, 10%/row", side * side,
+    out.append((f"topk_mask {side}x{side}, axis=1, 10%/row", side * side, 5,
                 lambda: prune.topk_mask(rows, kr, axis=1), lambda: naive_rows(rows, kr),
                 lambda torch, t: torch_rows(torch, t.reshape(side, side), kr)))
     kg = round(0.1 * n)
-    out.append((f"global_topk_masks, 100 arrays, {n:,} total, 10%", n,
+    out.append((f"global_topk_masks, 100 arrays, {n:,} total, 10%", n, 5,
                 lambda: prune.global_topk_masks(parts, kg), None, None))
-    out.append((f"nm_mask 2:4 {n:,}", n, lambda: prune.nm_mask(x), lambda: naive_nm(x),
+    out.append((f"nm_mask 2:4 {n:,}", n, 5, lambda: prune.nm_mask(x), lambda: naive_nm(x),
                 lambda torch, t: torch_nm(torch, t)))
     return x, out
 
@@ -111,21 +116,22 @@ def run(quick=False, plot=False):
     report = Report(
         "topk",
         "Top-k magnitude masks (NumPy: np.partition threshold then |x| >= t; torch: torch.topk "
-        "indices scattered into a bool mask; bound: 4 bytes read + 1 written per element, "
-        f"measured: {'-' if not bound else format(n / bound, '.3g')} elem/s)",
-        ["case (float32)", "C elem/s", "Numba elem/s", "NumPy elem/s", "torch elem/s",
+        "indices scattered into a bool mask; bound: the key read + 1 byte written per element, "
+        f"measured for float32: {'-' if not bound else format(n / bound, '.3g')} elem/s; cases are float32 "
+        "unless named)",
+        ["case", "C elem/s", "Numba elem/s", "NumPy elem/s", "torch elem/s",
          f"{lead} vs NumPy", f"{lead} vs torch", "of bound", "note"],
         ["{}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.2f}x", "{:.2f}x", "{:.0f}%", "{}"],
         chart_title="Top-k magnitude mask, float32", xlabel="elements (float32)", ylabel="elements / s")
     single = None
-    for label, count, ours, naive, peer in work:
+    for label, count, nbytes, ours, naive, peer in work:
         t = _time_all(backends, ours, naive, peer, torch, t_x, repeat)
         if label.startswith("topk_mask") and "k=10%" in label:
             single = t
         note = ""
         if label.startswith("global") and single:
             note = f"{t[lead] / single[lead]:.2f}x one array"
-        b = bound * count / n
+        b = bound * count / n * nbytes / 5  # the probe moves 5 bytes per float32 element
         report.rows.append([label, per_second(count, t.get("c")), per_second(count, t.get("numba")),
                             per_second(count, t["numpy"]), per_second(count, t["torch"]),
                             speedup(t[lead], t["numpy"]), speedup(t[lead], t["torch"]),
@@ -143,14 +149,14 @@ def _sweep(sizes, backends, torch, table_point):
     points, inputs = {}, {}
     for m in sizes:
         x, work = inputs[m] = cases(m)
-        _, _, ours, naive, _ = work[0]  # topk_mask, k = 10%
+        _, _, _, ours, naive, _ = work[0]  # topk_mask, k = 10%
         points[m] = _time_all(backends, ours, naive, None, torch, None, 3)
         points[m]["bound"] = bound_seconds(m // 4, 4, 1)
     if torch is not None:  # torch last, as in the table
         for m in sizes:
             x, work = inputs[m]
             t_x = torch.from_numpy(x)
-            points[m]["torch"] = best_time(lambda: work[0][4](torch, t_x), repeat=2, min_time=0)
+            points[m]["torch"] = best_time(lambda: work[0][5](torch, t_x), repeat=2, min_time=0)
     n, at_n = table_point
     points[n] = at_n
     series, xs = [], list(points)
