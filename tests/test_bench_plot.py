@@ -178,3 +178,17 @@ def test_adam_share_of_bound():
     assert adam.share_of_bound(times, "torch") == pytest.approx(50.0)
     assert adam.share_of_bound(times, "numba") is None
     assert adam.share_of_bound({"bound": None, "c": 1.0}, "c") is None
+
+
+def test_topk_global_note_compares_with_the_float32_mask(tiny):
+    """The global row's note is its time over the first row's (topk_mask, float32, k = 10%),
+    not over any other row's (the float16 row also is a 10% mask); the chart's table point is
+    that first row too."""
+    report = topk.run(quick=True, plot=True)
+    first = report.rows[0]
+    assert first[0].startswith("topk_mask") and "float16" not in first[0] and "k=10%" in first[0]
+    glob = next(row for row in report.rows if row[0].startswith("global"))
+    # same element count, so the time ratio is the inverse ratio of the rates
+    assert glob[-1] == f"{first[1] / glob[1]:.2f}x one array"
+    c_series = next(s for s in report.series if s.label == "tensorpress C")
+    assert c_series.y[-1] == pytest.approx(first[1])
