@@ -546,18 +546,30 @@ DEFINE_NM_BODY(f64, uint64_t, uint64_t, 0x7fffffffffffffffULL, 0x7ff000000000000
 
 #if TP_HAVE_X86_VARIANTS
 #include "simd_x86.h"
-/* 2:4-style groups of float32 keys with AVX2, 8 groups (32 elements) per step. Each 128-bit
- * lane holds one group; rotating the lane by r = 1, 2, 3 lines every element up with each of
- * the other three. The other beats it when larger, or equal and at a lower position, which for
- * rotation r is the case in lanes a >= 4 - r. Kept: fewer than n beat it. Same rule as
- * nm4_body, hence the same mask. Returns 1 on NaN; *done = groups handled. */
+/* 2:4-style groups with AVX2: the keep lanes of two groups of 32-bit keys, one group per
+ * 128-bit lane. Rotating the lane by r = 1, 2, 3 lines every element up with each of the other
+ * three. The other beats it when larger, or equal and at a lower position, which for rotation
+ * r is the case in lanes a >= 4 - r. Kept: fewer than n beat it. Same rule as nm4_body, hence
+ * the same mask. Keys are below 2^31, so signed compares order them. */
+TP_TARGET_AVX2 TP_ALWAYS_INLINE __m256i nm4_keep_avx2(__m256i v, __m256i neg_n) {
+    const __m256i tie1 = _mm256_setr_epi32(0, 0, 0, -1, 0, 0, 0, -1);
+    const __m256i tie2 = _mm256_setr_epi32(0, 0, -1, -1, 0, 0, -1, -1);
+    const __m256i tie3 = _mm256_setr_epi32(0, -1, -1, -1, 0, -1, -1, -1);
+    __m256i o1 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(0, 3, 2, 1));
+    __m256i o2 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2));
+    __m256i o3 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 0, 3));
+    __m256i b1 = _mm256_or_si256(_mm256_cmpgt_epi32(o1, v), _mm256_and_si256(_mm256_cmpeq_epi32(o1, v), tie1));
+    __m256i b2 = _mm256_or_si256(_mm256_cmpgt_epi32(o2, v), _mm256_and_si256(_mm256_cmpeq_epi32(o2, v), tie2));
+    __m256i b3 = _mm256_or_si256(_mm256_cmpgt_epi32(o3, v), _mm256_and_si256(_mm256_cmpeq_epi32(o3, v), tie3));
+    __m256i minus_count = _mm256_add_epi32(_mm256_add_epi32(b1, b2), b3);
+    return _mm256_cmpgt_epi32(minus_count, neg_n); /* count < n */
+}
+
+/* float32 keys, 8 groups (32 elements) per step. Returns 1 on NaN; *done = groups handled. */
 TP_TARGET_AVX2 static int nm4_f32_avx2_fast(const uint32_t *x, int64_t groups, int32_t n,
                                             uint8_t *mask, int64_t *done) {
     const __m256i absm = _mm256_set1_epi32(0x7fffffff);
     const __m256i neg_n = _mm256_set1_epi32(-n);
-    const __m256i tie1 = _mm256_setr_epi32(0, 0, 0, -1, 0, 0, 0, -1);
-    const __m256i tie2 = _mm256_setr_epi32(0, 0, -1, -1, 0, 0, -1, -1);
-    const __m256i tie3 = _mm256_setr_epi32(0, -1, -1, -1, 0, -1, -1, -1);
     const __m256i one = _mm256_set1_epi8(1);
     __m256i vmax = _mm256_setzero_si256();
     int64_t steps = groups / 8;
@@ -566,14 +578,7 @@ TP_TARGET_AVX2 static int nm4_f32_avx2_fast(const uint32_t *x, int64_t groups, i
         for (int q = 0; q < 4; q++) {
             __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 32 * t + 8 * q)), absm);
             vmax = _mm256_max_epu32(vmax, v);
-            __m256i o1 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(0, 3, 2, 1));
-            __m256i o2 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2));
-            __m256i o3 = _mm256_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 0, 3));
-            __m256i b1 = _mm256_or_si256(_mm256_cmpgt_epi32(o1, v), _mm256_and_si256(_mm256_cmpeq_epi32(o1, v), tie1));
-            __m256i b2 = _mm256_or_si256(_mm256_cmpgt_epi32(o2, v), _mm256_and_si256(_mm256_cmpeq_epi32(o2, v), tie2));
-            __m256i b3 = _mm256_or_si256(_mm256_cmpgt_epi32(o3, v), _mm256_and_si256(_mm256_cmpeq_epi32(o3, v), tie3));
-            __m256i minus_count = _mm256_add_epi32(_mm256_add_epi32(b1, b2), b3);
-            keep[q] = _mm256_cmpgt_epi32(minus_count, neg_n); /* count < n */
+            keep[q] = nm4_keep_avx2(v, neg_n);
         }
         __m256i bytes = tp_lanes_to_bytes(keep[0], keep[1], keep[2], keep[3]);
         _mm256_storeu_si256((__m256i *)(mask + 32 * t), _mm256_and_si256(bytes, one));
@@ -584,6 +589,31 @@ TP_TARGET_AVX2 static int nm4_f32_avx2_fast(const uint32_t *x, int64_t groups, i
     return !_mm256_testz_si256(nan, nan);
 }
 #define NM4_F32_AVX2(x, groups, n, mask, done) nm4_f32_avx2_fast(x, groups, n, mask, done)
+
+/* float16 keys: the same, each 8 keys widened to 32-bit lanes first. */
+TP_TARGET_AVX2 static int nm4_f16_avx2_fast(const uint16_t *x, int64_t groups, int32_t n,
+                                            uint8_t *mask, int64_t *done) {
+    const __m128i absm = _mm_set1_epi16(0x7fff);
+    const __m256i neg_n = _mm256_set1_epi32(-n);
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256i vmax = _mm256_setzero_si256();
+    int64_t steps = groups / 8;
+    for (int64_t t = 0; t < steps; t++) {
+        __m256i keep[4];
+        for (int q = 0; q < 4; q++) {
+            __m128i h = _mm_and_si128(_mm_loadu_si128((const __m128i *)(x + 32 * t + 8 * q)), absm);
+            __m256i v = _mm256_cvtepu16_epi32(h);
+            vmax = _mm256_max_epu32(vmax, v);
+            keep[q] = nm4_keep_avx2(v, neg_n);
+        }
+        __m256i bytes = tp_lanes_to_bytes(keep[0], keep[1], keep[2], keep[3]);
+        _mm256_storeu_si256((__m256i *)(mask + 32 * t), _mm256_and_si256(bytes, one));
+    }
+    __m256i nan = _mm256_cmpgt_epi32(vmax, _mm256_set1_epi32(0x7c00));
+    *done = steps * 8;
+    return !_mm256_testz_si256(nan, nan);
+}
+#define NM4_F16_AVX2(x, groups, n, mask, done) nm4_f16_avx2_fast(x, groups, n, mask, done)
 
 /* Keys ahead that the range pass prefetches (4 KB). One thread alone cannot keep enough
  * misses in flight for the hardware prefetcher to fill the memory bus; with this, a 16M
@@ -775,8 +805,8 @@ DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx2, TP_TARGET_AVX2, RANGE_F32_AVX
 DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx512, TP_TARGET_AVX512, RANGE_F32_AVX2)
 DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx2, TP_TARGET_AVX2, RANGE_F64_AVX2)
 DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx512, TP_TARGET_AVX512, RANGE_F64_AVX2)
-DEFINE_NM_VARIANT(f16, uint16_t, avx2, TP_TARGET_AVX2, NM4_NONE)
-DEFINE_NM_VARIANT(f16, uint16_t, avx512, TP_TARGET_AVX512, NM4_NONE)
+DEFINE_NM_VARIANT(f16, uint16_t, avx2, TP_TARGET_AVX2, NM4_F16_AVX2)
+DEFINE_NM_VARIANT(f16, uint16_t, avx512, TP_TARGET_AVX512, NM4_F16_AVX2)
 DEFINE_NM_VARIANT(f32, uint32_t, avx2, TP_TARGET_AVX2, NM4_F32_AVX2)
 DEFINE_NM_VARIANT(f32, uint32_t, avx512, TP_TARGET_AVX512, NM4_F32_AVX2)
 DEFINE_NM_VARIANT(f64, uint64_t, avx2, TP_TARGET_AVX2, NM4_NONE)
