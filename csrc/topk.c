@@ -588,7 +588,6 @@ TP_TARGET_AVX2 static int nm4_f32_avx2_fast(const uint32_t *x, int64_t groups, i
     *done = steps * 8;
     return !_mm256_testz_si256(nan, nan);
 }
-#define NM4_F32_AVX2(x, groups, n, mask, done) nm4_f32_avx2_fast(x, groups, n, mask, done)
 
 /* float16 keys: the same, each 8 keys widened to 32-bit lanes first. */
 TP_TARGET_AVX2 static int nm4_f16_avx2_fast(const uint16_t *x, int64_t groups, int32_t n,
@@ -613,13 +612,33 @@ TP_TARGET_AVX2 static int nm4_f16_avx2_fast(const uint16_t *x, int64_t groups, i
     *done = steps * 8;
     return !_mm256_testz_si256(nan, nan);
 }
-#define NM4_F16_AVX2(x, groups, n, mask, done) nm4_f16_avx2_fast(x, groups, n, mask, done)
 
 /* Keys ahead that the range pass prefetches (4 KB). One thread alone cannot keep enough
  * misses in flight for the hardware prefetcher to fill the memory bus; with this, a 16M
  * float32 mask at k = 10% takes 4.97 ms instead of 5.9 ms on 2 threads (512 to 2048 ahead
  * measure the same; prefetching the mask's lines for writing did not help). */
 #define RANGE_AHEAD 1024
+
+/* Shared by the range passes below, inside their loop over 32-key steps (i, c, vbase, cidx,
+ * ckey in scope): collect key i + j for each set bit j of `bits` as a candidate. */
+#define RANGE_COLLECT(bits, x, ABS, LO)                                                    \
+    while (bits) {                                                                         \
+        int j = __builtin_ctz(bits);                                                       \
+        bits &= bits - 1;                                                                  \
+        cidx[c] = vbase + i + j;                                                           \
+        ckey[c] = (uint64_t)((x[i + j] & (ABS)) - (LO));                                   \
+        c++;                                                                               \
+    }
+/* ...and after the loop: fold the lanes of vmax (type T) into st->kmax, add the kept count. */
+#define RANGE_FINISH(T)                                                                    \
+    do {                                                                                   \
+        T lanes[32 / sizeof(T)];                                                           \
+        _mm256_storeu_si256((__m256i *)lanes, vmax);                                       \
+        for (size_t l = 0; l < 32 / sizeof(T); l++)                                        \
+            st->kmax = lanes[l] > st->kmax ? lanes[l] : st->kmax;                          \
+        st->above += above;                                                                \
+        *done = i - lo;                                                                    \
+    } while (0)
 
 /* The sampled pass of mark_body (track=1, shift 0, bool mask or none) for float32 keys with
  * AVX2, 32 keys per step: kept = key > HI, candidate = LO <= key <= HI (as key - LO <= span,
@@ -665,24 +684,12 @@ TP_TARGET_AVX2 static int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int6
         above += __builtin_popcount(gbits);
         if (mask) _mm256_storeu_si256((__m256i *)(mask + i), _mm256_and_si256(g, one));
         uint32_t bits = (uint32_t)_mm256_movemask_epi8(e) & ~gbits;
-        while (bits) {
-            int j = __builtin_ctz(bits);
-            bits &= bits - 1;
-            cidx[c] = vbase + i + j;
-            ckey[c] = (x[i + j] & 0x7fffffffu) - LO;
-            c++;
-        }
+        RANGE_COLLECT(bits, x, 0x7fffffffu, LO);
     }
 #undef RANGE_PAIR
-    uint32_t lanes[8];
-    _mm256_storeu_si256((__m256i *)lanes, vmax);
-    for (int l = 0; l < 8; l++) st->kmax = lanes[l] > st->kmax ? lanes[l] : st->kmax;
-    st->above += above;
-    *done = i - lo;
+    RANGE_FINISH(uint32_t);
     return c;
 }
-#define RANGE_F32_AVX2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done) \
-    range_f32_avx2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done)
 
 /* range_f32_avx2 for float16 keys: 32 keys (one cache line) per step in two vectors of 16-bit
  * lanes. Keys are below 2^15, so signed 16-bit compares order them, and LO - 1 is -1 when LO
@@ -714,23 +721,11 @@ TP_TARGET_AVX2 static int64_t range_f16_avx2(const uint16_t *x, int64_t lo, int6
         above += __builtin_popcount(gbits);
         if (mask) _mm256_storeu_si256((__m256i *)(mask + i), _mm256_and_si256(g, one));
         uint32_t bits = (uint32_t)_mm256_movemask_epi8(e) & ~gbits;
-        while (bits) {
-            int j = __builtin_ctz(bits);
-            bits &= bits - 1;
-            cidx[c] = vbase + i + j;
-            ckey[c] = (uint32_t)(x[i + j] & 0x7fffu) - LO;
-            c++;
-        }
+        RANGE_COLLECT(bits, x, 0x7fffu, LO);
     }
-    uint16_t lanes[16];
-    _mm256_storeu_si256((__m256i *)lanes, vmax);
-    for (int l = 0; l < 16; l++) st->kmax = lanes[l] > st->kmax ? lanes[l] : st->kmax;
-    st->above += above;
-    *done = i - lo;
+    RANGE_FINISH(uint16_t);
     return c;
 }
-#define RANGE_F16_AVX2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done) \
-    range_f16_avx2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done)
 
 /* range_f32_avx2 for float64 keys: 32 keys (four cache lines) per step in eight vectors of
  * 64-bit lanes. Keys are below 2^63, so signed 64-bit compares order them. The compares are
@@ -770,23 +765,11 @@ TP_TARGET_AVX2 static int64_t range_f64_avx2(const uint64_t *x, int64_t lo, int6
             _mm256_storeu_si256((__m256i *)(mask + i), _mm256_and_si256(b, one));
         }
         uint32_t bits = ebits & ~gbits;
-        while (bits) {
-            int j = __builtin_ctz(bits);
-            bits &= bits - 1;
-            cidx[c] = vbase + i + j;
-            ckey[c] = (x[i + j] & 0x7fffffffffffffffULL) - LO;
-            c++;
-        }
+        RANGE_COLLECT(bits, x, 0x7fffffffffffffffULL, LO);
     }
-    uint64_t lanes[4];
-    _mm256_storeu_si256((__m256i *)lanes, vmax);
-    for (int l = 0; l < 4; l++) st->kmax = lanes[l] > st->kmax ? lanes[l] : st->kmax;
-    st->above += above;
-    *done = i - lo;
+    RANGE_FINISH(uint64_t);
     return c;
 }
-#define RANGE_F64_AVX2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done) \
-    range_f64_avx2(x, lo, hi, vbase, LO, HI, mask, cidx, ckey, cap, st, done)
 #endif
 
 #define DEFINE_TOPK_VARIANTS(SUF, S, K)                                                       \
@@ -799,16 +782,16 @@ DEFINE_TOPK_VARIANTS(f16, uint16_t, uint32_t)
 DEFINE_TOPK_VARIANTS(f32, uint32_t, uint32_t)
 DEFINE_TOPK_VARIANTS(f64, uint64_t, uint64_t)
 #if TP_HAVE_X86_VARIANTS
-DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx2, TP_TARGET_AVX2, RANGE_F16_AVX2)
-DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx512, TP_TARGET_AVX512, RANGE_F16_AVX2)
-DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx2, TP_TARGET_AVX2, RANGE_F32_AVX2)
-DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx512, TP_TARGET_AVX512, RANGE_F32_AVX2)
-DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx2, TP_TARGET_AVX2, RANGE_F64_AVX2)
-DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx512, TP_TARGET_AVX512, RANGE_F64_AVX2)
-DEFINE_NM_VARIANT(f16, uint16_t, avx2, TP_TARGET_AVX2, NM4_F16_AVX2)
-DEFINE_NM_VARIANT(f16, uint16_t, avx512, TP_TARGET_AVX512, NM4_F16_AVX2)
-DEFINE_NM_VARIANT(f32, uint32_t, avx2, TP_TARGET_AVX2, NM4_F32_AVX2)
-DEFINE_NM_VARIANT(f32, uint32_t, avx512, TP_TARGET_AVX512, NM4_F32_AVX2)
+DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx2, TP_TARGET_AVX2, range_f16_avx2)
+DEFINE_TOPK_VARIANT(f16, uint16_t, uint32_t, avx512, TP_TARGET_AVX512, range_f16_avx2)
+DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx2, TP_TARGET_AVX2, range_f32_avx2)
+DEFINE_TOPK_VARIANT(f32, uint32_t, uint32_t, avx512, TP_TARGET_AVX512, range_f32_avx2)
+DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx2, TP_TARGET_AVX2, range_f64_avx2)
+DEFINE_TOPK_VARIANT(f64, uint64_t, uint64_t, avx512, TP_TARGET_AVX512, range_f64_avx2)
+DEFINE_NM_VARIANT(f16, uint16_t, avx2, TP_TARGET_AVX2, nm4_f16_avx2_fast)
+DEFINE_NM_VARIANT(f16, uint16_t, avx512, TP_TARGET_AVX512, nm4_f16_avx2_fast)
+DEFINE_NM_VARIANT(f32, uint32_t, avx2, TP_TARGET_AVX2, nm4_f32_avx2_fast)
+DEFINE_NM_VARIANT(f32, uint32_t, avx512, TP_TARGET_AVX512, nm4_f32_avx2_fast)
 DEFINE_NM_VARIANT(f64, uint64_t, avx2, TP_TARGET_AVX2, NM4_NONE)
 DEFINE_NM_VARIANT(f64, uint64_t, avx512, TP_TARGET_AVX512, NM4_NONE)
 #endif
