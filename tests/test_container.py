@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tensorpress import container
-from tensorpress.errors import CorruptDataError, InvalidArgumentError
+from tensorpress.errors import CorruptDataError, DTypeError, InvalidArgumentError
 
 
 def sample_records():
@@ -148,6 +148,19 @@ def entry(**overrides):
     ({"shape": "4"}, "invalid shape"),
     ({"name": ""}, "no name"),
     ({"params": []}, "codec parameters"),
+    ({"name": "\ud800"}, "no name"),                        # a lone surrogate: not UTF-8
+    ({"name": 7}, "no name"),
+    ({"shape": [1] * 65}, "invalid shape"),
+    ({"shape": [2**31, 2**31]}, "invalid shape"),            # 2**62 elements
+    ({"shape": [True]}, "invalid shape"),
+    ({"dtype": "O"}, "unsupported dtype"),
+    ({"dtype": "(2,)f4"}, "unsupported dtype"),
+    ({"dtype": "<f4"}, "unsupported dtype"),
+    ({"dtype": ["float32"]}, "unsupported dtype"),
+    ({"codec": None}, "no codec"),
+    ({"parts": {"\udfff": {"offset": 16, "size": 4, "crc32": 0}}}, "invalid name"),
+    ({"parts": {"data": {"offset": 16, "size": 4, "crc32": 2**32}}}, "invalid CRC-32"),
+    ({"parts": {"data": {"offset": 16, "size": 4, "crc32": -1}}}, "invalid CRC-32"),
 ])
 def test_lying_index_entries_are_rejected(bad, message):
     blob = forge({"format": "tensorpress", "version": 1, "records": [entry(**bad)]})
@@ -163,6 +176,44 @@ def test_overlapping_records_and_duplicates_are_rejected():
         container.Reader(forge({"format": "tensorpress", "version": 1, "records": [entry(), entry()]}))
     with pytest.raises(CorruptDataError, match="not a tensorpress index"):
         container.Reader(forge([1, 2, 3]))
+
+
+def test_deep_nesting_and_json_constants_are_corrupt_data():
+    deep = '{"format": "tensorpress", "version": 1, "records": [], "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.raises(CorruptDataError, match="nests"):
+        container.Reader(forge_text(deep))
+    medium = '{"format": "tensorpress", "version": 1, "records": [], "x": ' + "[" * 40 + "]" * 40 + "}"
+    with pytest.raises(CorruptDataError, match="nests deeper than 32"):
+        container.Reader(forge_text(medium))
+    with pytest.raises(CorruptDataError, match="not valid JSON"):
+        container.Reader(forge_text('{"format": "tensorpress", "version": NaN, "records": []}'))
+    with pytest.raises(CorruptDataError, match="unsupported index version True"):
+        container.Reader(forge({"format": "tensorpress", "version": True, "records": []}))
+
+
+def forge_text(text, payload=b"\x00" * 64):
+    body = text.encode()
+    offset = container.HEADER_SIZE + len(payload)
+    return (container.MAGIC + (1).to_bytes(4, "little") + bytes(4) + payload + body
+            + offset.to_bytes(8, "little") + len(body).to_bytes(8, "little")
+            + zlib.crc32(body).to_bytes(4, "little") + container.END_MAGIC)
+
+
+def test_the_writer_refuses_names_it_could_not_read_back():
+    with pytest.raises(InvalidArgumentError, match="UTF-8"):
+        container.build([("\ud800", (), "float32", "raw", {}, {})])
+
+
+def test_reader_sources(tmp_path):
+    path = tmp_path / "m.tpz"
+    container.write_file(path, sample_records())
+    for source in (str(path), path, os.fsencode(path)):  # bytes path: as open() takes one
+        with container.Reader(path=source) as reader:
+            assert reader.names() == ["a", "b", "c"]
+    with pytest.raises(DTypeError, match="path"):
+        container.Reader(3.5)
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        container.Reader(b"x", path=path)
 
 
 @settings(max_examples=200, deadline=None)

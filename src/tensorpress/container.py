@@ -20,8 +20,10 @@ import json
 import os
 import zlib
 
+import numpy as np
+
 from ._atomic import replacing
-from .errors import CorruptDataError, InvalidArgumentError, MissingTensorError
+from .errors import CorruptDataError, DTypeError, InvalidArgumentError, MissingTensorError
 
 MAGIC = b"\x89TPZ\r\n\x1a\n"
 END_MAGIC = b"TPZ!"
@@ -29,6 +31,15 @@ VERSION = 1
 HEADER_SIZE = 16
 FOOTER_SIZE = 24
 MAX_INDEX_SIZE = 1 << 30  # a sane upper bound: 1 GiB of JSON is no index tensorpress writes
+MAX_NDIM = 64               # numpy's own limit on dimensions
+MAX_DIM = 1 << 62           # each dimension is below this
+MAX_ELEMENTS = 1 << 50      # a record's element count (a Huffman stream's limit too)
+MAX_DEPTH = 32              # JSON nesting; tensorpress's own index nests 5 deep
+# The dtypes a record may name: those pipeline.compress stores (NumPy's bool, int, uint and
+# float types; long double where the platform has one). Anything else (object, structured,
+# subarray, datetime dtypes) could not have been written and is refused.
+DTYPES = frozenset(["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                    "uint64", "float16", "float32", "float64", np.dtype(np.longdouble).name])
 
 
 class Record:
@@ -82,8 +93,8 @@ def write_to(stream, records):
 def _write_record(stream, record, offset, seen):
     """Write one record's parts from `offset` on; return its index entry."""
     name, shape, dtype, codec, params, parts = record
-    if not isinstance(name, str) or not name:
-        raise InvalidArgumentError(f"record names must be non-empty strings, got {name!r}")
+    if not _is_name(name):
+        raise InvalidArgumentError(f"record names must be non-empty strings that UTF-8 can encode, got {name!r}")
     if name in seen:
         raise InvalidArgumentError(f"two records are named {name!r}")
     seen.add(name)
@@ -109,17 +120,25 @@ def write_file(path, records):
 class Reader:
     """Reads a container from bytes or a file: the index at once, parts only when asked.
 
+    `source` is the container's bytes (bytes-like) or the path of a file (str or os.PathLike);
+    `path=` names a file explicitly, which is how a bytes path (as open() takes) is given.
     Every offset, size and checksum is checked; any inconsistency raises CorruptDataError that
     names the record (and part) concerned."""
 
-    def __init__(self, source):
-        if isinstance(source, (bytes, bytearray, memoryview)):
+    def __init__(self, source=None, *, path=None):
+        if (source is None) == (path is None):
+            raise InvalidArgumentError("Reader takes either the container's bytes or path=, not both")
+        if path is None and isinstance(source, (bytes, bytearray, memoryview)):
             self._data = memoryview(source).cast("B")
             self._file = None
             size = self._data.nbytes
         else:
+            path = source if path is None else path
+            if not isinstance(path, (str, bytes, os.PathLike)):
+                raise DTypeError(f"a container is read from bytes or a path (str, bytes or os.PathLike), "
+                                 f"got {type(path).__name__}")
             self._data = None
-            self._file = open(os.fspath(source), "rb")
+            self._file = open(path, "rb")
             self._file.seek(0, os.SEEK_END)
             size = self._file.tell()
         try:
@@ -171,9 +190,12 @@ class Reader:
         if zlib.crc32(body) != index_crc:
             raise CorruptDataError("the container's index fails its checksum")
         try:
-            index = json.loads(body.decode("utf-8"))
+            index = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        except RecursionError:  # json nests by recursion: deep nesting is no index we write
+            raise CorruptDataError("the container's index nests too deeply") from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise CorruptDataError(f"the container's index is not valid JSON ({exc})") from None
+        _require(_depth_at_most(index, MAX_DEPTH), f"the container's index nests deeper than {MAX_DEPTH}")
         return _parse_index(index, index_offset)
 
     def names(self):
@@ -204,27 +226,68 @@ def _require(condition, message):
         raise CorruptDataError(message)
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON number")  # json.loads accepts NaN and Infinity
+
+
+def _depth_at_most(value, limit):
+    """Whether lists and dicts nest at most `limit` deep in `value` (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return False
+                stack.append((child, depth + 1))
+    return True
+
+
 def _is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_name(x):
+    """A non-empty str that UTF-8 can encode (JSON's escapes let a lone surrogate through)."""
+    if not isinstance(x, str) or not x:
+        return False
+    try:
+        x.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_shape(shape):
+    """A list of at most MAX_NDIM ints in [0, MAX_DIM) with at most MAX_ELEMENTS elements."""
+    if not (isinstance(shape, list) and len(shape) <= MAX_NDIM
+            and all(_is_int(d) and 0 <= d < MAX_DIM for d in shape)):
+        return False
+    n = 1
+    for d in shape:
+        n *= d
+    return n <= MAX_ELEMENTS
 
 
 def _parse_index(index, payload_end):
     """Records from a decoded index, after checking every field's type and range."""
     _require(isinstance(index, dict) and index.get("format") == "tensorpress", "the index is not a tensorpress index")
-    _require(index.get("version") == VERSION, f"unsupported index version {index.get('version')!r}")
+    version = index.get("version")
+    _require(_is_int(version) and version == VERSION, f"unsupported index version {version!r}")
     entries = index.get("records")
     _require(isinstance(entries, list), "the index has no record list")
     records, names, spans = [], set(), []
     for position, e in enumerate(entries):
         _require(isinstance(e, dict), f"index entry {position} is not an object")
         name = e.get("name")
-        _require(isinstance(name, str) and name, f"index entry {position} has no name")
+        _require(_is_name(name), f"index entry {position} has no name or an invalid one (not a non-empty UTF-8 string)")
         _require(name not in names, f"record {name!r} appears twice in the index")
         names.add(name)
         shape = e.get("shape")
-        _require(isinstance(shape, list) and len(shape) <= 64 and all(_is_int(d) and 0 <= d < 2**62 for d in shape),
-                 f"record {name!r} has an invalid shape")
-        _require(isinstance(e.get("dtype"), str), f"record {name!r} has no dtype")
+        _require(is_shape(shape), f"record {name!r} has an invalid shape (at most {MAX_NDIM} dimensions, "
+                                  f"each in [0, 2**62), at most 2**50 elements)")
+        _require(isinstance(e.get("dtype"), str) and e["dtype"] in DTYPES, f"record {name!r} has an unsupported dtype {e.get('dtype')!r}")
         _require(isinstance(e.get("codec"), str), f"record {name!r} has no codec")
         params = e.get("params")
         _require(isinstance(params, dict), f"record {name!r} has invalid codec parameters")
@@ -232,12 +295,14 @@ def _parse_index(index, payload_end):
         _require(isinstance(parts_in, dict), f"record {name!r} has no parts")
         parts = {}
         for part_name, p in parts_in.items():
+            _require(_is_name(part_name), f"record {name!r} has a part with an invalid name {part_name!r}")
             _require(isinstance(p, dict) and all(_is_int(p.get(k)) for k in ("offset", "size", "crc32")),
                      f"record {name!r}: part {part_name!r} is malformed")
-            offset, size = p["offset"], p["size"]
+            offset, size, crc = p["offset"], p["size"], p["crc32"]
             _require(HEADER_SIZE <= offset and 0 <= size and offset + size <= payload_end,
                      f"record {name!r}: part {part_name!r} lies outside the data area")
-            parts[part_name] = (offset, size, p["crc32"])
+            _require(0 <= crc < 1 << 32, f"record {name!r}: part {part_name!r} has an invalid CRC-32")
+            parts[part_name] = (offset, size, crc)
             if size:
                 spans.append((offset, offset + size, name, part_name))
         records.append(Record(name, shape, e["dtype"], e["codec"], params, parts))
