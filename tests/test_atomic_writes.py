@@ -76,7 +76,7 @@ def test_a_failed_npz_write_leaves_the_old_file_and_no_temporary(tmp_path, monke
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(np, "savez", full_disk)
+    monkeypatch.setattr(np.lib.format, "write_array", full_disk)
     with pytest.raises(OSError, match="No space"):
         checkpoints.write(path, {"other": np.zeros(3)})
     assert path.read_bytes() == before
