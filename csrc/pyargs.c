@@ -47,7 +47,9 @@ static int gather(PyTypeObject *ndarray, PyObject *lists[ROLES], int64_t count,
         int64_t numel = 1;
         for (int r = 0; r < roles; r++) {
             PyObject *obj = item(lists[r], i);
-            if (!PyObject_TypeCheck(obj, ndarray)) return report(problem, i, r, TP_ARG_NOT_ARRAY);
+            /* Exactly ndarray: the Python layer views subclasses as plain arrays (or refuses
+             * masked arrays) and calls again, so both backends see the same arrays. */
+            if (Py_TYPE(obj) != ndarray) return report(problem, i, r, TP_ARG_NOT_ARRAY);
             PyArrayObject *a = (PyArrayObject *)obj;
             int type = PyArray_TYPE(a), flags = PyArray_FLAGS(a);
             if ((type != NPY_FLOAT && type != NPY_DOUBLE) || !PyArray_ISNOTSWAPPED(a))

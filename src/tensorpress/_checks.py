@@ -21,9 +21,22 @@ def where(name, index):
 
 
 def require_ndarray(x, name, index=None):
+    """`x` as a plain np.ndarray, the one form the backends accept.
+
+    An ndarray subclass is viewed as a plain ndarray over the same memory (np.matrix keeps its
+    2-D shape under reshape(-1), which the kernels' flat views must not meet; np.memmap and
+    others need nothing of their own). A masked array is refused: viewing it would silently
+    drop its mask. Anything else is refused with DTypeError."""
+    if type(x) is np.ndarray:
+        return x
     if not isinstance(x, np.ndarray):
         raise DTypeError(f"{where(name, index)} must be a numpy.ndarray, got {type(x).__name__}")
-    return x
+    if isinstance(x, np.ma.MaskedArray):
+        raise DTypeError(
+            f"{where(name, index)} is a masked array, whose mask tensorpress would ignore; pass "
+            "x.filled(value), or np.asarray(x) to use the data under the mask as it is"
+        )
+    return x.view(np.ndarray)
 
 
 def require_dtype(x, dtypes, name, index=None):
@@ -56,10 +69,12 @@ def memory_span(x):
 def require_no_overlap(named_arrays):
     """`named_arrays`: (label, array, written) triples. A written array may share no byte with any
     other array; arrays that are only read may share memory with each other."""
-    spans = sorted(
-        (memory_span(a) + (label, written) for label, a, written in named_arrays if a.nbytes),
-        key=lambda s: s[0],
-    )
+    require_disjoint_spans(memory_span(a) + (label, written) for label, a, written in named_arrays if a.nbytes)
+
+
+def require_disjoint_spans(spans):
+    """`spans`: (start, end, label, written) of buffers by address, as require_no_overlap asks."""
+    spans = sorted(spans, key=lambda s: s[0])
     end_any = end_written = 0
     label_any = label_written = None
     for start, end, label, written in spans:
@@ -108,10 +123,24 @@ def integer(value, name, expected="an int"):
         raise DTypeError(f"{name} must be {expected}, got {type(value).__name__}") from None
 
 
-def positive_int(value, name):
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def positive_int(value, name, maximum=INT64_MAX):
+    """An int in [1, maximum]; the default bound is what a C int64_t holds, so an absurd value
+    (2**63) is an InvalidArgumentError here rather than an OverflowError at the C boundary."""
     value = integer(value, name)
-    if value < 1:
-        raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
+    if not 1 <= value <= maximum:
+        bound = "" if value < 1 else f" and <= {maximum}"
+        raise InvalidArgumentError(f"{name} must be >= 1{bound}, got {value}")
+    return value
+
+
+def int_in_range(value, name, minimum, maximum):
+    value = integer(value, name)
+    if not minimum <= value <= maximum:
+        raise InvalidArgumentError(f"{name} must be in [{minimum}, {maximum}], got {value}")
     return value
 
 
@@ -120,17 +149,20 @@ ADAM_ROLES = ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
 
 def check_adam_tensors(lists):
     """Validate the tuples of arrays of one Adam step: `lists` holds params, grads, exp_avgs,
-    exp_avg_sqs and (with amsgrad) max_exp_avg_sqs. Raises on the first problem."""
+    exp_avg_sqs and (with amsgrad) max_exp_avg_sqs. Raises on the first problem; returns the
+    same lists as tuples of plain ndarrays (subclasses viewed, see require_ndarray)."""
     count = len(lists[0])
     for name, seq in zip(ADAM_ROLES[1:], lists[1:]):
         if len(seq) != count:
             raise InvalidArgumentError(f"{name} has {len(seq)} arrays but params has {count}")
     spans = []
+    plain = [[] for _ in lists]
     for i in range(count):
         p = require_ndarray(lists[0][i], "params", i)
         require_dtype(p, FLOAT_DTYPES, "params", i)
-        for name, seq in zip(ADAM_ROLES, lists):
+        for name, seq, checked in zip(ADAM_ROLES, lists, plain):
             a = require_ndarray(seq[i], name, i)
+            checked.append(a)
             if a.dtype != p.dtype:
                 raise DTypeError(f"{name}[{i}] has dtype {a.dtype} but params[{i}] has {p.dtype}")
             if a.shape != p.shape:
@@ -145,3 +177,4 @@ def check_adam_tensors(lists):
                 require_writable(a, name, i)
             spans.append((f"{name}[{i}]", a, written))
     require_no_overlap(spans)
+    return [tuple(checked) for checked in plain]

@@ -40,7 +40,7 @@ __all__ = ["topk_mask", "topk_threshold", "prune_", "global_topk_masks", "nm_mas
 
 
 def _array(x, name="x", index=None, writable=False):
-    _checks.require_ndarray(x, name, index)
+    x = _checks.require_ndarray(x, name, index)
     _checks.require_dtype(x, TOPK_DTYPES, name, index)
     _checks.require_contiguous(x, name, index)
     if writable:
@@ -120,7 +120,7 @@ def topk_mask(x, k, axis=None, *, packed=False):
     `axis` when it is given (k then counts within each slice). Ties at the threshold keep the
     lower index. Returns a bool array of x's shape, or with ``packed=True`` the uint8 bytes of
     ``np.packbits(mask.reshape(-1))``."""
-    _array(x)
+    x = _array(x)
     return _run(x, k, axis, bool(packed), False, "topk_mask")
 
 
@@ -128,7 +128,7 @@ def prune_(x, k, axis=None, *, packed=False):
     """Zero, in place, every entry of x but the k of largest magnitude (per slice along `axis`
     when given) and return the mask of the kept entries (see topk_mask). Dropped entries become
     +0.0; nothing is modified when the input holds a NaN."""
-    _array(x, writable=True)
+    x = _array(x, writable=True)
     return _run(x, k, axis, bool(packed), True, "prune_")
 
 
@@ -136,7 +136,7 @@ def topk_threshold(x, k, axis=None):
     """The magnitude of the k-th largest entry of x (1 <= k <= n), as a scalar of x's dtype; with
     `axis`, an array of one threshold per slice (x's shape without that axis). Keeping
     ``|x| > t`` plus enough ``|x| == t`` (lowest index first) is exactly topk_mask."""
-    _array(x)
+    x = _array(x)
     if axis is None or x.ndim == 0:
         if axis is not None:
             raise InvalidArgumentError("axis must be None for a 0-d array")
@@ -171,7 +171,7 @@ def global_topk_masks(arrays, k, *, packed=False):
     except TypeError:
         raise DTypeError(f"arrays must be a list of arrays, got {type(arrays).__name__}") from None
     for i, a in enumerate(arrays):
-        _array(a, "arrays", i)
+        a = arrays[i] = _array(a, "arrays", i)
         if a.dtype != arrays[0].dtype:
             raise DTypeError(f"arrays[{i}] has dtype {a.dtype} but arrays[0] has {arrays[0].dtype}")
     total = sum(a.size for a in arrays)
@@ -190,7 +190,7 @@ def nm_mask(x, n=2, m=4, axis=-1):
     """N:M structured sparsity: in every group of m consecutive entries along `axis` keep the n
     of largest magnitude (ties: lower index). The length along `axis` must be a multiple of m;
     0 <= n <= m <= 64. Returns a bool mask of x's shape."""
-    _array(x)
+    x = _array(x)
     if x.ndim == 0:
         raise InvalidArgumentError("nm_mask needs an array of at least one dimension")
     m = _checks.positive_int(m, "m")

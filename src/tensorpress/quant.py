@@ -50,7 +50,7 @@ class QuantizationError(NamedTuple):
 
 
 def _array(x, name):
-    _checks.require_ndarray(x, name)
+    x = _checks.require_ndarray(x, name)
     _checks.require_contiguous(x, name)
     return x
 
@@ -157,7 +157,7 @@ def quantize_int8(x, axis=_AXIS_DEFAULT, *, symmetric=True, scale=None, zero_poi
     All-zero (and empty) channels get scale 1. Raises NonFiniteError (a ValueError) naming the
     first channel or block that holds NaN or Inf (or a float64 beyond float32 range).
     """
-    _array(x, "x")
+    x = _array(x, "x")
     _checks.require_dtype(x, INPUT_DTYPES, "x")
     if not isinstance(symmetric, (bool, np.bool_)):
         raise DTypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
@@ -197,7 +197,7 @@ def dequantize_int8(q, scale, zero_point=None, axis=_AXIS_DEFAULT, out=None, *, 
     quantize_int8 returned; zero_point: int8 zero points or None (0).
     out: a float32 C-contiguous writable array of q's shape to write into (returned).
     """
-    _array(q, "q")
+    q = _array(q, "q")
     if q.dtype != np.int8:
         raise DTypeError(f"q has dtype {q.dtype}; expected int8")
     layout, scale_shape = _layout(q.shape, axis, block_size, "dequantize_int8")
@@ -209,9 +209,10 @@ def dequantize_int8(q, scale, zero_point=None, axis=_AXIS_DEFAULT, out=None, *, 
     s = np.ascontiguousarray(s, dtype=np.float32).reshape(-1)
     z = None if zero_point is None else _given_zero_point(zero_point, scale_shape).reshape(-1)
     if out is None:
-        out = np.empty(q.shape, np.float32)
+        out = result = np.empty(q.shape, np.float32)
     else:
-        _array(out, "out")
+        result = out  # returned as given (an ndarray subclass stays one), written through a plain view
+        out = _array(out, "out")
         if out.dtype != np.float32:
             raise DTypeError(f"out has dtype {out.dtype}; expected float32")
         if out.shape != q.shape:
@@ -222,7 +223,7 @@ def dequantize_int8(q, scale, zero_point=None, axis=_AXIS_DEFAULT, out=None, *, 
             spans.append(("zero_point", z, False))
         _checks.require_no_overlap(spans)
     _k.dequantize(q.reshape(-1), layout, s, z, out.reshape(-1))
-    return out
+    return result
 
 
 _ERROR_CHUNK = 1 << 20
@@ -235,9 +236,9 @@ def quantization_error(x, q, scale, zero_point=None, axis=_AXIS_DEFAULT, *, bloc
     reconstruction. SNR is inf when the reconstruction is exact, -inf when x is all zeros but
     the reconstruction is not.
     """
-    _array(x, "x")
+    x = _array(x, "x")
     _checks.require_dtype(x, INPUT_DTYPES, "x")
-    _array(q, "q")
+    q = _array(q, "q")
     if q.shape != x.shape:
         raise InvalidArgumentError(f"q has shape {q.shape} but x has {x.shape}")
     x_hat = dequantize_int8(q, scale, zero_point, axis, block_size=block_size).reshape(-1)

@@ -38,9 +38,14 @@ def _workspace(count):
     return ws
 
 
-def _raise_problem(lists, problem):
-    # The Python checks word the same exception the Numba backend raises.
-    _checks.check_adam_tensors([seq for seq in lists if seq is not None])
+def _checked_lists(lists):
+    """`lists` with subclasses viewed as plain ndarrays; raises, worded as the Numba backend
+    words it, when the C gatherer's problem is a real one."""
+    plain = _checks.check_adam_tensors([seq for seq in lists if seq is not None])
+    return tuple(plain) if lists[4] is not None else tuple(plain) + (None,)
+
+
+def _raise_problem(problem):
     role = _checks.ADAM_ROLES[problem.role] if problem.role >= 0 else "an array"
     where = f"[{problem.index}]" if problem.index >= 0 else ""
     raise InvalidArgumentError(f"adam_step: {role}{where} {_REASONS.get(problem.reason, 'is invalid')}")
@@ -63,7 +68,12 @@ def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
     )
     if status:
         if status == lib.TP_ERR_ARGUMENT and problem.reason:
-            _raise_problem(lists, problem)
+            plain = _checked_lists(lists)
+            if problem.reason == lib.TP_ARG_NOT_ARRAY:
+                # The gatherer takes exact ndarrays only; the checks passed, so these are
+                # subclasses (np.matrix, memmap): run again on their plain views.
+                return adam_step(plain, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags, isa)
+            _raise_problem(problem)
         check(status, "adam_step")
     return found_inf[0] != 0
 
