@@ -22,7 +22,7 @@ def _hyper(step, lr, betas, eps, weight_decay, grad_scale):
     # overhead; anything unusual takes the full path, which also words the errors.
     if type(betas) is tuple and len(betas) == 2:
         beta1, beta2 = betas
-        if (type(step) is int and step >= 1 and type(lr) is float and type(beta1) is float
+        if (type(step) is int and 1 <= step <= _checks.INT64_MAX and type(lr) is float and type(beta1) is float
                 and type(beta2) is float and type(eps) is float and type(weight_decay) is float
                 and 0.0 <= lr < math.inf and 0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0
                 and 0.0 <= eps < math.inf and 0.0 <= weight_decay < math.inf
@@ -146,7 +146,7 @@ class Adam:
         self.params = list(params)
         checked = []
         for i, p in enumerate(self.params):
-            _checks.require_ndarray(p, "params", i)
+            p = self.params[i] = _checks.require_ndarray(p, "params", i)
             _checks.require_dtype(p, _checks.FLOAT_DTYPES, "params", i)
             _checks.require_contiguous(p, "params", i)
             _checks.require_writable(p, "params", i)
@@ -177,23 +177,35 @@ class Adam:
         for i, g in enumerate(grads):
             if g is not None:
                 groups.setdefault(self._steps[i], []).append(i)
-        if grad_scale is not None and len(groups) > 1:
-            # found_inf must cover every group before any group is updated.
-            scale = _checks.real_scalar(grad_scale, "grad_scale")
-            if not all(np.isfinite(np.divide(grads[i], scale)).all() for ix in groups.values() for i in ix):
-                return True
         options = self._options()
+        if len(groups) > 1:
+            # Several calls: everything is checked before the first one writes, so a step that
+            # raises has modified nothing, and found_inf covers every group.
+            ix = [i for group in groups.values() for i in group]
+            checked = _checks.check_adam_tensors(self._lists(ix, grads))
+            _hyper(max(groups) + 1, self.lr, self.betas, self.eps, self.weight_decay, grad_scale)
+            if grad_scale is not None:
+                scale = float(grad_scale)
+                if not all(np.isfinite(np.divide(g, scale)).all() for g in checked[1]):
+                    return True
         for step, ix in groups.items():
-            maxes = None if self._max_exp_avg_sqs is None else [self._max_exp_avg_sqs[i] for i in ix]
-            found_inf = adam_step([self.params[i] for i in ix], [grads[i] for i in ix],
-                                  [self._exp_avgs[i] for i in ix], [self._exp_avg_sqs[i] for i in ix],
-                                  step=step + 1, max_exp_avg_sqs=maxes, grad_scale=grad_scale,
-                                  **options)
+            params, group_grads, exp_avgs, exp_avg_sqs, *maxes = self._lists(ix, grads)
+            found_inf = adam_step(params, group_grads, exp_avgs, exp_avg_sqs, step=step + 1,
+                                  max_exp_avg_sqs=maxes[0] if maxes else None,
+                                  grad_scale=grad_scale, **options)
             if found_inf:
                 return True
             for i in ix:
                 self._steps[i] = step + 1
         return False
+
+    def _lists(self, ix, grads):
+        """The arrays of the params numbered `ix`, as adam_step's lists."""
+        lists = [[self.params[i] for i in ix], [grads[i] for i in ix],
+                 [self._exp_avgs[i] for i in ix], [self._exp_avg_sqs[i] for i in ix]]
+        if self._max_exp_avg_sqs is not None:
+            lists.append([self._max_exp_avg_sqs[i] for i in ix])
+        return lists
 
     def state_dict(self):
         """Copies of the state, laid out like torch.optim.Adam.state_dict()."""
@@ -211,38 +223,89 @@ class Adam:
         return {"state": state, "param_groups": [group]}
 
     def load_state_dict(self, state_dict):
-        """Restore a state_dict() of an optimizer over arrays of the same shapes and dtypes."""
+        """Restore a state_dict() of an optimizer over arrays of the same shapes and dtypes.
+
+        Everything is checked before anything changes: state keys are the param numbers 0..n-1
+        (ints, or their decimal strings as a JSON round trip leaves them), each step a whole
+        number >= 1 (3 or 3.0, as torch keeps it), the hyper-parameters in range. On an error
+        the optimizer is left as it was."""
         try:
             (group,) = state_dict["param_groups"]
             state = state_dict["state"]
-        except (KeyError, TypeError, ValueError):
+            items = list(state.items())
+            group_params = list(group.get("params", ()))
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise InvalidArgumentError("not an Adam state_dict with one param group") from None
-        if list(group.get("params", ())) != list(range(len(self.params))):
-            raise InvalidArgumentError(f"the state_dict is for {len(group.get('params', ()))} arrays, this optimizer has {len(self.params)}")
-        amsgrad = bool(group.get("amsgrad", False))
-        steps = [0] * len(self.params)
+        n = len(self.params)
+        if group_params != list(range(n)):
+            raise InvalidArgumentError(f"the state_dict is for {len(group_params)} arrays, this optimizer has {n}")
+        try:
+            lr, betas, eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        except KeyError as exc:
+            raise InvalidArgumentError(f"the state_dict's param group has no {exc.args[0]!r}") from None
+        _hyper(1, lr, betas, eps, weight_decay, None)
+        betas = tuple(betas)
+        flags = {}
+        for name in ("amsgrad", "maximize"):
+            value = group.get(name, False)
+            if not isinstance(value, (bool, np.bool_)):
+                raise InvalidArgumentError(f"the state_dict's {name} must be a bool, got {value!r}")
+            flags[name] = bool(value)
+        amsgrad = flags["amsgrad"]
+        steps = [0] * n
         keys = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
-        for i, entry in state.items():
-            p = self.params[int(i)]
-            steps[int(i)] = _checks.positive_int(int(entry["step"]), f"state[{i}]['step']")
-            for key in keys:
-                a = np.asarray(entry[key])
+        loaded = []
+        for key, entry in items:
+            i = _state_index(key, n)
+            if steps[i]:
+                raise InvalidArgumentError(f"the state_dict holds param {i} twice")
+            p = self.params[i]
+            try:
+                steps[i] = _whole_step(entry["step"], i)
+                arrays = [np.asarray(entry[name]) for name in keys]
+            except (KeyError, TypeError) as exc:
+                raise InvalidArgumentError(f"state[{key!r}] lacks {exc}") from None
+            for name, a in zip(keys, arrays):
                 if a.shape != p.shape or a.dtype != p.dtype:
-                    raise InvalidArgumentError(f"state[{i}][{key!r}] is {a.dtype}{list(a.shape)}, the param is {p.dtype}{list(p.shape)}")
+                    raise InvalidArgumentError(f"state[{key!r}][{name!r}] is {a.dtype}{list(a.shape)}, the param is {p.dtype}{list(p.shape)}")
+            loaded.append((i, arrays))
         # Everything checked: now apply.
-        self.lr, self.betas, self.eps = group["lr"], tuple(group["betas"]), group["eps"]
-        self.weight_decay, self.maximize = group["weight_decay"], bool(group.get("maximize", False))
-        self.amsgrad = amsgrad
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.maximize, self.amsgrad = flags["maximize"], amsgrad
         self._steps = steps
         self._exp_avgs = [np.zeros_like(p) for p in self.params]
         self._exp_avg_sqs = [np.zeros_like(p) for p in self.params]
         self._max_exp_avg_sqs = [np.zeros_like(p) for p in self.params] if amsgrad else None
-        for i, entry in state.items():
-            i = int(i)
-            np.copyto(self._exp_avgs[i], entry["exp_avg"])
-            np.copyto(self._exp_avg_sqs[i], entry["exp_avg_sq"])
+        for i, arrays in loaded:
+            np.copyto(self._exp_avgs[i], arrays[0])
+            np.copyto(self._exp_avg_sqs[i], arrays[1])
             if amsgrad:
-                np.copyto(self._max_exp_avg_sqs[i], entry["max_exp_avg_sq"])
+                np.copyto(self._max_exp_avg_sqs[i], arrays[2])
+
+
+def _state_index(key, n):
+    """A state_dict key as a param number in [0, n): an int, or an int's decimal string."""
+    if isinstance(key, str) and key.isdecimal():
+        index = int(key)
+    elif isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
+        raise InvalidArgumentError(f"state_dict key {key!r} is not a param number")
+    else:
+        index = int(key)
+    if not 0 <= index < n:
+        raise InvalidArgumentError(f"state_dict key {key!r} is out of range for {n} params")
+    return index
+
+
+def _whole_step(value, i):
+    """A step count as torch keeps it (an int, or a float or 0-d array holding a whole number)."""
+    name = f"state[{i}]['step']"
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()  # a 0-d array or a torch tensor, as torch's state_dict holds it
+    if isinstance(value, float):
+        if not (math.isfinite(value) and float(value).is_integer()):
+            raise InvalidArgumentError(f"{name} must be a whole number, got {value}")
+        value = int(value)
+    return _checks.positive_int(value, name)
 
 
 class AdamW(Adam):

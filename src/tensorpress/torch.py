@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from . import optim as _optim
+from . import _checks, optim as _optim
 from .errors import DTypeError, InvalidArgumentError
 
 __all__ = ["Adam", "AdamW"]
@@ -277,16 +277,19 @@ class Adam(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         self._views = {}
 
-    def _record(self, p, rec, group, where):
-        """The views of `p` and its state (`rec` if still valid), creating the state on first use."""
+    def _record(self, p, rec, group, where, created):
+        """The views of `p` and its state (`rec` if still valid), creating the state on first use
+        (and noting in `created` what it made)."""
         state = self.state[p]
         amsgrad = bool(group["amsgrad"])
         if len(state) == 0:
+            created.append((p, ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")))
             # torch keeps a fused group's step in float32 whatever the default dtype.
             state["step"] = torch.tensor(0.0, dtype=torch.float32 if group["fused"] else _scalar_dtype())
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         if amsgrad and "max_exp_avg_sq" not in state:
+            created.append((p, ("max_exp_avg_sq",)))
             # A group switched to amsgrad after it started: the running max starts at zero,
             # which is what max(0, v) over the coming steps needs.
             state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -345,30 +348,20 @@ class Adam(torch.optim.Optimizer):
         # Pass 2: views and step counts; the tensors of a group that share a step count (all of
         # them, unless some grads were None in earlier steps) go to one native call.
         calls = []
-        for group, (lr, betas, eps, wd), members in plans:
-            amsgrad = bool(group["amsgrad"])
-            buckets = {}
-            for p, g, rec, where in members:
-                rec = self._record(p, rec, group, where)
-                step = float(rec.step)
-                if not (step >= 0 and step == int(step)):
-                    raise InvalidArgumentError(f"state of {where}: step is {step}, expected a whole number >= 0")
-                b = buckets.get(step)
-                if b is None:
-                    b = buckets[step] = ([], [], [], [], [] if amsgrad else None, [], [])
-                b[0].append(rec)
-                b[1].append(g.data_ptr() if _PACKED is not None else _view(g, f"{where}.grad"))
-                b[2].append(rec.exp_avg)
-                b[3].append(rec.exp_avg_sq)
-                if amsgrad:
-                    b[4].append(rec.max_exp_avg_sq)
-                b[5].append(rec.step)
-                b[6].append(g)
-            options = dict(lr=lr, betas=betas, eps=eps, weight_decay=wd,
-                           decoupled_weight_decay=bool(group["decoupled_weight_decay"]),
-                           amsgrad=amsgrad, maximize=bool(group["maximize"]))
-            for step, b in buckets.items():
-                calls.append((int(step) + 1, b, options))
+        created = []  # states made by this step, removed again if a check below raises
+        try:
+            for group, hyper, members in plans:
+                calls += self._calls(group, hyper, members, created)
+            if len(calls) > 1:
+                _check_across_calls(calls)
+        except Exception:
+            for p, keys in created:
+                for key in keys:
+                    self.state[p].pop(key, None)
+                if not self.state[p]:
+                    del self.state[p]
+                self._views.pop(id(p), None)
+            raise
 
         # found_inf must cover every call before the first one updates anything; one call
         # checks its own tensors.
@@ -386,6 +379,53 @@ class Adam(torch.optim.Optimizer):
             for s in b[5]:
                 s[()] = step
         return loss
+
+    def _calls(self, group, hyper, members, created):
+        """The native calls of one param group: (step, bucket, options) per step count."""
+        lr, betas, eps, wd = hyper
+        calls = []
+        amsgrad = bool(group["amsgrad"])
+        buckets = {}
+        for p, g, rec, where in members:
+            rec = self._record(p, rec, group, where, created)
+            step = float(rec.step)
+            if not (0 <= step < _checks.INT64_MAX and step == int(step)):
+                raise InvalidArgumentError(f"state of {where}: step is {step}, expected a whole number >= 0 (and < 2**63 - 1)")
+            b = buckets.get(step)
+            if b is None:
+                b = buckets[step] = ([], [], [], [], [] if amsgrad else None, [], [])
+            b[0].append(rec)
+            b[1].append(g.data_ptr() if _PACKED is not None else _view(g, f"{where}.grad"))
+            b[2].append(rec.exp_avg)
+            b[3].append(rec.exp_avg_sq)
+            if amsgrad:
+                b[4].append(rec.max_exp_avg_sq)
+            b[5].append(rec.step)
+            b[6].append(g)
+        options = dict(lr=lr, betas=betas, eps=eps, weight_decay=wd,
+                       decoupled_weight_decay=bool(group["decoupled_weight_decay"]),
+                       amsgrad=amsgrad, maximize=bool(group["maximize"]))
+        for step, b in buckets.items():
+            calls.append((int(step) + 1, b, options))
+        return calls
+
+
+def _check_across_calls(calls):
+    """A step of several native calls (param groups, or step counts within a group) must fail
+    before the first call writes: each call checks only its own tensors for alignment and
+    overlap, so every tensor of every call is checked here first."""
+    spans = []
+    for _, b, _ in calls:
+        for rec, g in zip(b[0], b[6]):
+            tensors = [("a parameter", rec.param, True), ("a grad", g, False)]
+            tensors += [(f"a state tensor ({name})", t, True) for name, t, _ in rec.state_tensors if name != "step"]
+            for label, t, written in tensors:
+                size = t.numel() * t.element_size()
+                if t.data_ptr() % t.element_size():
+                    raise InvalidArgumentError(f"{label} of shape {tuple(t.shape)} is not aligned to its dtype")
+                if size:
+                    spans.append((t.data_ptr(), t.data_ptr() + size, label, written))
+    _checks.require_disjoint_spans(spans)
 
 
 def _run(step, b, options, grad_scale):
