@@ -1,9 +1,14 @@
 """The Numba backend: jitted twins of the C kernels, giving the same results.
 
 Serial kernels are cached on disk (cache=True); parallel ones are not, because Numba's
-parallel kernels and its cache do not mix safely. Each family module exposes the same
-functions as its C counterpart in tensorpress._native.
+parallel kernels and its cache do not mix safely. Every kernel is compiled with nogil=True, so
+it releases the GIL as the C calls do. Each family module exposes the same functions as its C
+counterpart in tensorpress._native.
 """
+
+import os
+
+from numba.core.compiler_lock import global_compiler_lock
 
 PARALLEL_CHUNK = 16384  # elements per prange task: large enough to amortise scheduling
 
@@ -15,3 +20,16 @@ def use_parallel(size, minimum):
     from .._threads import get_num_threads
 
     return size >= minimum and get_num_threads() > 1
+
+
+# A kernel's first call compiles it under Numba's process-wide compiler lock (an RLock). If
+# another thread forks meanwhile, the child inherits the lock held by a thread it does not have,
+# and its first compile waits forever. So fork() takes the lock first: it waits for a compile in
+# progress to finish, then both parent and child release it. The lock is re-entrant, so a fork
+# from the thread that is compiling (or from a nested call) goes straight through.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=global_compiler_lock.acquire,
+        after_in_parent=global_compiler_lock.release,
+        after_in_child=global_compiler_lock.release,
+    )
