@@ -543,3 +543,47 @@ def test_deepcopy_and_pickle_keep_training_identically():
              torch.optim.AdamW([torch.zeros(1, requires_grad=True)]), 3)
     for p, q in zip(ours, ours2):
         assert torch.equal(p, q)
+
+
+def _misaligned(n):
+    """A float32 tensor whose data starts one byte past an element boundary."""
+    raw = torch.zeros(4 * n + 1, dtype=torch.uint8)
+    t = torch.frombuffer(memoryview(raw.numpy()), dtype=torch.float32, offset=1, count=n)
+    assert t.data_ptr() % 4
+    return raw, t
+
+
+def test_a_bad_tensor_in_a_later_group_modifies_nothing():
+    a = torch.randn(5, requires_grad=True)
+    a.grad = torch.randn(5)
+    raw, b = _misaligned(6)
+    b.requires_grad_(True)
+    b.grad = torch.ones(6)
+    opt = Adam([{"params": [a]}, {"params": [b]}], lr=0.1)
+    before = a.detach().clone()
+    with pytest.raises(InvalidArgumentError, match="aligned"):
+        opt.step()
+    assert torch.equal(a, before) and len(opt.state) == 0
+    # A grad of the second group over the first group's parameter: each call alone is fine,
+    # together the first call would change what the second reads.
+    c = torch.randn(5, requires_grad=True)
+    c.grad = a.detach()
+    opt = Adam([{"params": [a]}, {"params": [c]}], lr=0.1)
+    with pytest.raises(InvalidArgumentError, match="overlaps"):
+        opt.step()
+    assert torch.equal(a, before) and len(opt.state) == 0
+
+
+def test_state_made_by_a_step_that_raises_is_removed():
+    a, b = torch.randn(5, requires_grad=True), torch.randn(3, requires_grad=True)
+    a.grad, b.grad = torch.ones(5), torch.ones(3)
+    opt = Adam([{"params": [a]}, {"params": [b]}], lr=0.1)
+    opt.state[b].update(step=torch.tensor(1.0), exp_avg=torch.zeros(4), exp_avg_sq=torch.zeros(3))
+    with pytest.raises(InvalidArgumentError, match="exp_avg"):
+        opt.step()
+    assert a not in opt.state and set(opt.state[b]) == {"step", "exp_avg", "exp_avg_sq"}
+    opt.state[b]["step"] = torch.tensor(float("inf"))
+    opt.state[b]["exp_avg"] = torch.zeros(3)
+    with pytest.raises(InvalidArgumentError, match="whole number"):
+        opt.step()
+    assert a not in opt.state
