@@ -84,3 +84,29 @@ def test_help_explains_every_option():
         assert result.returncode == 0
         for option in options:
             assert option in result.stdout
+
+
+def test_a_checkpoint_of_empty_tensors_round_trips(tmp_path):
+    tensors = {"empty": np.zeros(0, np.float32), "rows": np.zeros((0, 3)), "ids": np.zeros((2, 0), np.int64)}
+    np.savez(tmp_path / "e.npz", **tensors)
+    result = run("compress", tmp_path / "e.npz", "-o", tmp_path / "e.tpz")
+    assert result.returncode == 0 and "0 weights" in result.stdout, result.stderr
+    assert json.loads(run("info", tmp_path / "e.tpz", "--json").stdout)["total"]["weights"] == 0
+    for out in ("back.npz", "back.safetensors"):
+        assert run("decompress", tmp_path / "e.tpz", "-o", tmp_path / out).returncode == 0
+        from tensorpress import checkpoints
+
+        back = checkpoints.read(tmp_path / out)
+        assert sorted(back) == sorted(tensors)
+        for name, value in tensors.items():
+            assert back[name].shape == value.shape and back[name].dtype == value.dtype
+    np.savez(tmp_path / "none.npz")  # no tensors at all
+    assert run("compress", tmp_path / "none.npz", "-o", tmp_path / "none.tpz").returncode == 0
+
+
+def test_help_lists_the_exit_codes():
+    for command in ([], ["compress"], ["decompress"], ["info"]):
+        out = run(*command, "--help").stdout
+        assert "exit status:" in out and "143" in out
+        for code in ("0", "1", "2", "3"):
+            assert f"\n  {code}  " in out

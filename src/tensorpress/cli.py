@@ -124,8 +124,8 @@ def _itemsize(dtype):
 
     try:
         return np.dtype(dtype).itemsize if isinstance(dtype, str) else 4
-    except TypeError:  # not a dtype NumPy knows: count 4 bytes, the usual float32
-        return 4
+    except (TypeError, UnicodeEncodeError):  # not a dtype NumPy knows ('\ud800' cannot even be
+        return 4                             # encoded): count 4 bytes, the usual float32
 
 
 def _record_stats(rec):
