@@ -90,9 +90,12 @@ def compile_flags():
 
 
 def kernel_sources():
-    return sorted(
-        os.path.join("csrc", name) for name in os.listdir(HERE) if name.endswith(".c")
-    )
+    """Every .c file under csrc/, family folders included (paths relative to the project)."""
+    sources = []
+    for folder, _, names in os.walk(HERE):
+        rel = os.path.relpath(folder, os.path.dirname(HERE))
+        sources += [os.path.join(rel, name) for name in names if name.endswith(".c")]
+    return sorted(sources)
 
 
 ffibuilder = FFI()

@@ -36,6 +36,20 @@
 #define TP_HAVE_X86_VARIANTS 0
 #endif
 
+/* Names of a template header's instantiation: TP_CAT(adam_body, f32) is adam_body_f32. */
+#define TP_CAT_(a, b) a##_##b
+#define TP_CAT(a, b) TP_CAT_(a, b)
+
+/* The dispatch tables: one slot per ISA code (tensorpress.h); a slot this build lacks (x86
+ * variants elsewhere) is NULL, and TP_PICK falls back to the baseline variant. */
+#define TP_ISA_COUNT 4
+#define TP_PICK(table, isa) ((table)[(isa)] ? (table)[(isa)] : (table)[TP_ISA_BASELINE])
+#if TP_HAVE_X86_VARIANTS
+#define TP_X86_ONLY(...) __VA_ARGS__
+#else
+#define TP_X86_ONLY(...)
+#endif
+
 #define TP_RETURN_IF(cond, status) \
     do {                           \
         if (cond) return (status); \
