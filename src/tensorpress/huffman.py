@@ -13,6 +13,8 @@ stored raw, a block of one repeated symbol as that symbol. Any damage (truncatio
 bits, a wrong header, trailing bytes) raises CorruptDataError.
 """
 
+import functools
+import zlib
 
 import numpy as np
 
@@ -35,6 +37,9 @@ def _kernels():
 def _symbols(symbols, name):
     """(flat uint8 view, dtype code, shape) of an array or bytes-like input, without copying."""
     if isinstance(symbols, np.ndarray):
+        # a plain view: np.matrix stays 2-D under reshape(-1), so the kernels would get a
+        # (1, n) "flat" view; masked arrays are refused (their mask would be ignored)
+        symbols = _checks.require_ndarray(symbols, name)
         if symbols.dtype not in _DTYPE_CODES:
             raise DTypeError(f"{name} has dtype {symbols.dtype}; expected uint8 or int8")
         _checks.require_contiguous(symbols, name)
@@ -67,6 +72,7 @@ def huffman_encode(symbols):
 
 def _blob(blob):
     if isinstance(blob, np.ndarray):
+        blob = _checks.require_ndarray(blob, "blob")
         if blob.dtype not in _DTYPE_CODES or blob.ndim != 1:
             raise DTypeError("blob must be bytes-like or a 1-D uint8/int8 array")
         _checks.require_contiguous(blob, "blob")
@@ -90,23 +96,108 @@ def _check_version(data):
                                f"(this tensorpress reads version {_FORMAT_VERSION})")
 
 
-def huffman_decode(blob, out=None):
+_RAW, _RLE, _HUFF = 0, 1, 2  # block types (docs/huffman.md section 3)
+_BLOCK_HEADER = 5               # type byte + CRC-32
+_PAYLOAD_START = 145            # a Huffman block's bit streams start here
+
+
+def _run_crc_direct(symbol, length):
+    """CRC-32 of `length` copies of byte `symbol`, in chunks of at most 1 MiB."""
+    chunk = memoryview(bytes((symbol,)) * min(length, 1 << 20))
+    crc, left = 0, length
+    while left:
+        n = min(left, len(chunk))
+        crc = zlib.crc32(chunk[:n], crc)
+        left -= n
+    return crc
+
+
+@functools.lru_cache(maxsize=16)
+def _run_crcs(length):
+    """CRC-32 of `length` copies of each byte value (index = value) from nine runs: CRC-32 is
+    affine, crc(x) = L(x) ^ crc(zeros), so a run of c is the run of zeros XOR, for each bit b
+    set in c, (run of 1 << b) ^ (run of zeros). Caps the work of a forged stream whose
+    single-symbol blocks use all 256 values."""
+    zero = _run_crc_direct(0, length)
+    values = np.arange(256)
+    crcs = np.full(256, zero, np.uint32)
+    for b in range(8):
+        crcs[(values >> b) & 1 == 1] ^= np.uint32(_run_crc_direct(1 << b, length) ^ zero)
+    return crcs
+
+
+def _check_blocks(data, count, ndim, header_size, block_log2):
+    """Check from the block table alone, before the output is allocated or touched, that each
+    block can hold the symbols the header gives it: a raw block exactly its payload, a Huffman
+    block at most 8 per payload byte (every code is at least 1 bit long), a single-symbol block
+    any run, when the CRC-32 it stores is that run's. A forged count (a few bytes claiming
+    gigabytes) is refused here; what passes is what the stream's bytes really encode, up to the
+    bit-level checks (code lengths, streams, the CRC-32 of decoded bytes) that need decoding."""
+    bs = 1 << block_log2
+    n_blocks = -(-count // bs)
+    if not n_blocks:
+        return
+    table = 16 + 8 * ndim
+    sizes = data[table:table + 4 * n_blocks].view("<u4").astype(np.int64)
+    offsets = header_size + np.cumsum(sizes) - sizes  # parse() checked that they add up
+    lens = np.full(n_blocks, bs, np.int64)
+    lens[-1] = count - (n_blocks - 1) * bs
+    types = data[offsets]
+    rle = types == _RLE
+    fits = ((types == _RAW) & (sizes == _BLOCK_HEADER + lens)) | (rle & (sizes == _BLOCK_HEADER + 1)) \
+        | ((types == _HUFF) & (sizes >= _PAYLOAD_START) & (lens <= 8 * (sizes - _PAYLOAD_START)))
+    if not fits.all():
+        b = int(np.argmin(fits))
+        raise CorruptDataError(f"huffman_decode: corrupt data (block {b}, {int(sizes[b])} bytes of "
+                               f"type {int(types[b])}, cannot hold its {int(lens[b])} symbols)")
+    if rle.any():
+        at = offsets[rle]
+        stored = (data[at + 1].astype(np.uint32) | data[at + 2].astype(np.uint32) << 8
+                  | data[at + 3].astype(np.uint32) << 16 | data[at + 4].astype(np.uint32) << 24)
+        symbols, lengths = data[at + _BLOCK_HEADER], lens[rle]
+        for length in np.unique(lengths):
+            mine = lengths == length
+            used = np.unique(symbols[mine])
+            if used.size < 9:  # fewer runs than _run_crcs' nine
+                crcs = np.zeros(256, np.uint32)
+                crcs[used] = [_run_crc_direct(int(c), int(length)) for c in used]
+            else:
+                crcs = _run_crcs(int(length))
+            if (crcs[symbols[mine]] != stored[mine]).any():
+                raise CorruptDataError("huffman_decode: corrupt data (a single-symbol block fails its checksum)")
+
+
+def huffman_decode(blob, out=None, *, max_count=None):
     """Decode a stream made by ``huffman_encode``.
 
     Returns a new array of the original dtype and shape (``bytes`` for bytes-like input), or,
     with ``out`` (a writable C-contiguous array of exactly that dtype and shape), fills ``out``
-    and returns it. Raises CorruptDataError for any truncated, damaged or foreign stream (and
-    ``out`` then holds unspecified bytes).
+    and returns it. Raises CorruptDataError for any truncated, damaged or foreign stream.
+
+    Memory: nothing is allocated (and ``out`` is not touched) before the header, its checksum
+    and every block's type and size have been checked against the symbol count, so a stream
+    can only make this allocate what its bytes encode (raw blocks byte for byte, Huffman
+    blocks at most 8 symbols per byte, single-symbol blocks runs whose CRC-32 is right).
+    ``max_count`` (an int >= 0) refuses, with CorruptDataError and before allocating, a stream
+    declaring more symbols: callers that know the size to expect (the .tpz reader) pass it.
+
+    Damage inside a Huffman or raw block's bits or its decoded bytes' CRC-32 is found only
+    while decoding: ``out`` then holds partial, unspecified bytes (a new array is discarded).
     """
     data = _blob(blob)
+    if max_count is not None:
+        max_count = _checks.integer(max_count, "max_count")
+        if max_count < 0:
+            raise InvalidArgumentError(f"max_count must be >= 0, got {max_count}")
     _check_version(data)
     kernels = _kernels()
-    count, code, shape, _, _ = kernels.parse(data)
+    count, code, shape, header_size, block_log2 = kernels.parse(data)
+    if max_count is not None and count > max_count:
+        raise CorruptDataError(f"huffman_decode: the stream declares {count} symbols, more than "
+                               f"the {max_count} expected")
     dtype = _CODE_DTYPES[code]
-    if out is None:
-        target = np.empty(shape, dtype)
-    else:
-        _checks.require_ndarray(out, "out")
+    if out is not None:
+        out = _checks.require_ndarray(out, "out")
         if out.dtype != dtype:
             raise DTypeError(f"out has dtype {out.dtype}; the stream holds {dtype}")
         if out.shape != tuple(shape):
@@ -115,7 +206,8 @@ def huffman_decode(blob, out=None):
         _checks.require_writable(out, "out")
         if np.may_share_memory(out, data):
             raise InvalidArgumentError("out overlaps blob in memory")
-        target = out
+    _check_blocks(data, count, len(shape), header_size, block_log2)
+    target = np.empty(shape, dtype) if out is None else out
     kernels.decode(data, target.reshape(-1).view(np.uint8))
     if code == _BYTES and out is None:
         return target.tobytes()

@@ -20,10 +20,11 @@ import concurrent.futures
 import math
 import numbers
 import os
+import reprlib
 
 import numpy as np
 
-from . import container
+from . import _checks, container
 from .errors import CorruptDataError, DTypeError, InvalidArgumentError
 from .huffman import huffman_decode, huffman_encode
 from .prune import prune_
@@ -31,6 +32,7 @@ from .quant import dequantize_int8, quantize_int8
 
 GAP_ESCAPE = 255
 FLOAT_KINDS = "f"
+MAX_THREADS = 1024
 
 
 def _options(sparsity, bits, axis, block_size, keep_small, keep):
@@ -47,15 +49,24 @@ def _options(sparsity, bits, axis, block_size, keep_small, keep):
     return float(sparsity), int(bits), int(axis), block_size, int(keep_small), frozenset(keep or ())
 
 
+def _threads(threads):
+    if threads is None:
+        return min(os.cpu_count() or 1, 8)
+    return _checks.positive_int(threads, "threads", maximum=MAX_THREADS)
+
+
 def _as_array(name, value):
-    if not isinstance(name, str) or not name:
-        raise InvalidArgumentError(f"tensor names must be non-empty strings, got {name!r}")
+    if not container._is_name(name):
+        raise InvalidArgumentError(f"tensor names must be non-empty strings that UTF-8 can encode, got {name!r}")
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
         value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):  # subclasses as plain views; masked arrays refused
+        value = _checks.require_ndarray(value, f"tensor {name!r}")
     array = np.asarray(value)
     if array.dtype.kind not in "fiub" or array.dtype.byteorder == (">" if np.little_endian else "<"):
         raise DTypeError(f"tensor {name!r} has dtype {array.dtype}; expected a native-endian numeric array")
-    return np.ascontiguousarray(array)
+    # not np.ascontiguousarray, which makes a 0-d array 1-d
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 # --- encoding --------------------------------------------------------------------------------
@@ -170,8 +181,8 @@ def iter_records(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_sm
     options = _options(sparsity, bits, axis, block_size, keep_small, keep)
     if not hasattr(tensors, "items"):
         raise DTypeError(f"tensors must be a mapping of names to arrays, got {type(tensors).__name__}")
+    threads = _threads(threads)
     items = [(name, _as_array(name, value)) for name, value in tensors.items()]
-    threads = threads or min(os.cpu_count() or 1, 8)
     work = lambda item: _compress_one(item[0], item[1], *options)
     done = map(work, items) if threads <= 1 or len(items) <= 1 else _ordered_map(work, items, threads)
     return progress(done, len(items)) if progress else done
@@ -203,7 +214,7 @@ def compress(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=
     one scale per channel (1-D tensors get one scale); `block_size` switches to one scale per
     block of that many elements along the last axis. Tensors with fewer than `keep_small`
     elements, non-float tensors and those named in `keep` are stored losslessly. Tensors are
-    compressed in `threads` threads (default: the cores, at most 8).
+    compressed in `threads` threads (None: the cores, at most 8; else an int in [1, 1024]).
     """
     return container.build(iter_records(tensors, sparsity, bits, axis, block_size, keep_small, keep, threads))
 
@@ -224,76 +235,141 @@ def _corrupt(record, why):
     return CorruptDataError(f"record {record.name!r}: {why}")
 
 
-def _huffman(reader, record, part, expected=None):
+def _is_int(x, lo, hi):
+    return container._is_int(x) and lo <= x <= hi
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+
+def _check_record(record):
+    """The codec, its parameters and its parts as docs/format.md allows them, before any part
+    is read (container.Reader has checked the name, shape, dtype and part spans)."""
+    p, ndim = record.params, len(record.shape)
+    if record.codec == "lossless":
+        if not isinstance(p.get("huffman"), bool):
+            raise _corrupt(record, "lossless parameter 'huffman' must be true or false")
+        parts = {"data"}
+    elif record.codec in ("int8-dense", "int8-sparse"):
+        if record.dtype != "float32":
+            raise _corrupt(record, f"{record.codec} records decode to float32, not {record.dtype}")
+        if not _is_int(p.get("bits"), 2, 8):
+            raise _corrupt(record, f"invalid bits {reprlib.repr(p.get('bits'))}")
+        granularity, group = p.get("granularity"), p.get("group")
+        if granularity == "tensor":
+            valid_group = group is None
+        elif granularity == "channel":
+            valid_group = ndim > 0 and _is_int(group, -ndim, ndim - 1)
+        elif granularity == "block":
+            valid_group = ndim > 0 and _is_int(group, 1, container.MAX_DIM)
+        else:
+            raise _corrupt(record, f"unknown quantization granularity {reprlib.repr(granularity)}")
+        if not valid_group:
+            raise _corrupt(record, f"invalid group {reprlib.repr(group)} for {granularity} scales of {ndim} dimensions")
+        if not container.is_shape(p.get("scale_shape")):
+            raise _corrupt(record, "invalid scale shape")
+        if "source_dtype" in p and not (isinstance(p["source_dtype"], str) and p["source_dtype"] in container.DTYPES):
+            raise _corrupt(record, f"unsupported source dtype {reprlib.repr(p['source_dtype'])}")
+        error = p.get("error", {})
+        if not (isinstance(error, dict) and all(_is_number(v) for v in error.values())):
+            raise _corrupt(record, "invalid error statistics")
+        parts = {"values", "scales"}
+        if record.codec == "int8-sparse":
+            if not _is_int(p.get("nnz"), 0, math.prod(record.shape)):
+                raise _corrupt(record, "invalid nonzero count")
+            parts.add("gaps")
+    else:
+        raise _corrupt(record, f"unknown codec {reprlib.repr(record.codec)}")
+    if set(record.parts) != parts:
+        raise _corrupt(record, f"has parts {sorted(record.parts)}; {record.codec} has {sorted(parts)}")
+
+
+def _huffman(reader, record, part, expected, exact=True):
+    """The bytes of a Huffman-coded part: exactly `expected` of them, or at most that many when
+    not `exact`. The bound goes to huffman_decode, which refuses a larger stream before
+    allocating anything."""
     data = reader.part(record, part)
     try:
-        symbols = huffman_decode(data).reshape(-1)
+        symbols = huffman_decode(data, max_count=expected)
     except CorruptDataError as exc:
         raise _corrupt(record, f"part {part!r}: {exc}") from None
-    if expected is not None and symbols.size != expected:
+    if isinstance(symbols, bytes):
+        symbols = np.frombuffer(symbols, np.uint8)
+    symbols = symbols.reshape(-1)
+    if exact and symbols.size != expected:
         raise _corrupt(record, f"part {part!r} decodes to {symbols.size} symbols, expected {expected}")
     return symbols
 
 
+def _part_size(reader, record, part, expected):
+    size = record.parts[part][1]
+    if size != expected:
+        raise _corrupt(record, f"part {part!r} holds {size} bytes, expected {expected}")
+    return reader.part(record, part)
+
+
 def _decode_record(reader, record):
+    _check_record(record)
     n = math.prod(record.shape)
     if record.codec == "lossless":
-        try:
-            dtype = np.dtype(record.dtype)
-        except TypeError:
-            raise _corrupt(record, f"unknown dtype {record.dtype!r}") from None
+        dtype = np.dtype(record.dtype)  # one of container.DTYPES
         nbytes = n * dtype.itemsize
-        if record.params.get("huffman"):
+        if record.params["huffman"]:
             data = _huffman(reader, record, "data", nbytes).tobytes()
         else:
-            data = reader.part(record, "data")
-        if len(data) != nbytes:
-            raise _corrupt(record, f"holds {len(data)} bytes, its shape needs {nbytes}")
+            data = _part_size(reader, record, "data", nbytes)
         return np.frombuffer(data, dtype).reshape(record.shape).copy()
-    if record.codec not in ("int8-dense", "int8-sparse"):
-        raise _corrupt(record, f"unknown codec {record.codec!r}")
     p = record.params
-    scale_shape = p.get("scale_shape")
-    if not (isinstance(scale_shape, list) and all(isinstance(d, int) and d >= 0 for d in scale_shape)):
-        raise _corrupt(record, "invalid scale shape")
-    scales = np.frombuffer(reader.part(record, "scales"), "<f4").astype(np.float32)
-    if scales.size != math.prod(scale_shape):
-        raise _corrupt(record, "scale count does not match its shape")
-    scales = scales.reshape(scale_shape)
+    scale_shape = p["scale_shape"]
+    scales = _part_size(reader, record, "scales", 4 * math.prod(scale_shape))
+    scales = np.frombuffer(scales, "<f4").astype(np.float32).reshape(scale_shape)
     if record.codec == "int8-dense":
         q = _huffman(reader, record, "values", n).view(np.int8)
     else:
-        nnz = p.get("nnz")
-        if not isinstance(nnz, int) or not 0 <= nnz <= n:
-            raise _corrupt(record, "invalid nonzero count")
+        nnz = p["nnz"]
         values = _huffman(reader, record, "values", nnz).view(np.int8)
-        positions = decode_gaps(_huffman(reader, record, "gaps"), nnz, n)
+        # nnz + 1 gaps summing to n - nnz: each is g // 255 escapes and one byte
+        max_gap_bytes = nnz + 1 + (n - nnz) // GAP_ESCAPE
+        positions = decode_gaps(_huffman(reader, record, "gaps", max_gap_bytes, exact=False), nnz, n)
         if positions is None:
             raise _corrupt(record, "its gaps do not describe its shape and nonzero count")
         q = np.zeros(n, np.int8)
         q[positions] = values
     q = q.reshape(record.shape)
-    granularity = p.get("granularity")
-    if granularity not in ("block", "tensor", "channel"):
-        raise _corrupt(record, f"unknown quantization granularity {granularity!r}")
     try:
-        return _dequantize(q, scales, granularity, p.get("group"))
-    except (ValueError, TypeError) as exc:
+        return _dequantize(q, scales, p["granularity"], p.get("group"))
+    except (ValueError, TypeError) as exc:  # the kernels' InvalidArgumentError / DTypeError
         raise _corrupt(record, f"scales do not fit the values ({exc})") from None
 
 
 def _decode(reader, names):
-    wanted = reader.names() if names is None else list(names)
+    if names is None:
+        wanted = reader.names()
+    else:
+        if isinstance(names, (str, bytes)):
+            raise DTypeError("names must be a list of tensor names, not one string")
+        wanted = list(names)
+        for name in wanted:
+            if not isinstance(name, str):
+                raise DTypeError(f"tensor names are strings, got {type(name).__name__}")
     return {name: _decode_record(reader, reader.record(name)) for name in wanted}
 
 
 def decompress(blob, names=None):
     """The tensors of compress()'s bytes (only `names` when given), as a dict of arrays:
-    float32 for quantized tensors, the original dtype for lossless ones."""
+    float32 for quantized tensors, the original dtype for lossless ones (0-d tensors stay 0-d).
+    `blob` is bytes-like (a file is read with load()). Damaged or forged data raises
+    CorruptDataError; no record makes this allocate more than its shape declares."""
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise DTypeError(f"decompress takes the bytes of a .tpz container, got {type(blob).__name__}; "
+                         "read a file with load()")
     return _decode(container.Reader(blob), names)
 
 
 def load(path, names=None):
-    """Read tensors from a .tpz file; with `names`, only those records are read and decoded."""
-    with container.Reader(path) as reader:
+    """Read tensors from the .tpz file at `path` (str, os.PathLike, or bytes, which is a path
+    as open() takes it; the bytes of a container go to decompress()). With `names`, only those
+    records are read and decoded. Damaged or forged files raise CorruptDataError."""
+    with container.Reader(path=path) as reader:
         return _decode(reader, names)

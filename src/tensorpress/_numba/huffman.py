@@ -7,7 +7,9 @@ reads bytes one at a time where the C code moves 8 at once. Bit arithmetic stays
 Numba turns mixed int64/uint64 arithmetic into float64.
 
 Per-block kernels are serial and cached; the drivers over many blocks run in parallel (prange,
-not cached) above _PARALLEL_MIN symbols.
+not cached) above _PARALLEL_MIN symbols. Every kernel releases the GIL (nogil=True), as the C
+calls do, so threads decoding different streams run at once. Integer divisions are by constants
+or by values checked nonzero before the call, so Python's error_model never raises in them.
 """
 
 import numba as nb
@@ -53,13 +55,13 @@ _CRC = _crc_tables()
 _M32 = np.uint64(0xFFFFFFFF)
 
 
-@nb.njit(cache=True, inline="always")  # a call per use would cost more than the work
+@nb.njit(cache=True, nogil=True, inline="always")  # a call per use would cost more than the work
 def _read32(a, i):
     return (np.uint64(a[i]) | (np.uint64(a[i + 1]) << np.uint64(8))
             | (np.uint64(a[i + 2]) << np.uint64(16)) | (np.uint64(a[i + 3]) << np.uint64(24)))
 
 
-@nb.njit(cache=True, inline="always")  # a call per use would cost more than the work
+@nb.njit(cache=True, nogil=True, inline="always")  # a call per use would cost more than the work
 def _crc_step8(c, w):
     """8 message bytes (little-endian w) into the raw CRC register c."""
     w ^= c
@@ -70,7 +72,7 @@ def _crc_step8(c, w):
             ^ _CRC[0, w >> np.uint64(56)])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def crc32(a, lo, n):
     """zlib.crc32 of a[lo:lo+n], as an int."""
     c = _M32
@@ -94,7 +96,7 @@ def crc32(a, lo, n):
 
 # ---- code lengths (huffman_codes.c) ---------------------------------------------------------
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _sort_keys(keys, n):
     """Bottom-up merge sort of keys[:n] (distinct keys: any sort gives csrc's order)."""
     tmp = np.empty(n, np.uint64)
@@ -135,7 +137,7 @@ def _sort_keys(keys, n):
             keys[i] = a[i]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def lengths_into(counts, n, max_bits, lengths):
     """tp_huff_lengths: 0 or -1 (more than 2^max_bits symbols used)."""
     keys = np.empty(256, np.uint64)
@@ -219,7 +221,7 @@ def lengths_into(counts, n, max_bits, lengths):
     return 0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def canonical_codes(lengths):
     """Bit-reversed canonical codes (deflate's rule), as tp_huff_codes."""
     bl_count = np.zeros(MAX_BITS + 1, np.int64)
@@ -256,7 +258,7 @@ def code_lengths(counts, max_bits):
 
 # ---- blocks -------------------------------------------------------------------------------
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _histogram4(src, lo, ln, c):
     c0 = np.zeros(256, np.int64)
     c1 = np.zeros(256, np.int64)
@@ -278,7 +280,7 @@ def _histogram4(src, lo, ln, c):
         c[3, s] += c3[s]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def plan_block(src, lo, ln, lengths, stream_bytes):
     """Phase A: (type, size, symbol); lengths and stream_bytes filled for Huffman blocks."""
     c = np.zeros((4, 256), np.int64)
@@ -311,13 +313,13 @@ def plan_block(src, lo, ln, lengths, stream_bytes):
     return RAW, size, 0
 
 
-@nb.njit(cache=True, inline="always")  # a call per use would cost more than the work
+@nb.njit(cache=True, nogil=True, inline="always")  # a call per use would cost more than the work
 def _put32le(dst, p, v):
     for j in range(4):
         dst[p + j] = np.uint8((v >> np.uint64(8 * j)) & np.uint64(255))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def write_block(src, lo, ln, btype, symbol, lengths, stream_bytes, dst, off):
     """Phase B: the block at dst[off:]; returns 0, or -1 on an internal size mismatch."""
     dst[off] = btype
@@ -410,7 +412,7 @@ def write_block(src, lo, ln, btype, symbol, lengths, stream_bytes, dst, off):
     return 0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def decode_block(blob, off, size, out, lo, ln, table):
     """One block into out[lo:lo+ln]: 0 or ERR_CORRUPT. Every read stays in blob[off:off+size]."""
     if size < BLOCK_HEADER:
@@ -574,7 +576,7 @@ def decode_block(blob, off, size, out, lo, ln, table):
 
 # ---- drivers --------------------------------------------------------------------------------
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _plan_all_serial(src, bs, lengths, sbytes, types, sizes, symbols):
     n = src.size
     for b in range(types.size):
@@ -585,7 +587,7 @@ def _plan_all_serial(src, bs, lengths, sbytes, types, sizes, symbols):
         symbols[b] = sym
 
 
-@nb.njit(parallel=True)
+@nb.njit(parallel=True, nogil=True)
 def _plan_all_parallel(src, bs, lengths, sbytes, types, sizes, symbols):
     n = src.size
     for b in nb.prange(types.size):
@@ -596,7 +598,7 @@ def _plan_all_parallel(src, bs, lengths, sbytes, types, sizes, symbols):
         symbols[b] = sym
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _write_all_serial(src, bs, lengths, sbytes, types, symbols, offsets, dst):
     n = src.size
     bad = 0
@@ -607,7 +609,7 @@ def _write_all_serial(src, bs, lengths, sbytes, types, symbols, offsets, dst):
     return bad
 
 
-@nb.njit(parallel=True)
+@nb.njit(parallel=True, nogil=True)
 def _write_all_parallel(src, bs, lengths, sbytes, types, symbols, offsets, dst):
     n = src.size
     status = np.zeros(types.size, np.int64)
@@ -709,7 +711,7 @@ def parse(blob):
     return count, dtype_code, tuple(shape), hsize, block_log2
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _decode_all_serial(blob, offsets, sizes, out, bs):
     table = np.empty(TABLE, np.uint16)
     n = out.size
@@ -720,7 +722,7 @@ def _decode_all_serial(blob, offsets, sizes, out, bs):
     return 0
 
 
-@nb.njit(parallel=True)
+@nb.njit(parallel=True, nogil=True)
 def _decode_all_parallel(blob, offsets, sizes, out, bs):
     n = out.size
     nb_ = sizes.size
@@ -749,7 +751,7 @@ def decode(blob, out):
         _corrupt("damaged block")
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _histogram_serial(src):
     c = np.zeros((4, 256), np.int64)
     n = src.size
