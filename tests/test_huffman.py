@@ -429,3 +429,74 @@ def test_other_format_version_is_named():
         blob[4] = version
         with pytest.raises(tp.CorruptDataError, match=f"unsupported stream version {version}"):
             tp.huffman_decode(bytes(blob))
+
+
+# ---- forged streams: refused before allocating (tests/fuzz/forged_tpz.py builds them) ----------
+
+def _forge():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent / "fuzz"))
+    try:
+        import forged_tpz
+    finally:
+        sys.path.pop(0)
+    return forged_tpz
+
+
+def test_counts_a_stream_cannot_hold_are_refused_before_allocating():
+    f = _forge()
+    # 5 KB of single-symbol blocks claiming 2**33 symbols, checksums wrong: found from the table
+    with pytest.raises(tp.CorruptDataError, match="single-symbol block fails its checksum"):
+        tp.huffman_decode(f.rle_bomb(1 << 33, 24, good_crc=False))
+    with pytest.raises(tp.CorruptDataError, match="type 2, cannot hold its 16777216 symbols"):
+        tp.huffman_decode(f.huffman_stream(1 << 24, [f.huff_block_claiming()], block_log2=24))
+    with pytest.raises(tp.CorruptDataError, match="type 0, cannot hold"):
+        tp.huffman_decode(f.huffman_stream(1 << 20, [f.raw_block(bytes(10))] * 4))
+    with pytest.raises(tp.CorruptDataError, match="type 7"):
+        tp.huffman_decode(f.huffman_stream(80, [bytes((7,)) + bytes(84)]))
+
+
+def test_single_symbol_blocks_of_many_values_decode():
+    """Streams of single-symbol blocks, with fewer and more than nine distinct values (the two
+    ways their checksums are checked before decoding), and a short last block."""
+    for values in (3, 40):
+        x = np.repeat(np.arange(values, dtype=np.uint8) * 5, 1024)[:-100]
+        blob = _backend.kernels("huffman").encode(x, 0, x.shape, 10)
+        assert blob[16 + 8 + 4 * (-(-x.size // 1024)) + 4] == 1  # single-symbol blocks
+        np.testing.assert_array_equal(tp.huffman_decode(blob), x)
+        forged = bytearray(blob)
+        forged[-5] ^= 1  # the last block's checksum
+        with pytest.raises(tp.CorruptDataError, match="single-symbol"):
+            tp.huffman_decode(bytes(forged))
+
+
+def test_max_count():
+    blob = tp.huffman_encode(np.arange(100, dtype=np.uint8))
+    assert tp.huffman_decode(blob, max_count=100).size == 100
+    with pytest.raises(tp.CorruptDataError, match="declares 100 symbols, more than the 99 expected"):
+        tp.huffman_decode(blob, max_count=99)
+    with pytest.raises(tp.InvalidArgumentError):
+        tp.huffman_decode(blob, max_count=-1)
+    with pytest.raises(tp.DTypeError):
+        tp.huffman_decode(blob, max_count=99.5)
+
+
+def test_out_is_untouched_when_the_block_table_is_refused():
+    x = skewed(3000)
+    blob = bytearray(tp.huffman_encode(x))
+    blob[16 + 8 + 4 + 4] = 7  # the first block's type byte (not under the header checksum)
+    out = np.full(x.shape, 77, np.uint8)
+    with pytest.raises(tp.CorruptDataError):
+        tp.huffman_decode(bytes(blob), out=out)
+    assert (out == 77).all()
+
+
+def test_ndarray_subclasses_are_viewed_and_masked_arrays_refused():
+    x = np.arange(24, dtype=np.uint8).reshape(4, 6)
+    assert tp.huffman_encode(np.matrix(x)) == tp.huffman_encode(x)
+    out = np.matrix(np.zeros((4, 6), np.uint8))
+    tp.huffman_decode(tp.huffman_encode(x), out=out)
+    np.testing.assert_array_equal(np.asarray(out), x)
+    with pytest.raises(tp.DTypeError, match="masked"):
+        tp.huffman_encode(np.ma.masked_array(x, mask=x > 3))

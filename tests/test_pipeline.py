@@ -149,3 +149,112 @@ def test_shape_lies_are_caught_before_allocating(rng):
                     {k: reader.part(rec, k) for k in rec.parts})]
         with pytest.raises(CorruptDataError, match="'w'"):
             tp.decompress(container.build(records))
+
+
+@pytest.mark.parametrize("x", [np.float32(2.5), np.array(-1.25), np.array(7, np.int64), np.array(True)])
+def test_zero_dimensional_tensors_stay_zero_dimensional(x, tmp_path):
+    for options in ({}, {"keep_small": 0}):  # lossless, and quantized when x is a float
+        out = tp.decompress(tp.compress({"s": x}, **options))["s"]
+        assert out.shape == () and out == x
+    tp.save(tmp_path / "s.tpz", {"s": x})
+    assert tp.load(tmp_path / "s.tpz")["s"].shape == ()
+
+
+@pytest.mark.parametrize("threads, error", [
+    (float("nan"), tp.DTypeError), (2.0, tp.DTypeError), (True, tp.DTypeError),
+    (0, tp.InvalidArgumentError), (-3, tp.InvalidArgumentError), (1025, tp.InvalidArgumentError),
+])
+def test_threads_is_none_or_a_bounded_int(threads, error, rng):
+    with pytest.raises(error, match="threads"):
+        tp.compress({"w": rng.standard_normal(3).astype(np.float32)}, threads=threads)
+    assert tp.decompress(tp.compress({"w": np.ones(3)}, threads=np.int64(3)))["w"].tolist() == [1, 1, 1]
+
+
+def test_load_takes_paths_and_decompress_bytes(tmp_path):
+    path = tmp_path / "m.tpz"
+    tp.save(path, {"w": np.arange(4.0)})
+    for p in (path, str(path), bytes(path)):  # a bytes path, as open() takes it
+        assert tp.load(p)["w"].tolist() == [0, 1, 2, 3]
+    with pytest.raises(tp.DTypeError, match="load"):
+        tp.decompress(str(path))
+    with pytest.raises(tp.DTypeError, match="path"):
+        tp.load(3)
+    with pytest.raises(tp.DTypeError, match="names"):
+        tp.load(path, names="w")
+    with pytest.raises(tp.DTypeError, match="strings"):
+        tp.load(path, names=[1])
+
+
+def test_matrix_input_and_masked_arrays():
+    m = np.matrix(np.arange(6.0).reshape(2, 3))
+    assert tp.decompress(tp.compress({"m": m}))["m"].tolist() == m.tolist()
+    with pytest.raises(tp.DTypeError, match="masked"):
+        tp.compress({"m": np.ma.masked_array(np.ones(3), mask=[1, 0, 0])})
+    with pytest.raises(tp.InvalidArgumentError, match="UTF-8"):
+        tp.compress({"\ud800": np.ones(3)})
+
+
+def forge_record(rng, **changes):
+    """compress()'s one record with fields replaced; `parts` values are bytes."""
+    blob = tp.compress({"w": rng.standard_normal((16, 64)).astype(np.float32)}, keep_small=0)
+    reader = container.Reader(blob)
+    rec = reader.record("w")
+    fields = dict(shape=rec.shape, dtype=rec.dtype, codec=rec.codec, params=dict(rec.params),
+                  parts={k: reader.part(rec, k) for k in rec.parts})
+    for key, value in changes.items():
+        if key in fields:
+            fields[key] = value
+        else:
+            fields["params"][key] = value
+    return container.build([("w", fields["shape"], fields["dtype"], fields["codec"], fields["params"],
+                             fields["parts"])])
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(scale_shape=[1] * 65), "invalid scale shape"),
+    (dict(scale_shape=[-16]), "invalid scale shape"),
+    (dict(granularity="block", group=2**63), "invalid group"),
+    (dict(group=1.5), "invalid group"),
+    (dict(bits=True), "invalid bits"),
+    (dict(dtype="int8"), "decode to float32"),
+    (dict(codec="int8-sparse"), "invalid nonzero count"),
+    (dict(error={"rms": float("nan")}), "not valid JSON"),  # the writer's allow_nan=False
+    (dict(error={"rms": "x"}), "error statistics"),
+    (dict(source_dtype="O"), "source dtype"),
+    (dict(codec="lossless", huffman=1), "must be true or false"),
+])
+def test_forged_parameters_raise_corrupt_data(changes, message, rng):
+    try:
+        blob = forge_record(rng, **changes)
+    except ValueError as exc:  # json.dumps refuses NaN: the file cannot even be written
+        assert "JSON" in str(exc) and message == "not valid JSON"
+        return
+    with pytest.raises(CorruptDataError, match=message):
+        tp.decompress(blob)
+
+
+def test_huffman_parts_of_the_wrong_symbol_type_or_size(rng):
+    for stream in (tp.huffman_encode(b"\x00" * 1024),                      # bytes: decodes to bytes
+                   tp.huffman_encode(np.zeros(1024, np.int8)),
+                   tp.huffman_encode(np.zeros((32, 32), np.uint8))):    # 2-D
+        blob = tp.decompress(forge_record(rng, parts={"values": stream, "scales": bytes(64)}))
+        assert blob["w"].shape == (16, 64) and not blob["w"].any()     # 1024 zeros: a valid record
+    with pytest.raises(CorruptDataError, match="declares 1025 symbols, more than the 1024"):
+        tp.decompress(forge_record(rng, parts={"values": tp.huffman_encode(b"\x00" * 1025), "scales": bytes(64)}))
+    with pytest.raises(CorruptDataError, match="holds 60 bytes, expected 64"):
+        tp.decompress(forge_record(rng, parts={"values": tp.huffman_encode(b"\x00" * 1024), "scales": bytes(60)}))
+
+
+def test_a_small_record_with_a_huge_valid_stream_is_refused_before_decoding():
+    """The audit's bomb: [10] int64 whose part is a valid stream of 2 GiB in 1.3 KB."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent / "fuzz"))
+    try:
+        import forged_tpz
+    finally:
+        sys.path.pop(0)
+    stream = forged_tpz.rle_bomb(1 << 31, 24, good_crc=True)
+    blob = container.build([("x", (10,), "int64", "lossless", {"huffman": True}, {"data": stream})])
+    with pytest.raises(CorruptDataError, match="declares 2147483648 symbols, more than the 80 expected"):
+        tp.decompress(blob)
