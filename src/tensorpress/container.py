@@ -18,6 +18,7 @@ reader reads the fixed-size footer, then the index, then only the parts it needs
 import io
 import json
 import os
+import reprlib
 import zlib
 
 import numpy as np
@@ -274,7 +275,7 @@ def _parse_index(index, payload_end):
     """Records from a decoded index, after checking every field's type and range."""
     _require(isinstance(index, dict) and index.get("format") == "tensorpress", "the index is not a tensorpress index")
     version = index.get("version")
-    _require(_is_int(version) and version == VERSION, f"unsupported index version {version!r}")
+    _require(_is_int(version) and version == VERSION, f"unsupported index version {reprlib.repr(version)}")
     entries = index.get("records")
     _require(isinstance(entries, list), "the index has no record list")
     records, names, spans = [], set(), []
@@ -287,7 +288,7 @@ def _parse_index(index, payload_end):
         shape = e.get("shape")
         _require(is_shape(shape), f"record {name!r} has an invalid shape (at most {MAX_NDIM} dimensions, "
                                   f"each in [0, 2**62), at most 2**50 elements)")
-        _require(isinstance(e.get("dtype"), str) and e["dtype"] in DTYPES, f"record {name!r} has an unsupported dtype {e.get('dtype')!r}")
+        _require(isinstance(e.get("dtype"), str) and e["dtype"] in DTYPES, f"record {name!r} has an unsupported dtype {reprlib.repr(e.get('dtype'))}")
         _require(isinstance(e.get("codec"), str), f"record {name!r} has no codec")
         params = e.get("params")
         _require(isinstance(params, dict), f"record {name!r} has invalid codec parameters")
@@ -295,7 +296,7 @@ def _parse_index(index, payload_end):
         _require(isinstance(parts_in, dict), f"record {name!r} has no parts")
         parts = {}
         for part_name, p in parts_in.items():
-            _require(_is_name(part_name), f"record {name!r} has a part with an invalid name {part_name!r}")
+            _require(_is_name(part_name), f"record {name!r} has a part with an invalid name {reprlib.repr(part_name)}")
             _require(isinstance(p, dict) and all(_is_int(p.get(k)) for k in ("offset", "size", "crc32")),
                      f"record {name!r}: part {part_name!r} is malformed")
             offset, size, crc = p["offset"], p["size"], p["crc32"]
