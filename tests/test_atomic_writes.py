@@ -81,3 +81,47 @@ def test_a_failed_npz_write_leaves_the_old_file_and_no_temporary(tmp_path, monke
         checkpoints.write(path, {"other": np.zeros(3)})
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.npz"]
+
+
+def odd_tensors():
+    """Every dtype both formats hold, with the layouts that trip hand-written readers."""
+    rng = np.random.default_rng(5)
+    return {"f64": rng.standard_normal((3, 2)), "f16": rng.standard_normal(5).astype(np.float16),
+            "i8": np.arange(-4, 4, dtype=np.int8), "u16": np.arange(6, dtype=np.uint16).reshape(2, 3),
+            "i64": np.arange(5), "flags": np.array([True, False, True]), "scalar": np.array(2.5, np.float32),
+            "empty": np.zeros((0, 4), np.float32), "big_endian": np.arange(4, dtype=">f4"),
+            "fortran": np.asfortranarray(rng.standard_normal((4, 3)).astype(np.float32)),
+            "file": np.ones(2, np.float32), "allow_pickle": np.zeros(2, np.int32)}  # np.savez's own argument names
+
+
+@pytest.mark.parametrize("name", ["m.npz", "m.safetensors"])
+def test_every_dtype_and_layout_round_trips(tmp_path, name):
+    if name.endswith(".safetensors"):
+        pytest.importorskip("safetensors")
+    tensors = odd_tensors()
+    checkpoints.write(tmp_path / name, tensors)
+    got = checkpoints.read(tmp_path / name)
+    assert sorted(got) == sorted(tensors)
+    for key, value in tensors.items():
+        assert got[key].shape == value.shape and got[key].dtype.newbyteorder("=") == value.dtype.newbyteorder("="), key
+        np.testing.assert_array_equal(got[key], value)
+
+
+def test_safetensors_files_are_read_by_the_safetensors_package(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    tensors = odd_tensors()
+    checkpoints.write(tmp_path / "m.safetensors", tensors)
+    got = st.load_file(str(tmp_path / "m.safetensors"))
+    for key, value in tensors.items():
+        np.testing.assert_array_equal(got[key], value)
+
+
+def test_npz_files_of_numpy_are_read(tmp_path):
+    tensors = {k: v for k, v in odd_tensors().items() if k not in ("file", "allow_pickle")}
+    np.savez(tmp_path / "plain.npz", **tensors)
+    np.savez_compressed(tmp_path / "compressed.npz", **tensors)
+    for path in (tmp_path / "plain.npz", tmp_path / "compressed.npz"):
+        got = checkpoints.read(path)
+        for key, value in tensors.items():
+            np.testing.assert_array_equal(got[key], value)
+        assert got["fortran"].flags.f_contiguous and got["big_endian"].dtype == np.dtype(">f4")

@@ -156,7 +156,8 @@ def write(path, tensors):
     ext = kind(path)
     if ext == ".tpz":
         raise InvalidArgumentError("write .tpz files with tensorpress.save (it compresses)")
-    arrays = {_writable_name(name): np.ascontiguousarray(a) for name, a in tensors.items()}
+    # asarray, not ascontiguousarray: that one turns a 0-d array into shape (1,)
+    arrays = {_writable_name(name): np.asarray(a, order="C") for name, a in tensors.items()}
     with replacing(path) as tmp, open(tmp, "wb") as f:
         if ext == ".safetensors":
             _write_safetensors(f, arrays)
