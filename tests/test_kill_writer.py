@@ -246,3 +246,25 @@ def test_a_refused_o_tmpfile_falls_back_to_a_named_temporary(tmp_path, monkeypat
             f.write(b"data")
     assert seen[0].startswith(".m.tpz.") and seen[0].endswith(".tmp")
     assert (tmp_path / "m.tpz").read_bytes() == b"data" and os.listdir(tmp_path) == ["m.tpz"]
+
+
+def test_sigterm_unwinds_the_cli_and_restores_the_handler(tmp_path, monkeypatch):
+    """In-process and deterministic: SIGTERM arrives after the first record is written."""
+    from tensorpress import cli, pipeline
+
+    monkeypatch.setattr(_atomic, "USE_O_TMPFILE", False)  # a temporary with a name, to see it go
+    np.savez(tmp_path / "in.npz", a=np.ones((64, 64), np.float32), b=np.ones((64, 64), np.float32))
+    real_iter_records = pipeline.iter_records
+
+    def terminated_after_one(*args, **kwargs):
+        for i, record in enumerate(real_iter_records(*args, **kwargs)):
+            if i == 1:
+                assert len(os.listdir(tmp_path)) == 2  # the input and the temporary
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield record
+
+    monkeypatch.setattr(pipeline, "iter_records", terminated_after_one)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["compress", str(tmp_path / "in.npz"), "-o", str(tmp_path / "out.tpz")]) == 143
+    assert os.listdir(tmp_path) == ["in.npz"]
+    assert signal.getsignal(signal.SIGTERM) is before
