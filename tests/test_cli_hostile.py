@@ -32,8 +32,6 @@ def run_cli(*argv):
         except SystemExit as exc:  # argparse's usage errors
             status = exc.code
         except BaseException:  # noqa: B036 - the point is to see whatever escapes
-            status = None
-            err.flush()
             return None, "", traceback.format_exc()
     return status, text_of(out), text_of(err)
 

@@ -286,7 +286,7 @@ class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, except that the exit-status table keeps its lines."""
 
     def _fill_text(self, text, width, indent):
-        if text is EXIT_HELP:
+        if text == EXIT_HELP:
             return textwrap.indent(text, indent)
         return super()._fill_text(text, width, indent)
 
