@@ -10,13 +10,20 @@ from . import PARALLEL_CHUNK, use_parallel
 
 _PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
 
+# Every kernel releases the GIL (nogil), as the C calls do, so other Python threads run while
+# it works. error_model="numpy" makes division IEEE as in adam.c: a grad_scale that rounds to 0
+# in float32 (1e-300) or eps=0 with a zero second moment gives Inf/NaN (found_inf, or NaN
+# params as on C) instead of the ZeroDivisionError of Numba's default "python" model.
+_SERIAL = dict(nogil=True, cache=True, error_model="numpy")
+_PARALLEL = dict(nogil=True, parallel=True, error_model="numpy")  # parallel + cache segfaults
+
 
 def _make_update(amsgrad):
     """The element loop, one compiled form with amsgrad's fourth stream and one without, so the
     common loop has no conditional load or store. Options that only change arithmetic are
     selects on loop invariants, which LLVM keeps branch-free and vectorizes (as in adam.c)."""
 
-    @nb.njit(cache=True, inline="always")
+    @nb.njit(inline="always", **_SERIAL)
     def update(p, g, m, v, vmax, grad_scale, sign, wd, decay, lerp_w, lerp_wc, beta2,
                one_minus_beta2, eps, bc2_sqrt, neg_step_size, scaled, l2, decoupled, lerp_low):
         # range(p.size) lets LLVM see that i >= 0, so no negative-index wraparound per access
@@ -48,7 +55,7 @@ _update_plain = _make_update(False)
 _update_amsgrad = _make_update(True)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(inline="always", **_SERIAL)
 def _update(p, g, m, v, vmax, lo, hi, c, flags):
     p, g, m, v = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
     if flags[4]:
@@ -59,12 +66,12 @@ def _update(p, g, m, v, vmax, lo, hi, c, flags):
                       c[8], c[9], c[10], flags[0], flags[1], flags[2], flags[3])
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _adam_serial(p, g, m, v, vmax, c, flags):
     _update(p, g, m, v, vmax, 0, p.size, c, flags)
 
 
-@nb.njit(parallel=True)
+@nb.njit(**_PARALLEL)
 def _adam_parallel(p, g, m, v, vmax, c, flags):
     n = p.size
     chunks = (n + PARALLEL_CHUNK - 1) // PARALLEL_CHUNK
@@ -74,7 +81,7 @@ def _adam_parallel(p, g, m, v, vmax, c, flags):
         _update(p, g, m, v, vmax, lo, hi, c, flags)
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _any_nonfinite(g, scale):
     acc = g.dtype.type(0)
     for i in range(g.size):
@@ -89,22 +96,24 @@ def constants(dtype, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
     bias_correction1 = 1.0 - math.pow(beta1, float(step))
     bias_correction2 = 1.0 - math.pow(beta2, float(step))
     lerp_w = t(1.0 - beta1)
-    values = np.array(
-        [
-            grad_scale if flags & 8 else 1.0,
-            -1.0 if flags & 4 else 1.0,
-            weight_decay,
-            1.0 - lr * weight_decay,
-            lerp_w,
-            t(1) - lerp_w,
-            beta2,
-            1.0 - beta2,
-            eps,
-            math.sqrt(bias_correction2),
-            -(lr / bias_correction1),
-        ],
-        dtype=dtype,
-    )
+    # C's (float) cast of a double beyond float32's range is Inf, silently; NumPy's warns.
+    with np.errstate(over="ignore"):
+        values = np.array(
+            [
+                grad_scale if flags & 8 else 1.0,
+                -1.0 if flags & 4 else 1.0,
+                weight_decay,
+                1.0 - lr * weight_decay,
+                lerp_w,
+                t(1) - lerp_w,
+                beta2,
+                1.0 - beta2,
+                eps,
+                math.sqrt(bias_correction2),
+                -(lr / bias_correction1),
+            ],
+            dtype=dtype,
+        )
     decoupled = bool(flags & 1)
     switches = np.array(
         [bool(flags & 8), (not decoupled) and weight_decay != 0.0, decoupled,

@@ -13,6 +13,11 @@ import numpy as np
 from numba.extending import overload
 
 SYMMETRIC, AFFINE, GIVEN = 0, 1, 2
+
+# Every kernel releases the GIL (nogil), as the C calls do. error_model="numpy": a division by
+# zero gives Inf/NaN as in quant.c's IEEE float arithmetic (a given scale of 0 reached from the
+# kernel level) rather than raising ZeroDivisionError.
+_KERNEL = dict(nogil=True, cache=True, error_model="numpy")
 _F32_MIN = np.float32(np.finfo(np.float32).tiny)  # smallest scale with a finite reciprocal
 _F32_MAX = np.float32(np.finfo(np.float32).max)
 
@@ -40,12 +45,12 @@ def _load_impl(x, i):
     return load
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(inline="always", **_KERNEL)
 def _finite(v):
     return np.isfinite(v)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(inline="always", **_KERNEL)
 def _round_clamp(t, zp, qmin):
     """clamp(rint(t) + zp, qmin, 127) in float32, as int8."""
     if t != t:
@@ -58,7 +63,7 @@ def _round_clamp(t, zp, qmin):
     return np.int8(r)
 
 
-@nb.njit(cache=True)
+@nb.njit(**_KERNEL)
 def _params_sym(a):
     """scale, inv, zero point, qmin from the absmax (float32)."""
     s = a / np.float32(127.0)
@@ -69,7 +74,7 @@ def _params_sym(a):
     return s, np.float32(1.0) / s, 0, -127
 
 
-@nb.njit(cache=True)
+@nb.njit(**_KERNEL)
 def _params_aff(mn, mx, empty):
     if empty:
         mn = np.float32(0)
@@ -94,7 +99,7 @@ def _params_aff(mn, mx, empty):
     return s, np.float32(1.0) / s, int(z), -128
 
 
-@nb.njit(cache=True)
+@nb.njit(**_KERNEL)
 def _channel_stats(x, outer, channels, inner, affine, a, mn, mx, bad):
     """Per-channel absmax (or min, max) and NaN / Inf flags, walking x in memory order."""
     idx = 0
@@ -112,7 +117,7 @@ def _channel_stats(x, outer, channels, inner, affine, a, mn, mx, bad):
                     a[c] = max(a[c], abs(v))
 
 
-@nb.njit(cache=True)
+@nb.njit(**_KERNEL)
 def _channel_quant(x, q, outer, channels, inner, inv, zp, qmin, check, bad):
     idx = 0
     for _ in range(outer):
@@ -127,7 +132,7 @@ def _channel_quant(x, q, outer, channels, inner, inv, zp, qmin, check, bad):
                 idx += 1
 
 
-@nb.njit(cache=True)
+@nb.njit(**_KERNEL)
 def _quantize_channels(x, q, outer, channels, inner, affine, scale, zp_out):
     a = np.zeros(channels, np.float32)
     mn = np.full(channels, np.inf, np.float32)
@@ -151,7 +156,7 @@ def _quantize_channels(x, q, outer, channels, inner, affine, scale, zp_out):
     return -1
 
 
-@nb.njit(cache=True)
+@nb.njit(**_KERNEL)
 def _quantize_blocks(x, q, rows, nb_, length, block, affine, scale, zp_out):
     """Each block: stats, scale, q. Returns the first bad block or -1."""
     for r in range(rows):
@@ -182,7 +187,7 @@ def _quantize_blocks(x, q, rows, nb_, length, block, affine, scale, zp_out):
     return -1
 
 
-@nb.njit(cache=True)
+@nb.njit(**_KERNEL)
 def _quantize_given_blocks(x, q, rows, nb_, length, block, scale, zp, has_zp):
     first = -1
     for r in range(rows):
@@ -198,7 +203,7 @@ def _quantize_given_blocks(x, q, rows, nb_, length, block, scale, zp, has_zp):
     return first
 
 
-@nb.njit(cache=True)
+@nb.njit(**_KERNEL)
 def _quantize_given_channels(x, q, outer, channels, inner, scale, zp, has_zp):
     inv = np.empty(channels, np.float32)
     z = np.zeros(channels, np.int64)
@@ -214,7 +219,7 @@ def _quantize_given_channels(x, q, outer, channels, inner, scale, zp, has_zp):
     return -1
 
 
-@nb.njit(cache=True)
+@nb.njit(**_KERNEL)
 def _dequantize_channels(q, outer, channels, inner, scale, zp, has_zp, out):
     idx = 0
     for _ in range(outer):
@@ -226,7 +231,7 @@ def _dequantize_channels(q, outer, channels, inner, scale, zp, has_zp, out):
                 idx += 1
 
 
-@nb.njit(cache=True)
+@nb.njit(**_KERNEL)
 def _dequantize_blocks(q, rows, nb_, length, block, scale, zp, has_zp, out):
     for r in range(rows):
         for b in range(nb_):

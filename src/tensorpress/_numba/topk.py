@@ -21,13 +21,17 @@ _KEYS = {
     np.dtype(np.float64): (np.uint64, 0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000, 48),
 }
 _ROWS_PARALLEL_MIN = 1 << 18
+# Every kernel releases the GIL (nogil), as the C calls do. Divisions here are integer ones by
+# lengths the callers keep positive, so Numba's default error model stays.
+_SERIAL = dict(nogil=True, cache=True)
+_PARALLEL = dict(nogil=True, parallel=True)  # parallel + cache segfaults
 
 
 def _view(x):
     return x.reshape(-1).view(_KEYS[x.dtype][0])
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _hist(u, absmask, infkey, shift, h):
     """Histogram of (key >> shift) into h; True when a NaN is seen."""
     nan = False
@@ -40,7 +44,7 @@ def _hist(u, absmask, infkey, shift, h):
     return nan
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _any_nan(u, absmask, infkey):
     for i in range(u.size):
         if np.uint64(u[i] & absmask) > infkey:
@@ -48,7 +52,7 @@ def _any_nan(u, absmask, infkey):
     return False
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _bucket(h, need):
     """The digit whose bucket holds the need-th largest key, the count above it, its count."""
     above = 0
@@ -61,7 +65,7 @@ def _bucket(h, need):
     return d, above, h[d]
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _collect(u, absmask, shift, digit, base, cidx, ckey, w):
     sh = np.uint64(shift)
     dg = np.uint64(digit)
@@ -74,7 +78,7 @@ def _collect(u, absmask, shift, digit, base, cidx, ckey, w):
     return w
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _select_candidates(cidx, ckey, count, need, shift):
     """As select_candidates in topk.c: (threshold key, index of the last tied element kept)."""
     while shift > 0 and count > need:
@@ -113,7 +117,7 @@ def _select_candidates(cidx, ckey, count, need, shift):
     return ckey[0], cidx[need - 1]
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _apply(u, absmask, threshold, cut, base, mask, packed):
     """Write the rule "key > T, or key == T and index <= cut" into mask (never writes u, so
     read-only inputs type-check)."""
@@ -127,7 +131,7 @@ def _apply(u, absmask, threshold, cut, base, mask, packed):
             mask[i] = keep
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _zero(u, absmask, threshold, cut, base):
     """Zero every element the rule drops."""
     for i in range(u.size):
@@ -136,7 +140,7 @@ def _zero(u, absmask, threshold, cut, base):
             u[i] = 0
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _slice_select(keys, k, shift, h, cidx, ckey):
     """(threshold, cut) of one slice of keys (uint64), cut relative to the slice."""
     h[:] = 0
@@ -154,7 +158,7 @@ def _slice_select(keys, k, shift, h, cidx, ckey):
     return _select_candidates(cidx, ckey, w, k - above, shift)
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _row(u, o, j, length, inner, k, absmask, infkey, shift, nbuckets, mask, packed, tt, cc, r):
     """Select in slice r = (o, j); write its mask; record its threshold and cut in tt, cc."""
     base = o * length * inner + j
@@ -191,7 +195,7 @@ def _row(u, o, j, length, inner, k, absmask, infkey, shift, nbuckets, mask, pack
     return nan
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _rows_serial(u, outer, length, inner, k, absmask, infkey, shift, nbuckets, mask, packed,
                  tt, cc):
     nan = False
@@ -202,7 +206,7 @@ def _rows_serial(u, outer, length, inner, k, absmask, infkey, shift, nbuckets, m
     return nan
 
 
-@nb.njit(parallel=True)
+@nb.njit(**_PARALLEL)
 def _rows_parallel(u, outer, length, inner, k, absmask, infkey, shift, nbuckets, mask, tt, cc):
     rows = outer * inner
     flags = np.zeros(rows, np.bool_)
@@ -212,7 +216,7 @@ def _rows_parallel(u, outer, length, inner, k, absmask, infkey, shift, nbuckets,
     return flags.any()
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _rows_zero(u, outer, length, inner, absmask, tt, cc):
     for r in range(outer * inner):
         base = (r // inner) * length * inner + r % inner
@@ -292,7 +296,7 @@ def topk_rows(x, outer, length, inner, k, mask, thresholds=None, packed=False, z
         thresholds[:] = np.where(k == 0, 0, tt)
 
 
-@nb.njit(cache=True)
+@nb.njit(**_SERIAL)
 def _nm(u, outer, length, inner, n, m, absmask, infkey, mask):
     nan = False
     keys = np.empty(m, np.uint64)
