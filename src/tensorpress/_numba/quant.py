@@ -12,7 +12,10 @@ import numba as nb
 import numpy as np
 from numba.extending import overload
 
+from ..errors import InvalidArgumentError
+
 SYMMETRIC, AFFINE, GIVEN = 0, 1, 2
+_INT64_MAX = 2**63 - 1
 
 # Every kernel releases the GIL (nogil), as the C calls do. error_model="numpy": a division by
 # zero gives Inf/NaN as in quant.c's IEEE float arithmetic (a given scale of 0 reached from the
@@ -243,9 +246,21 @@ def _dequantize_blocks(q, rows, nb_, length, block, scale, zp, has_zp, out):
 
 
 def _normalize(outer, channels, inner, block):
+    """The layout as Python ints, checked as quant.c checks it. Numba types a Python int above
+    2**63-1 as uint64, and int64 arithmetic mixed with uint64 wraps: with block_size=2**63,
+    min((b + 1) * block, length) came out negative, every block loop was empty, and q came back
+    as np.empty left it (every scale 1). So the layout must fit int64 (C's int64_t cannot take more
+    either); every block_size up to 2**63-1 is then exact: blocks past the first exist only
+    when block < length, so (b + 1) * block < 2 * length cannot overflow."""
+    layout = tuple(int(v) for v in (outer, channels, inner, block))
+    outer, channels, inner, block = layout
+    if min(layout) < 0 or max(layout) > _INT64_MAX:
+        raise InvalidArgumentError(f"int8 layout {layout} out of range")
+    if block and channels != -(-inner // block):  # Python ints: no overflow near 2**63
+        raise InvalidArgumentError(f"int8 layout {layout}: {channels} blocks do not cover a row")
     if not block and channels == 1:
         return 1, 1, outer * inner, 0
-    return outer, channels, inner, block
+    return layout
 
 
 _NO_ZP = np.zeros(1, np.int8)
