@@ -1,4 +1,4 @@
-/* tp_adam.h: fused Adam / AdamW over many tensors in one call (see adam.c). */
+/* tp_adam.h: fused Adam / AdamW over many tensors in one call (see csrc/adam/). */
 #ifndef TP_ADAM_H
 #define TP_ADAM_H
 

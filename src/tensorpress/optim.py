@@ -1,6 +1,6 @@
 """Fused Adam / AdamW: the functional ``adam_step`` and the ``Adam`` / ``AdamW`` classes for NumPy.
 
-The update follows torch.optim.Adam's operation order exactly (see csrc/adam.c), so results
+The update follows torch.optim.Adam's operation order exactly (see csrc/adam/step.c), so results
 match torch to float32 rounding. A list of tensors is updated in one native call.
 """
 

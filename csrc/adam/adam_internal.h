@@ -1,0 +1,37 @@
+/* adam_internal.h: what the files of the Adam family share (never seen by cffi). */
+#ifndef TP_ADAM_INTERNAL_H
+#define TP_ADAM_INTERNAL_H
+
+#include <math.h>
+#include "common.h"
+
+#define ADAM_TEMPLATE "consts_tmpl.h"
+#include "for_each_type.h"
+
+/* The scalar references (ref.c): the documented update, one element at a time. */
+void adam_ref_f32(const adam_consts_f32 *c, float *TP_RESTRICT p, const float *TP_RESTRICT g,
+                  float *TP_RESTRICT m, float *TP_RESTRICT v, float *TP_RESTRICT vmax, int64_t n);
+void adam_ref_f64(const adam_consts_f64 *c, double *TP_RESTRICT p, const double *TP_RESTRICT g,
+                  double *TP_RESTRICT m, double *TP_RESTRICT v, double *TP_RESTRICT vmax,
+                  int64_t n);
+
+/* The dispatch tables (variants.c), indexed by TP_ISA_*; pick with TP_PICK. */
+extern const adam_kernel_f32 ADAM_F32[TP_ISA_COUNT];
+extern const adam_kernel_f64 ADAM_F64[TP_ISA_COUNT];
+
+/* 1 if any g[i] / scale is NaN or Inf (variants.c). */
+int adam_any_nonfinite_f32(const float *g, int64_t n, float scale);
+int adam_any_nonfinite_f64(const double *g, int64_t n, double scale);
+
+#if TP_HAVE_X86_VARIANTS
+/* The compiled AVX2 body, and the hand-written float32 one (x86_avx2.c) that runs whole
+ * vectors before it. */
+void adam_f32_avx2_compiled(const adam_consts_f32 *c, float *TP_RESTRICT p,
+                            const float *TP_RESTRICT g, float *TP_RESTRICT m,
+                            float *TP_RESTRICT v, float *TP_RESTRICT vmax, int64_t n);
+void adam_f32_avx2(const adam_consts_f32 *c, float *TP_RESTRICT p, const float *TP_RESTRICT g,
+                   float *TP_RESTRICT m, float *TP_RESTRICT v, float *TP_RESTRICT vmax,
+                   int64_t n);
+#endif
+
+#endif /* TP_ADAM_INTERNAL_H */

@@ -1,0 +1,189 @@
+/*
+ * step.c: the public Adam entries: argument checks, the per-step constants, the found-inf scan,
+ * threads over the virtual concatenation of all tensors, and dispatch to one variant.
+ *
+ * Per element, in torch.optim.Adam's order (single-tensor path, float32 math for float32 data):
+ *   g = grad / grad_scale            (TP_ADAM_GRAD_SCALE)
+ *   g = -g                           (TP_ADAM_MAXIMIZE)
+ *   p = p * (1 - lr*wd)              (TP_ADAM_DECOUPLED, AdamW)   or   g = g + wd*p   (Adam, wd != 0)
+ *   m = lerp(m, g, 1 - beta1)        (torch's lerp: two formulas depending on the weight)
+ *   v = v*beta2 + ((1 - beta2)*g)*g
+ *   vmax = max(vmax, v)              (TP_ADAM_AMSGRAD; the denominator then uses vmax)
+ *   denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+ *   p = p + ((-lr / (1 - beta1^t)) * m) / denom
+ * ref.c spells this out; variants.c and x86_avx2.c are the fast forms with the same bits.
+ */
+#include "adam_internal.h"
+#include "spans.h"
+
+/* Below this many elements per thread a second thread costs more than it saves. */
+#define ADAM_MIN_PER_THREAD 32768
+/* Largest work item of a list of tensors (0.5 MiB of each float32 stream); work items are
+ * multiples of 16 elements, so two threads never write one cache line. */
+#define ADAM_CHUNK ((int64_t)1 << 17)
+
+typedef struct {
+    adam_consts_f32 f32;
+    adam_consts_f64 f64;
+    adam_kernel_f32 kernel_f32;
+    adam_kernel_f64 kernel_f64;
+} adam_plan;
+
+/* Update elements [lo, hi) of one tensor with the plan's variant. */
+static void adam_run(const adam_plan *plan, const tp_adam_tensor *t, int64_t lo, int64_t hi) {
+    int64_t n = hi - lo;
+    if (n <= 0) return;
+    if (t->dtype == TP_FLOAT32) {
+        float *vmax = plan->f32.amsgrad ? (float *)t->max_exp_avg_sq + lo : NULL;
+        plan->kernel_f32(&plan->f32, (float *)t->param + lo, (const float *)t->grad + lo,
+                         (float *)t->exp_avg + lo, (float *)t->exp_avg_sq + lo, vmax, n);
+    } else {
+        double *vmax = plan->f64.amsgrad ? (double *)t->max_exp_avg_sq + lo : NULL;
+        plan->kernel_f64(&plan->f64, (double *)t->param + lo, (const double *)t->grad + lo,
+                         (double *)t->exp_avg + lo, (double *)t->exp_avg_sq + lo, vmax, n);
+    }
+}
+
+/* Update elements [lo, hi) of the virtual concatenation of all tensors. */
+static void adam_run_range(const adam_plan *plan, const tp_adam_tensor *t, int64_t count,
+                           int64_t lo, int64_t hi) {
+    int64_t offset = 0;
+    for (int64_t i = 0; i < count && offset < hi; i++) {
+        int64_t n = t[i].numel;
+        int64_t a = lo > offset ? lo - offset : 0;
+        int64_t b = hi - offset < n ? hi - offset : n;
+        if (a < b) adam_run(plan, &t[i], a, b);
+        offset += n;
+    }
+}
+
+static int grads_nonfinite(const adam_plan *plan, const tp_adam_tensor *t, int64_t count,
+                           int64_t total) {
+    int found = 0;
+    int threads = tp_threads_for(total, 4 * ADAM_MIN_PER_THREAD);
+    (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) reduction(| : found) if (threads > 1)
+#endif
+    for (int64_t i = 0; i < count; i++) {
+        if (t[i].dtype == TP_FLOAT32)
+            found |= adam_any_nonfinite_f32((const float *)t[i].grad, t[i].numel, plan->f32.grad_scale);
+        else
+            found |= adam_any_nonfinite_f64((const double *)t[i].grad, t[i].numel, plan->f64.grad_scale);
+    }
+    return found;
+}
+
+static int check_hyper(int64_t step, double lr, double beta1, double beta2, double eps,
+                       double wd, double grad_scale, int32_t flags) {
+    TP_RETURN_IF(step < 1, TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(lr >= 0.0) || !isfinite(lr), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(beta1 >= 0.0 && beta1 < 1.0), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(beta2 >= 0.0 && beta2 < 1.0), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(eps >= 0.0) || !isfinite(eps), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!(wd >= 0.0) || !isfinite(wd), TP_ERR_ARGUMENT);
+    if (flags & TP_ADAM_GRAD_SCALE)
+        TP_RETURN_IF(!isfinite(grad_scale) || grad_scale == 0.0, TP_ERR_ARGUMENT);
+    TP_RETURN_IF(flags & ~(TP_ADAM_DECOUPLED | TP_ADAM_AMSGRAD | TP_ADAM_MAXIMIZE |
+                           TP_ADAM_GRAD_SCALE),
+                 TP_ERR_ARGUMENT);
+    return TP_OK;
+}
+
+int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step, double lr,
+                     double beta1, double beta2, double eps, double weight_decay,
+                     double grad_scale, int32_t flags, int32_t *found_inf, int isa) {
+    TP_RETURN_IF(found_inf == NULL || count < 0 || (count > 0 && tensors == NULL), TP_ERR_ARGUMENT);
+    *found_inf = 0;
+    TP_RETURN_IF(!tp_isa_available(isa), TP_ERR_UNSUPPORTED);
+    int status = check_hyper(step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags);
+    TP_RETURN_IF(status != TP_OK, status);
+
+    int64_t total = 0;
+    for (int64_t i = 0; i < count; i++) {
+        const tp_adam_tensor *t = &tensors[i];
+        TP_RETURN_IF(t->numel < 0, TP_ERR_ARGUMENT);
+        TP_RETURN_IF(t->dtype != TP_FLOAT32 && t->dtype != TP_FLOAT64, TP_ERR_ARGUMENT);
+        if (t->numel == 0) continue;
+        TP_RETURN_IF(!t->param || !t->grad || !t->exp_avg || !t->exp_avg_sq, TP_ERR_ARGUMENT);
+        TP_RETURN_IF((flags & TP_ADAM_AMSGRAD) && !t->max_exp_avg_sq, TP_ERR_ARGUMENT);
+        total += t->numel;
+    }
+
+    adam_plan plan;
+    plan.kernel_f32 = TP_PICK(ADAM_F32, isa);
+    plan.kernel_f64 = TP_PICK(ADAM_F64, isa);
+    double bias_correction1 = 1.0 - pow(beta1, (double)step);
+    double bias_correction2 = 1.0 - pow(beta2, (double)step);
+    adam_consts_init_f32(&plan.f32, bias_correction1, bias_correction2, lr, beta1, beta2, eps,
+                         weight_decay, grad_scale, flags);
+    adam_consts_init_f64(&plan.f64, bias_correction1, bias_correction2, lr, beta1, beta2, eps,
+                         weight_decay, grad_scale, flags);
+
+    if ((flags & TP_ADAM_GRAD_SCALE) && grads_nonfinite(&plan, tensors, count, total)) {
+        *found_inf = 1;
+        return TP_OK;
+    }
+
+    int threads = tp_threads_for(total, ADAM_MIN_PER_THREAD);
+    if (threads <= 1) {
+        adam_run_range(&plan, tensors, count, 0, total);
+        return TP_OK;
+    }
+#ifdef _OPENMP
+    /* Chunks of the virtual concatenation of all tensors, across tensor borders. One tensor
+     * splits evenly: one contiguous chunk per thread streams best. A list is handed out in
+     * smaller chunks, dynamically: the thread that meets a run of small tensors (each a few
+     * new streams to open) takes fewer chunks, so the threads finish together. A thread's
+     * chunks come in increasing order, so its cursor into the list only moves on. */
+    int64_t chunk = total / (count == 1 ? threads : 4 * threads);
+    if (count > 1 && chunk > ADAM_CHUNK) chunk = ADAM_CHUNK;
+    chunk = chunk < 16 ? 16 : chunk & ~(int64_t)15;
+    const int64_t chunks = total / chunk; /* the last one also takes the remainder */
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t first = 0, offset = 0; /* this thread's cursor: tensor `first` starts at offset */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < chunks; c++) {
+            int64_t lo = c * chunk, hi = c == chunks - 1 ? total : lo + chunk;
+            while (offset + tensors[first].numel <= lo) offset += tensors[first++].numel;
+            adam_run_range(&plan, tensors + first, count - first, lo - offset, hi - offset);
+        }
+    }
+#endif
+    return TP_OK;
+}
+
+int tp_adam_step(const tp_adam_tensor *tensors, int64_t count, int64_t step, double lr,
+                 double beta1, double beta2, double eps, double weight_decay, double grad_scale,
+                 int32_t flags, int32_t *found_inf) {
+    return tp_adam_step_isa(tensors, count, step, lr, beta1, beta2, eps, weight_decay,
+                            grad_scale, flags, found_inf, tp_isa_current());
+}
+
+int tp_adam_step_checked(const tp_adam_tensor *tensors, int64_t count, tp_span *spans,
+                         int64_t step, double lr, double beta1, double beta2, double eps,
+                         double weight_decay, double grad_scale, int32_t flags,
+                         int32_t *found_inf) {
+    TP_RETURN_IF(found_inf == NULL || count < 0 || (count > 0 && (!tensors || !spans)), TP_ERR_ARGUMENT);
+    *found_inf = 0;
+    int roles = (flags & TP_ADAM_AMSGRAD) ? 5 : 4;
+    for (int64_t i = 0; i < count; i++) {
+        const tp_adam_tensor *t = &tensors[i];
+        TP_RETURN_IF(t->dtype != TP_FLOAT32 && t->dtype != TP_FLOAT64, TP_ERR_ARGUMENT);
+        TP_RETURN_IF(t->numel < 0, TP_ERR_ARGUMENT);
+        uintptr_t size = t->dtype == TP_FLOAT32 ? 4 : 8;
+        const void *ptrs[5] = {t->param, t->grad, t->exp_avg, t->exp_avg_sq, t->max_exp_avg_sq};
+        for (int r = 0; r < 5; r++) {
+            tp_span *span = &spans[r * count + i];
+            int used = r < roles && t->numel > 0;
+            if (used) TP_RETURN_IF(ptrs[r] == NULL || (uintptr_t)ptrs[r] % size, TP_ERR_ARGUMENT);
+            span->start = used ? (uintptr_t)ptrs[r] : 0;
+            span->end = used ? span->start + (uintptr_t)t->numel * size : 0;
+            span->writes = used && r != 1;
+        }
+    }
+    TP_RETURN_IF(!tp_spans_disjoint(spans, 5 * count, spans + 5 * count), TP_ERR_ARGUMENT);
+    return tp_adam_step(tensors, count, step, lr, beta1, beta2, eps, weight_decay, grad_scale,
+                        flags, found_inf);
+}
