@@ -124,8 +124,10 @@ def constants(dtype, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
 
 
 def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
-    _checks.check_adam_tensors([seq for seq in lists if seq is not None])
-    params, grads, exp_avgs, exp_avg_sqs, maxes = lists
+    # The checked lists hold plain ndarrays: a subclass's reshape(-1) (np.matrix) is not flat.
+    params, grads, exp_avgs, exp_avg_sqs, *maxes = _checks.check_adam_tensors(
+        [seq for seq in lists if seq is not None])
+    maxes = maxes[0] if maxes else None
     per_dtype = {}
     for dtype in {p.dtype for p in params}:
         per_dtype[dtype] = constants(dtype, step, lr, beta1, beta2, eps, weight_decay,
