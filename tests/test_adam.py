@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorpress as tp
-from tensorpress import _backend
+from tensorpress import _backend, _consts
 from conftest import isa_variants, requires_c
 from reference.adam import adam_reference
 
@@ -170,8 +170,10 @@ def assert_same_bits(a_state, b_state):
 
 def kernel_flags(opts):
     """The native adam_step's flag bits (TP_ADAM_*) for an OPTION_GRID entry."""
-    return ((1 if opts["decoupled"] else 0) | (2 if opts["amsgrad"] else 0)
-            | (4 if opts["maximize"] else 0) | (8 if opts["grad_scale"] else 0))
+    return ((_consts.ADAM_DECOUPLED if opts["decoupled"] else 0)
+            | (_consts.ADAM_AMSGRAD if opts["amsgrad"] else 0)
+            | (_consts.ADAM_MAXIMIZE if opts["maximize"] else 0)
+            | (_consts.ADAM_GRAD_SCALE if opts["grad_scale"] else 0))
 
 
 def run_isa(state, isa, step, opts, beta1=0.9, beta2=0.999, eps=1e-8):

@@ -9,11 +9,13 @@ import math
 import numpy as np
 
 from . import _backend, _checks
+from ._consts import ADAM_AMSGRAD as AMSGRAD
+from ._consts import ADAM_DECOUPLED as DECOUPLED
+from ._consts import ADAM_GRAD_SCALE as GRAD_SCALE
+from ._consts import ADAM_MAXIMIZE as MAXIMIZE
 from .errors import DTypeError, InvalidArgumentError
 
 _kernels = _backend.kernels("adam")
-
-DECOUPLED, AMSGRAD, MAXIMIZE, GRAD_SCALE = 1, 2, 4, 8
 
 
 def _hyper(step, lr, betas, eps, weight_decay, grad_scale):

@@ -9,13 +9,7 @@ import contextlib
 from .._tensorpress_c import ffi, lib
 from ..errors import BackendError, CorruptDataError, InvalidArgumentError, NonFiniteError
 
-ISA_NAMES = {
-    lib.TP_ISA_SCALAR: "scalar",
-    lib.TP_ISA_BASELINE: "baseline",
-    lib.TP_ISA_AVX2: "avx2",
-    lib.TP_ISA_AVX512: "avx512",
-}
-ISA_CODES = {name: code for code, name in ISA_NAMES.items()}
+from .._consts import ISA_CODES, ISA_NAMES  # noqa: F401 (family modules import them from here)
 
 _STATUS_ERRORS = {
     lib.TP_ERR_ARGUMENT: InvalidArgumentError,

@@ -6,6 +6,7 @@ import numba as nb
 import numpy as np
 
 from .. import _checks
+from .._consts import ADAM_AMSGRAD, ADAM_DECOUPLED, ADAM_GRAD_SCALE, ADAM_MAXIMIZE
 from . import PARALLEL_CHUNK, use_parallel
 
 _PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
@@ -100,8 +101,8 @@ def constants(dtype, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
     with np.errstate(over="ignore"):
         values = np.array(
             [
-                grad_scale if flags & 8 else 1.0,
-                -1.0 if flags & 4 else 1.0,
+                grad_scale if flags & ADAM_GRAD_SCALE else 1.0,
+                -1.0 if flags & ADAM_MAXIMIZE else 1.0,
                 weight_decay,
                 1.0 - lr * weight_decay,
                 lerp_w,
@@ -114,10 +115,10 @@ def constants(dtype, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
             ],
             dtype=dtype,
         )
-    decoupled = bool(flags & 1)
+    decoupled = bool(flags & ADAM_DECOUPLED)
     switches = np.array(
-        [bool(flags & 8), (not decoupled) and weight_decay != 0.0, decoupled,
-         abs(float(lerp_w)) < 0.5, bool(flags & 2)],
+        [bool(flags & ADAM_GRAD_SCALE), (not decoupled) and weight_decay != 0.0, decoupled,
+         abs(float(lerp_w)) < 0.5, bool(flags & ADAM_AMSGRAD)],
         dtype=np.bool_,
     )
     return values, switches
@@ -132,7 +133,7 @@ def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
     for dtype in {p.dtype for p in params}:
         per_dtype[dtype] = constants(dtype, step, lr, beta1, beta2, eps, weight_decay,
                                      grad_scale, flags)
-    if flags & 8:
+    if flags & ADAM_GRAD_SCALE:
         for g in grads:
             if g.size and _any_nonfinite(g.reshape(-1), per_dtype[g.dtype][0][0]):
                 return True

@@ -1,0 +1,37 @@
+"""Constants shared by the C kernels, the Python layer and the Numba twins, written once here.
+
+The C headers hold the same values (C cannot import Python); tests/test_consts.py ties every
+one of them to its C definition whenever the C backend is built, so the two cannot drift. The
+Numba twins import this module, never the C one.
+"""
+
+# Element type codes (csrc/tensorpress.h: TP_FLOAT32, ...).
+FLOAT32 = 0
+FLOAT64 = 1
+FLOAT16 = 2
+
+# Kernel variants (csrc/tensorpress.h: TP_ISA_*), by the names tests and benchmarks use.
+ISA_SCALAR = 0    # the plain <kernel>_ref of each family
+ISA_BASELINE = 1
+ISA_AVX2 = 2
+ISA_AVX512 = 3
+ISA_NAMES = {ISA_SCALAR: "scalar", ISA_BASELINE: "baseline", ISA_AVX2: "avx2", ISA_AVX512: "avx512"}
+ISA_CODES = {name: code for code, name in ISA_NAMES.items()}
+
+# Adam option bits (csrc/tp_adam.h: TP_ADAM_*).
+ADAM_DECOUPLED = 1   # AdamW: p *= 1 - lr*wd instead of g += wd*p
+ADAM_AMSGRAD = 2
+ADAM_MAXIMIZE = 4
+ADAM_GRAD_SCALE = 8  # grads are divided by grad_scale; a non-finite result skips the step
+
+# The Huffman stream (csrc/tp_huffman.h, docs/huffman.md).
+HUFFMAN_MAGIC = b"TPHF"
+HUFFMAN_VERSION = 2
+HUFFMAN_MAX_BITS = 11         # longest code the block coder uses
+HUFFMAN_MAX_NDIM = 32
+HUFFMAN_BLOCK_LOG2 = 18       # 256 KiB blocks (what huffman_encode writes)
+HUFFMAN_MIN_BLOCK_LOG2 = 10
+HUFFMAN_MAX_BLOCK_LOG2 = 24
+HUFFMAN_UINT8 = 0             # dtype codes stored in the stream
+HUFFMAN_INT8 = 1
+HUFFMAN_BYTES = 2
