@@ -1,4 +1,4 @@
-/* tp_topk.h: the topk kernel family's public declarations (see topk.c). */
+/* tp_topk.h: the topk kernel family's public declarations (see topk/, topk_internal.h first). */
 #ifndef TP_TOPK_H
 #define TP_TOPK_H
 
@@ -19,6 +19,21 @@ typedef struct {
     void *mask;    /* numel bools, or ceil(numel/8) packed bytes; unused with TP_TOPK_NO_MASK */
 } tp_topk_segment;
 
+/* Per-call tuning of the sampled paths (large arrays, long slices: a sample brackets the
+ * threshold, one pass does the rest; a miss falls back to the histogram path, so results never
+ * depend on it). NULL: the defaults. */
+typedef struct {
+    double sample_width; /* the bracket's half-width in standard deviations (default 3.5);
+                          * narrower makes misses frequent (tests use 0); negative turns the
+                          * sampled paths off */
+} tp_topk_options;
+
+/* What one call did (NULL: not wanted); filled by every call that gets one. */
+typedef struct {
+    int64_t sample_misses; /* sampled brackets that missed (whole array: 0 or 1; per slice:
+                            * the slices), each redone by the histogram path */
+} tp_topk_stats;
+
 /* Bytes of workspace tp_topk_select needs for `total` elements and room for `cand_cap`
  * candidates, with the current thread count. */
 int64_t tp_topk_workspace_bytes(int32_t dtype, int64_t total, int64_t cand_cap);
@@ -29,18 +44,12 @@ int64_t tp_topk_workspace_bytes(int32_t dtype, int64_t total, int64_t cand_cap);
  * TP_ERR_NONFINITE before any data is zeroed (TP_TOPK_ZERO); the masks may be partly written. */
 int tp_topk_select(const tp_topk_segment *segments, int64_t count, int32_t dtype, int64_t k,
                    int32_t flags, void *workspace, int64_t workspace_bytes, int64_t cand_cap,
-                   uint64_t *threshold_key);
+                   const tp_topk_options *options, uint64_t *threshold_key,
+                   tp_topk_stats *stats);
 int tp_topk_select_isa(const tp_topk_segment *segments, int64_t count, int32_t dtype, int64_t k,
                        int32_t flags, void *workspace, int64_t workspace_bytes,
-                       int64_t cand_cap, uint64_t *threshold_key, int isa);
-
-/* Testing aids for the sampled path of tp_topk_select (large inputs: a sample of the data
- * brackets the threshold, one pass does the rest; see topk.c). tp_topk_sample_width sets the
- * bracket's half-width in standard deviations (default 3.5; narrower makes misses, which the
- * histogram path then handles, frequent; negative turns the sampled path off) and returns the
- * previous one; not thread-safe. tp_topk_sample_misses counts the misses since import. */
-double tp_topk_sample_width(double z);
-int64_t tp_topk_sample_misses(void);
+                       int64_t cand_cap, const tp_topk_options *options,
+                       uint64_t *threshold_key, tp_topk_stats *stats, int isa);
 
 /* Bytes of workspace tp_topk_rows needs for slices of `len` elements. */
 int64_t tp_topk_rows_workspace_bytes(int32_t dtype, int64_t len);
@@ -51,10 +60,11 @@ int64_t tp_topk_rows_workspace_bytes(int32_t dtype, int64_t len);
  * or NULL) receives each slice's threshold bits. */
 int tp_topk_rows(void *data, int64_t outer, int64_t len, int64_t inner, int32_t dtype,
                  int64_t k, int32_t flags, void *mask, uint64_t *thresholds, void *workspace,
-                 int64_t workspace_bytes);
+                 int64_t workspace_bytes, const tp_topk_options *options, tp_topk_stats *stats);
 int tp_topk_rows_isa(void *data, int64_t outer, int64_t len, int64_t inner, int32_t dtype,
                      int64_t k, int32_t flags, void *mask, uint64_t *thresholds,
-                     void *workspace, int64_t workspace_bytes, int isa);
+                     void *workspace, int64_t workspace_bytes, const tp_topk_options *options,
+                     tp_topk_stats *stats, int isa);
 
 /* N:M mask: in every group of m consecutive elements along the middle axis of (outer, len,
  * inner) keep the n largest magnitudes (ties: lower index). len % m == 0, 0 <= n <= m <= 64. */

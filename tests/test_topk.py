@@ -256,18 +256,17 @@ def test_sampled_path_and_its_misses(rng, dtype, width):
     """Large inputs take the sampled path (a sample brackets the threshold, one pass does the
     rest); a zero-width bracket makes it miss, and the histogram path must then give the same
     exact result. Every entry point that selects over a whole array goes through it."""
-    from tensorpress._native import lib
+    from tensorpress._native import topk as ck
 
     n = 1 << 20
     # "ties": seven values, so the k-th key's value is shared by far more keys than the
     # candidate space holds; the pass gives up part way and the histogram path takes over
     cases = [("normal", data(rng, (n,), dtype, "normal")), ("blocky", blocky(rng, n, dtype)),
              ("ties", rng.integers(-3, 4, n).astype(dtype))]
-    before = lib.tp_topk_sample_width(width)
     missed = {}
-    try:
+    with ck.sampling(width) as stats:  # every call in the block passes the width to C
         for kind, x in cases:
-            misses = lib.tp_topk_sample_misses()
+            misses = stats.misses
             order = ref.order(x)
             for k in (1, 1000, n // 10, n // 2, n - 5):
                 expected = ref.mask_from_order(order, k, x.shape)
@@ -293,13 +292,46 @@ def test_sampled_path_and_its_misses(rng, dtype, width):
             for got, want in zip(tp.global_topk_masks(parts, n // 3),
                                  ref.global_topk_masks(parts, n // 3)):
                 np.testing.assert_array_equal(got, want, err_msg=f"{kind} global")
-            missed[kind] = lib.tp_topk_sample_misses() - misses
-    finally:
-        lib.tp_topk_sample_width(before)
+            missed[kind] = stats.misses - misses
     if width == 0:
         assert missed["normal"] > 0 and missed["blocky"] > 0  # the fallback really ran
     else:
         assert missed["normal"] == 0  # ...and on ordinary data the sampled path did the work
+
+
+@live_c
+def test_sample_width_is_per_call(rng):
+    """The sample width and the miss count belong to each call (there is no process-wide
+    setting): a thread forcing misses leaves another thread's calls on the sampled path."""
+    import threading
+
+    from tensorpress._native import topk as ck
+
+    x = data(rng, (256, 4096), np.float32)  # slices long enough for the per-slice sampled path
+    expected = ref.topk_mask(x, 2048, axis=1)
+    misses, errors = {}, []
+    start = threading.Barrier(2)
+
+    def run(width):
+        try:
+            with ck.sampling(width) as stats:
+                start.wait()
+                for _ in range(4):
+                    np.testing.assert_array_equal(tp.topk_mask(x, 2048, axis=1), expected)
+            misses[width] = stats.misses
+        except BaseException as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in (0.0, None)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert misses[0.0] > 0 and misses[None] == 0
+    with ck.sampling(-1.0) as stats:  # negative: no sampled path, hence no miss
+        np.testing.assert_array_equal(tp.topk_mask(x, 2048, axis=1), expected)
+    assert stats.misses == 0
 
 
 @live_c
@@ -308,7 +340,7 @@ def test_sampled_path_over_many_tiny_arrays(rng, threads):
     """global_topk_masks over thousands of arrays shorter than a sample group (16 keys): the
     groups run on across array ends, so the sample stays unbiased and the sampled path does
     not miss; the masks equal the reference at every thread count."""
-    from tensorpress._native import lib
+    from tensorpress._native import topk as ck
 
     def tiny(count, most):
         return [rng.standard_normal(int(n)).astype(np.float32)
@@ -316,15 +348,16 @@ def test_sampled_path_over_many_tiny_arrays(rng, threads):
 
     parts = tiny(3000, 20) + [rng.standard_normal(600_000).astype(np.float32)] + tiny(2000, 9)
     before = tp.get_num_threads()
-    misses = lib.tp_topk_sample_misses()
     try:
         tp.set_num_threads(threads)
-        for k in (1, 1000, 0.1, 0.5):
-            for got, want in zip(tp.global_topk_masks(parts, k), ref.global_topk_masks(parts, k)):
-                np.testing.assert_array_equal(got, want, err_msg=f"k={k}")
+        with ck.sampling() as stats:  # the default width; count the misses
+            for k in (1, 1000, 0.1, 0.5):
+                for got, want in zip(tp.global_topk_masks(parts, k),
+                                     ref.global_topk_masks(parts, k)):
+                    np.testing.assert_array_equal(got, want, err_msg=f"k={k}")
     finally:
         tp.set_num_threads(before)
-    assert lib.tp_topk_sample_misses() == misses
+    assert stats.misses == 0
 
 
 SMALLEST_NAN_BITS = {np.float16: 0xFC01, np.float32: 0xFF800001, np.float64: 0xFFF0000000000001}
@@ -455,12 +488,23 @@ def test_torch_global_unstructured(rng):
 @requires_c
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_c_variants_agree(rng, dtype):
+    """Every C variant this machine runs gives the scalar reference's masks, thresholds and
+    zeroed data (isa="scalar" is the plain radix-select reference of csrc/topk/ref.c, not a
+    recompiled SIMD body), and the scalar reference gives the NumPy reference's."""
     from tensorpress._native import topk as ck
+
+    bits = {np.float16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}[dtype]
+
+    def key_of(t):
+        return int(np.abs(np.asarray(t, dtype)).view(bits))
 
     for kind in ("normal", "ties", "narrow"):
         x = data(rng, (300_003,), dtype, kind)
         rows = data(rng, (37, 517), dtype, kind)
+        cube = data(rng, (3, 8, 5), dtype, kind)  # slices and N:M groups along a middle axis
         groups = data(rng, (9, 64), dtype, kind)
+        parts = [x[:1000], x[1000:1000], x[1000:200_001], x[200_001:]]
+        order = ref.order(x)
         results = {}
         for isa in isa_variants():
             out = []
@@ -469,18 +513,52 @@ def test_c_variants_agree(rng, dtype):
                     mask = np.zeros((x.size + 7) // 8, np.uint8) if packed else np.zeros(x.size, bool)
                     key = ck.topk_select([x], k, [mask], packed=packed, isa=isa)
                     out += [mask, key]
+                    if isa == "scalar":  # the reference against NumPy's
+                        expected = ref.mask_from_order(order, k, x.shape)
+                        np.testing.assert_array_equal(
+                            mask, np.packbits(expected) if packed else expected, err_msg=f"k={k}")
+                        assert key == (key_of(ref.topk_threshold(x, k)) if k else 0)
+            for k in (1, 77_777):  # segments, zeroing, threshold only
+                masks = [np.zeros(p.size, bool) for p in parts]
+                zeroed = [p.copy() for p in parts]
+                ck.topk_select(zeroed, k, masks, zero=True, isa=isa)
+                out += masks + zeroed + [ck.topk_select(parts, k, None, isa=isa)]
+                if isa == "scalar":
+                    for got, want, z, p in zip(masks, ref.global_topk_masks(parts, k), zeroed, parts):
+                        np.testing.assert_array_equal(got, want)
+                        np.testing.assert_array_equal(z, np.where(want, p, 0))
             for packed in (False, True):
                 mask = np.zeros((rows.size + 7) // 8, np.uint8) if packed else np.zeros(rows.shape, bool)
                 thr = np.zeros(37, np.uint64)
                 ck.topk_rows(rows, 37, 517, 1, 50, mask, thr, packed=packed, isa=isa)
                 out += [mask, thr]
+                cmask = np.zeros((cube.size + 7) // 8, np.uint8) if packed else np.zeros(cube.shape, bool)
+                y = cube.copy()
+                ck.topk_rows(y, 3, 8, 5, 3, cmask, None, packed=packed, zero=True, isa=isa)
+                out += [cmask, y]
+                if isa == "scalar":
+                    want = ref.topk_mask(rows, 50, axis=1)
+                    np.testing.assert_array_equal(mask, np.packbits(want) if packed else want)
+                    np.testing.assert_array_equal(
+                        thr, [key_of(t) for t in ref.topk_threshold(rows, 50, axis=1)])
+                    want = ref.topk_mask(cube, 3, axis=1)
+                    np.testing.assert_array_equal(cmask, np.packbits(want) if packed else want)
+                    np.testing.assert_array_equal(y, np.where(want, cube, 0))
             for n, m in ((2, 4), (3, 8)):
                 mask = np.zeros(groups.shape, bool)
                 ck.nm_mask(groups, 1, groups.size, 1, n, m, mask, isa=isa)
                 out.append(mask)
+                if isa == "scalar":
+                    np.testing.assert_array_equal(mask, ref.nm_mask(groups, n=n, m=m))
+            mask = np.zeros(cube.shape, bool)
+            ck.nm_mask(cube, 3, 8, 5, 1, 4, mask, isa=isa)
+            out.append(mask)
+            if isa == "scalar":
+                np.testing.assert_array_equal(mask, ref.nm_mask(cube, n=1, m=4, axis=1))
             results[isa] = out
         scalar = results["scalar"]
         for isa, out in results.items():
+            assert len(out) == len(scalar)
             for a, b in zip(out, scalar):
                 np.testing.assert_array_equal(a, b, err_msg=f"{isa} vs scalar ({kind})")
 
@@ -584,22 +662,31 @@ def test_c_entry_points_check_their_arguments():
     need = lib.tp_topk_workspace_bytes(lib.TP_FLOAT32, x.size, 1000)
     ws = np.zeros(need, np.uint8)
     wsp = ffi.from_buffer(ws)
-    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 10, 0, wsp, need, 1000, key) == lib.TP_OK
-    assert mask.sum() == 10
-    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 1001, 0, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
-    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, -1, 0, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
-    assert lib.tp_topk_select(segs, 1, 7, 10, 0, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
-    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 10, 64, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
-    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 10, 0, wsp, 100, 1000, key) == lib.TP_ERR_BUFFER
-    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 10, 0, ffi.NULL, need, 1000, key) == lib.TP_ERR_ARGUMENT
-    assert lib.tp_topk_select(ffi.NULL, 1, lib.TP_FLOAT32, 10, 0, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
+    stats = ffi.new("tp_topk_stats *")
+    stats.sample_misses = 99
+
+    def select(segs, dtype, k, flags, wsp, nbytes, cap):
+        return lib.tp_topk_select(segs, 1, dtype, k, flags, wsp, nbytes, cap, ffi.NULL, key, stats)
+
+    assert select(segs, lib.TP_FLOAT32, 10, 0, wsp, need, 1000) == lib.TP_OK
+    assert mask.sum() == 10 and stats.sample_misses == 0
+    assert select(segs, lib.TP_FLOAT32, 1001, 0, wsp, need, 1000) == lib.TP_ERR_ARGUMENT
+    assert select(segs, lib.TP_FLOAT32, -1, 0, wsp, need, 1000) == lib.TP_ERR_ARGUMENT
+    assert select(segs, 7, 10, 0, wsp, need, 1000) == lib.TP_ERR_ARGUMENT
+    assert select(segs, lib.TP_FLOAT32, 10, 64, wsp, need, 1000) == lib.TP_ERR_ARGUMENT
+    for isa in range(4):  # every variant, the scalar reference too, checks the workspace
+        if lib.tp_isa_available(isa):
+            assert lib.tp_topk_select_isa(segs, 1, lib.TP_FLOAT32, 10, 0, wsp, 100, 1000, ffi.NULL,
+                                          key, stats, isa) == lib.TP_ERR_BUFFER
+    assert select(segs, lib.TP_FLOAT32, 10, 0, ffi.NULL, need, 1000) == lib.TP_ERR_ARGUMENT
+    assert select(ffi.NULL, lib.TP_FLOAT32, 10, 0, wsp, need, 1000) == lib.TP_ERR_ARGUMENT
     segs[0].mask = ffi.NULL
-    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 10, 0, wsp, need, 1000, key) == lib.TP_ERR_ARGUMENT
+    assert select(segs, lib.TP_FLOAT32, 10, 0, wsp, need, 1000) == lib.TP_ERR_ARGUMENT
     # a candidate space of 0 still selects exactly (by histogram passes down to single keys)
     segs[0].mask = ffi.from_buffer(mask)
     y = np.random.default_rng(1).standard_normal(1000).astype(np.float32)
     segs[0].data = ffi.from_buffer(y)
-    assert lib.tp_topk_select(segs, 1, lib.TP_FLOAT32, 77, 0, wsp, need, 0, key) == lib.TP_OK
+    assert select(segs, lib.TP_FLOAT32, 77, 0, wsp, need, 0) == lib.TP_OK
     np.testing.assert_array_equal(mask, ref.topk_mask(y, 77))
 
     rws_need = lib.tp_topk_rows_workspace_bytes(lib.TP_FLOAT32, 100)
@@ -607,10 +694,13 @@ def test_c_entry_points_check_their_arguments():
     rows = np.ones((10, 100), np.float32)
     rmask = np.zeros(rows.shape, bool)
     args = [ffi.from_buffer(rows), 10, 100, 1, lib.TP_FLOAT32, 5, 0, ffi.from_buffer(rmask), ffi.NULL,
-            ffi.from_buffer(rws), rws_need]
+            ffi.from_buffer(rws), rws_need, ffi.NULL, ffi.NULL]
     assert lib.tp_topk_rows(*args) == lib.TP_OK and rmask.sum() == 50
     assert lib.tp_topk_rows(*args[:5], 101, *args[6:]) == lib.TP_ERR_ARGUMENT
-    assert lib.tp_topk_rows(*args[:10], 8) == lib.TP_ERR_BUFFER
+    assert lib.tp_topk_rows(*args[:10], 8, *args[11:]) == lib.TP_ERR_BUFFER
+    for isa in range(4):
+        if lib.tp_isa_available(isa):
+            assert lib.tp_topk_rows_isa(*args[:10], 8, *args[11:], isa) == lib.TP_ERR_BUFFER
     nm = np.zeros(rows.shape, bool)
     nmp = ffi.cast("uint8_t *", ffi.from_buffer(nm))
     assert lib.tp_nm_mask(ffi.from_buffer(rows), 10, 100, 1, lib.TP_FLOAT32, 2, 3, nmp) == lib.TP_ERR_ARGUMENT

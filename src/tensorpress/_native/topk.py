@@ -1,10 +1,14 @@
-"""C backend of the top-k family (csrc/topk.c): pointers taken, one call, status -> exception.
+"""C backend of the top-k family (csrc/topk/): pointers taken, one call, status -> exception.
 
 Arguments arrive validated by tensorpress.prune: C-contiguous float16/32/64 arrays, masks of
 the right size and dtype, 0 <= k <= n. Workspaces are allocated here (never in C) and kept per
 Python thread between calls, so repeated calls neither re-allocate nor re-fault their pages.
+
+Testing aid: `sampling(width)` makes this thread's calls pass that sample width to C (the
+sampled paths' bracket; 0 forces their fallback) and count the misses C reports per call.
 """
 
+import contextlib
 import threading
 
 import numpy as np
@@ -27,6 +31,47 @@ def _workspace(nbytes):
         buf = np.empty(max(nbytes, 1 << 16), np.uint8)
         _local.buf = buf
     return buf
+
+
+class SampleStats:
+    """Sampled brackets that missed, over the calls of one `sampling` block."""
+
+    def __init__(self):
+        self.misses = 0
+
+
+@contextlib.contextmanager
+def sampling(width=None):
+    """Within the block, this Python thread's top-k calls pass `sample_width=width` (standard
+    deviations of the sampled paths' bracket; None the default, 0 makes them miss, negative
+    turns them off) and add the misses C reports to the yielded SampleStats. Other threads are
+    not affected."""
+    before = getattr(_local, "sampling", None)
+    stats = SampleStats()
+    _local.sampling = (width, stats)
+    try:
+        yield stats
+    finally:
+        _local.sampling = before
+
+
+def _tuning():
+    """The options and stats pointers of one C call and the SampleStats to add its misses to
+    (NULL, NULL, None outside a `sampling` block)."""
+    current = getattr(_local, "sampling", None)
+    if current is None:
+        return ffi.NULL, ffi.NULL, None
+    width, stats = current
+    options = ffi.NULL
+    if width is not None:
+        options = ffi.new("tp_topk_options *")
+        options.sample_width = width
+    return options, ffi.new("tp_topk_stats *"), stats
+
+
+def _count(stats_ptr, stats):
+    if stats is not None:
+        stats.misses += int(stats_ptr.sample_misses)
 
 
 def candidate_capacity(total):
@@ -69,11 +114,13 @@ def topk_select(arrays, k, masks, packed=False, zero=False, isa=None):
     ws = _workspace(nbytes)
     key = ffi.new("uint64_t *")
     wsp = ffi.from_buffer(ws)
+    options, stats_ptr, stats = _tuning()
+    args = (segs, count, dtype, k, flags, wsp, ws.nbytes, cap, options, key, stats_ptr)
     if isa is None:
-        status = lib.tp_topk_select(segs, count, dtype, k, flags, wsp, ws.nbytes, cap, key)
+        status = lib.tp_topk_select(*args)
     else:
-        status = lib.tp_topk_select_isa(segs, count, dtype, k, flags, wsp, ws.nbytes, cap, key,
-                                        ISA_CODES[isa])
+        status = lib.tp_topk_select_isa(*args, ISA_CODES[isa])
+    _count(stats_ptr, stats)
     check(status, "topk")
     return int(key[0])
 
@@ -92,11 +139,14 @@ def topk_rows(x, outer, length, inner, k, mask, thresholds=None, packed=False, z
     xp = ffi.from_buffer(x) if x.size else ffi.NULL
     mp = ffi.from_buffer(mask) if mask is not None and mask.size else ffi.NULL
     tp = ffi.cast("uint64_t *", ffi.from_buffer(thresholds)) if thresholds is not None and thresholds.size else ffi.NULL
-    args = (xp, outer, length, inner, dtype, k, flags, mp, tp, ffi.from_buffer(ws), ws.nbytes)
+    options, stats_ptr, stats = _tuning()
+    args = (xp, outer, length, inner, dtype, k, flags, mp, tp, ffi.from_buffer(ws), ws.nbytes,
+            options, stats_ptr)
     if isa is None:
         status = lib.tp_topk_rows(*args)
     else:
         status = lib.tp_topk_rows_isa(*args, ISA_CODES[isa])
+    _count(stats_ptr, stats)
     check(status, "topk")
 
 
