@@ -1,4 +1,6 @@
-/* tp_huffman.h: the huffman kernel family's public declarations (see huffman.c). */
+/* tp_huffman.h: the Huffman family's public declarations (csrc/huffman/, docs/huffman.md).
+ * Each kernel takes the ISA one way: tp_<kernel>_isa(..., isa), and tp_<kernel>(...) runs it
+ * with tp_isa_current(); TP_ISA_SCALAR runs the plain reference (huffman/ref.c). */
 #ifndef TP_HUFFMAN_H
 #define TP_HUFFMAN_H
 
@@ -55,6 +57,11 @@ int tp_huffman_decode_isa(const uint8_t *blob, int64_t size, uint8_t *dst, int64
 
 /* Byte histogram of src (all threads above a size where it pays). */
 int tp_huffman_histogram(const uint8_t *src, int64_t count, int64_t *counts);
+int tp_huffman_histogram_isa(const uint8_t *src, int64_t count, int64_t *counts, int isa);
+
+/* *out = CRC-32 of data[0, n) continuing `crc` (zlib.crc32(data, crc)): the stream's checksum. */
+int tp_huffman_crc32(const uint8_t *data, int64_t n, uint32_t crc, uint32_t *out);
+int tp_huffman_crc32_isa(const uint8_t *data, int64_t n, uint32_t crc, uint32_t *out, int isa);
 
 /* Length-limited code lengths for `n` (<= 256) symbol counts (each >= 0, sum < 2^53):
  * Huffman lengths, then a height-limiting pass to max_bits (1..32) that keeps Kraft's sum
@@ -62,6 +69,8 @@ int tp_huffman_histogram(const uint8_t *src, int64_t count, int64_t *counts);
  * gets 1. TP_ERR_ARGUMENT when more than 2^max_bits symbols are used. */
 int tp_huffman_code_lengths(const int64_t *counts, int32_t n, int32_t max_bits,
                             uint8_t *lengths);
+int tp_huffman_code_lengths_isa(const int64_t *counts, int32_t n, int32_t max_bits,
+                                uint8_t *lengths, int isa);
 /* cdef: end */
 
 #endif /* TP_HUFFMAN_H */

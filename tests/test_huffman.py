@@ -230,18 +230,77 @@ def test_c_and_numba_identical_on_large_parallel_input():
     assert a == b
 
 
+# ---- every C variant against the scalar reference (csrc/huffman/ref.c) and the NumPy one --------
+
+def _variant_inputs():
+    odd = [gaussian_int8(n, seed=n).view(np.uint8) for n in (47, 130, 1024 + 63, 3 * 1024 + 250)]
+    return [CASES[name].reshape(-1).view(np.uint8)
+            for name in ("gaussian_int8", "skewed", "all_256_repeated", "tail_21", "uniform",
+                         "one_symbol_run", "two_symbols", "empty")] + odd
+
+
 @requires_c
 @pytest.mark.parametrize("isa", isa_variants())
-def test_isa_variants_identical(isa):
+def test_isa_variants_encode_and_decode_as_the_reference(isa):
     c = _backend.kernels_of("c", "huffman")
-    odd = [gaussian_int8(n, seed=n).view(np.uint8) for n in (47, 130, 1024 + 63, 3 * 1024 + 250)]
-    for x in [CASES[name].reshape(-1).view(np.uint8)
-              for name in ("gaussian_int8", "skewed", "all_256_repeated", "tail_21")] + odd:
-        want = c.encode_isa(x, 0, x.shape, "scalar", 10)
-        assert c.encode_isa(x, 0, x.shape, isa, 10) == want
+    for x in _variant_inputs():
+        want = c.encode(x, 0, x.shape, 10, isa="scalar")
+        assert c.encode(x, 0, x.shape, 10, isa=isa) == want
+        assert ref.decode(want) == (0, x.shape, x.tobytes())
         out = np.empty_like(x)
-        c.decode_isa(np.frombuffer(want, np.uint8), out, isa)
+        c.decode(np.frombuffer(want, np.uint8), out, isa=isa)
         np.testing.assert_array_equal(out, x)
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+def test_isa_variants_refuse_damage_as_the_reference(isa):
+    """Every variant gives the reference's verdict on damaged blocks (resealed headers, so the
+    block decoders see the damage): CorruptDataError, or the same bytes."""
+    c = _backend.kernels_of("c", "huffman")
+    rng = np.random.default_rng(21)
+    good = SEEDS["small_blocks"]
+    start = first_block(good)
+    for _ in range(300):
+        blob = bytearray(good)
+        pos = int(rng.integers(start, len(blob)))
+        blob[pos] ^= 1 << int(rng.integers(0, 8))
+        data = np.frombuffer(reseal(blob), np.uint8)
+        verdicts = []
+        for which in ("scalar", isa):
+            out = np.zeros(5000, np.uint8)
+            try:
+                c.decode(data, out, isa=which)
+                verdicts.append(out.tobytes())
+            except tp.CorruptDataError:
+                verdicts.append("corrupt")
+        assert verdicts[0] == verdicts[1]
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+def test_isa_variants_crc32_histogram_and_code_lengths_as_the_reference(isa):
+    c = _backend.kernels_of("c", "huffman")
+    for n in (0, 1, 15, 16, 31, 32, 33, 127, 128, 129, 1000, 70001):
+        x = np.random.default_rng(n).integers(0, 256, n).astype(np.uint8)
+        assert c.crc32(x, isa=isa) == c.crc32(x, isa="scalar") == zlib.crc32(x.tobytes())
+        assert c.crc32(x, 12345, isa=isa) == zlib.crc32(x.tobytes(), 12345)
+        want = np.bincount(x, minlength=256)
+        np.testing.assert_array_equal(c.histogram(x, isa=isa), want)
+        np.testing.assert_array_equal(c.histogram(x, isa="scalar"), want)
+    rng = np.random.default_rng(8)
+    for trial in range(200):
+        n = int(rng.integers(0, 257))
+        counts = (rng.geometric(rng.uniform(0.01, 0.5), n) - 1) * (rng.random(n) < 0.7)
+        if trial % 3 == 0:
+            counts = rng.integers(0, 10**6, n)
+        counts = counts.astype(np.int64)
+        for max_bits in (8, 11, 15):
+            if np.count_nonzero(counts) > 1 << max_bits:
+                continue
+            want = c.code_lengths(counts, max_bits, isa="scalar")
+            np.testing.assert_array_equal(c.code_lengths(counts, max_bits, isa=isa), want)
+            assert list(want) == ref.limited_lengths(counts, max_bits)
 
 
 @requires_c

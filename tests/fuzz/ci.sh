@@ -14,7 +14,7 @@ set -eu
 SECONDS_TO_RUN="${1:-45}"
 OUT="${TMPDIR:-/tmp}/tp_huffman_fuzz.$$"
 mkdir -p "$OUT/corpus"
-SRC="tests/fuzz/huffman_fuzz.c csrc/huffman.c csrc/huffman_codes.c csrc/huffman_crc.c csrc/cpu.c"
+SRC="tests/fuzz/huffman_fuzz.c $(ls csrc/huffman/*.c) csrc/cpu.c"
 CLANG="$(command -v clang-14 || command -v clang || true)"
 PROBE='int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }'
 if [ -n "$CLANG" ] && echo "$PROBE" | "$CLANG" -fsanitize=fuzzer -x c - -o "$OUT/probe" 2>/dev/null; then

@@ -1,7 +1,9 @@
-"""C backend of the Huffman coder (csrc/huffman.c): pointers taken, one call, status -> exception.
+"""C backend of the Huffman coder (csrc/huffman/): pointers taken, one call, status -> exception.
 
 Arguments arrive validated by tensorpress.huffman: `src` / `out` are 1-D C-contiguous uint8
-views, `blob` a 1-D uint8 array over the stream's bytes.
+views, `blob` a 1-D uint8 array over the stream's bytes. Every kernel takes `isa`: None runs
+the current variant, a name ("scalar", "baseline", "avx2", "avx512") that one (tests and
+benchmarks; "scalar" is the plain reference, csrc/huffman/ref.c).
 """
 
 import numpy as np
@@ -12,15 +14,20 @@ from . import ISA_CODES, check, ffi, lib
 BLOCK_LOG2 = lib.TP_HUFFMAN_BLOCK_LOG2
 
 
+def _isa(isa):
+    return lib.tp_isa_current() if isa is None else ISA_CODES[isa]
+
+
 def _u8(a):
-    return ffi.cast("uint8_t *", ffi.from_buffer(a))
+    return ffi.cast("uint8_t *", ffi.from_buffer(a)) if a.size else ffi.NULL
 
 
 def bound(count, ndim, block_log2=BLOCK_LOG2):
     return lib.tp_huffman_bound(count, ndim, block_log2)
 
 
-def _encode(src, dtype_code, shape, block_log2, isa):
+def encode(src, dtype_code, shape, block_log2=BLOCK_LOG2, isa=None):
+    """The stream of `src` (its dtype code and shape are stored)."""
     count, ndim = src.size, len(shape)
     capacity = lib.tp_huffman_bound(count, ndim, block_log2)
     if capacity < 0:
@@ -29,29 +36,17 @@ def _encode(src, dtype_code, shape, block_log2, isa):
     workspace = np.empty(max(1, (lib.tp_huffman_workspace_size(count, block_log2) + 7) // 8), np.uint64)
     shape_arr = ffi.new("int64_t[]", [int(d) for d in shape] or [0])
     written = ffi.new("int64_t *")
-    args = (_u8(src), count, dtype_code, ndim, shape_arr, block_log2, _u8(dst), capacity,
-            ffi.from_buffer(workspace), workspace.nbytes, written)
-    if isa is None:
-        status = lib.tp_huffman_encode(*args)
-    else:
-        status = lib.tp_huffman_encode_isa(*args, ISA_CODES[isa])
-    check(status, "huffman_encode")
+    check(lib.tp_huffman_encode_isa(_u8(src), count, dtype_code, ndim, shape_arr, block_log2,
+                                    _u8(dst), capacity, ffi.from_buffer(workspace),
+                                    workspace.nbytes, written, _isa(isa)),
+          "huffman_encode")
     return dst[: written[0]].tobytes()
-
-
-def encode(src, dtype_code, shape, block_log2=BLOCK_LOG2):
-    return _encode(src, dtype_code, shape, block_log2, None)
-
-
-def encode_isa(src, dtype_code, shape, isa, block_log2=BLOCK_LOG2):
-    """encode with one named kernel variant ("scalar", "baseline", "avx2", ...)."""
-    return _encode(src, dtype_code, shape, block_log2, isa)
 
 
 def parse(blob):
     """(count, dtype_code, shape, header_size, block_log2) of a stream whose header checks out."""
     info = ffi.new("tp_huffman_info *")
-    status = lib.tp_huffman_parse(_u8(blob) if blob.size else ffi.NULL, blob.size, info)
+    status = lib.tp_huffman_parse(_u8(blob), blob.size, info)
     if status == lib.TP_ERR_CORRUPT:
         raise CorruptDataError("huffman_decode: corrupt or truncated data (bad header)")
     check(status, "huffman_decode")
@@ -59,36 +54,32 @@ def parse(blob):
             info.header_size, info.block_log2)
 
 
-def _decode(blob, out, isa):
-    dst = _u8(out) if out.size else ffi.NULL
-    if isa is None:
-        status = lib.tp_huffman_decode(_u8(blob), blob.size, dst, out.size)
-    else:
-        status = lib.tp_huffman_decode_isa(_u8(blob), blob.size, dst, out.size, ISA_CODES[isa])
-    check(status, "huffman_decode")
+def decode(blob, out, isa=None):
+    """Decode a stream into `out` (exactly the header's count)."""
+    check(lib.tp_huffman_decode_isa(_u8(blob), blob.size, _u8(out), out.size, _isa(isa)),
+          "huffman_decode")
 
 
-def decode(blob, out):
-    _decode(blob, out, None)
-
-
-def decode_isa(blob, out, isa):
-    _decode(blob, out, isa)
-
-
-def histogram(src):
+def histogram(src, isa=None):
     counts = np.empty(256, np.int64)
-    check(lib.tp_huffman_histogram(_u8(src) if src.size else ffi.NULL, src.size,
-                                   ffi.cast("int64_t *", ffi.from_buffer(counts))),
+    check(lib.tp_huffman_histogram_isa(_u8(src), src.size,
+                                       ffi.cast("int64_t *", ffi.from_buffer(counts)), _isa(isa)),
           "histogram")
     return counts
 
 
-def code_lengths(counts, max_bits):
+def crc32(data, crc=0, isa=None):
+    """zlib.crc32(data, crc) of a 1-D uint8 array."""
+    out = ffi.new("uint32_t *")
+    check(lib.tp_huffman_crc32_isa(_u8(data), data.size, crc, out, _isa(isa)), "crc32")
+    return int(out[0])
+
+
+def code_lengths(counts, max_bits, isa=None):
     lengths = np.zeros(counts.size, np.uint8)
-    status = lib.tp_huffman_code_lengths(
-        ffi.cast("int64_t *", ffi.from_buffer(counts)) if counts.size else ffi.NULL,
-        counts.size, max_bits, _u8(lengths) if counts.size else ffi.NULL)
+    counts_ptr = ffi.cast("int64_t *", ffi.from_buffer(counts)) if counts.size else ffi.NULL
+    status = lib.tp_huffman_code_lengths_isa(counts_ptr, counts.size, max_bits, _u8(lengths),
+                                             _isa(isa))
     if status == lib.TP_ERR_ARGUMENT:
         raise InvalidArgumentError(
             f"huffman_code_lengths: more than 2**{max_bits} symbols are used")

@@ -1,5 +1,5 @@
 /*
- * huffman_codes.c: length-limited Huffman code lengths and canonical codes.
+ * code_lengths.c: length-limited Huffman code lengths and canonical codes.
  *
  * Lengths: the symbols in use are sorted by (count, symbol), Huffman's two-queue merge gives
  * optimal lengths, and when some exceed max_bits a height-limiting pass repairs them:
@@ -11,8 +11,11 @@
  *      is a multiple of its weight), so this ends with Kraft's sum exactly 1;
  *   4. lengths go to symbols by frequency, shortest to the most frequent.
  * On Gaussian int8 weights this is within 0.002% of package-merge's optimum at 11 bits.
- * Every step is a deterministic function of the counts; the Numba twin (_numba/huffman.py)
- * follows it step by step, so both backends emit identical streams.
+ * Every step is a deterministic function of the counts; the Numba twin
+ * (_numba/huffman/code_lengths.py) follows it step by step, so both backends emit identical
+ * streams. huff_code_lengths_fast is the form the encoder runs for every block (branch-free);
+ * huffman_code_lengths_ref (ref.c) is the same rule written plainly, the scalar slot of
+ * HUFF_CODE_LENGTHS.
  */
 #include "huffman_internal.h"
 
@@ -53,7 +56,7 @@ static void sort_by_count(uint64_t *keys, int n, uint64_t max) {
     if (a != keys) memcpy(keys, a, (size_t)n * sizeof(uint64_t));
 }
 
-int tp_huff_lengths(const uint64_t *counts, int n, int max_bits, uint8_t *lengths) {
+int huff_code_lengths_fast(const uint64_t *counts, int n, int max_bits, uint8_t *lengths) {
     uint64_t keys[256], max = 0;
     int used = 0;
     for (int s = 0; s < n; s++) {
@@ -146,10 +149,11 @@ int tp_huff_lengths(const uint64_t *counts, int n, int max_bits, uint8_t *length
     return TP_OK;
 }
 
-int tp_huffman_code_lengths(const int64_t *counts, int32_t n, int32_t max_bits,
-                            uint8_t *lengths) {
+int tp_huffman_code_lengths_isa(const int64_t *counts, int32_t n, int32_t max_bits,
+                                uint8_t *lengths, int isa) {
     TP_RETURN_IF(n < 0 || n > 256 || max_bits < 1 || max_bits > 32, TP_ERR_ARGUMENT);
     TP_RETURN_IF(n > 0 && (!counts || !lengths), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!tp_isa_available(isa), TP_ERR_UNSUPPORTED);
     uint64_t c[256];
     uint64_t total = 0;
     for (int s = 0; s < n; s++) {
@@ -158,45 +162,41 @@ int tp_huffman_code_lengths(const int64_t *counts, int32_t n, int32_t max_bits,
         total += c[s];
         TP_RETURN_IF(total >= ((uint64_t)1 << 53), TP_ERR_ARGUMENT);
     }
-    return tp_huff_lengths(c, n, max_bits, lengths);
+    huff_lengths_fn code_lengths = TP_PICK(HUFF_CODE_LENGTHS, huff_pick_isa(isa));
+    return code_lengths(c, n, max_bits, lengths);
 }
 
-/* reverse8[b]: the bits of byte b in reverse order */
-#define R2(n) n, n + 2 * 64, n + 1 * 64, n + 3 * 64
-#define R4(n) R2(n), R2(n + 2 * 16), R2(n + 1 * 16), R2(n + 3 * 16)
-#define R6(n) R4(n), R4(n + 2 * 4), R4(n + 1 * 4), R4(n + 3 * 4)
-static const uint8_t reverse8[256] = {R6(0), R6(2), R6(1), R6(3)};
-#undef R2
-#undef R4
-#undef R6
+int tp_huffman_code_lengths(const int64_t *counts, int32_t n, int32_t max_bits,
+                            uint8_t *lengths) {
+    return tp_huffman_code_lengths_isa(counts, n, max_bits, lengths, tp_isa_current());
+}
 
 /* Canonical codes (deflate's rule: shorter codes first, then by symbol), stored bit-reversed
- * for the LSB-first writer. lengths must be valid (<= TP_HUFF_BITS). */
-void tp_huff_codes(const uint8_t *lengths, uint16_t *codes) {
-    int bl_count[TP_HUFF_BITS + 1] = {0};
-    uint32_t next[TP_HUFF_BITS + 2] = {0};
+ * for the LSB-first writer. lengths must be valid (<= HUFF_BITS). */
+void huff_canonical_codes(const uint8_t *lengths, uint16_t *codes) {
+    int bl_count[HUFF_BITS + 1] = {0};
+    uint32_t next[HUFF_BITS + 2] = {0};
     for (int s = 0; s < 256; s++) bl_count[lengths[s]]++;
     bl_count[0] = 0;
     uint32_t code = 0;
-    for (int l = 1; l <= TP_HUFF_BITS; l++) {
+    for (int l = 1; l <= HUFF_BITS; l++) {
         code = (code + (uint32_t)bl_count[l - 1]) << 1;
         next[l] = code;
     }
     for (int s = 0; s < 256; s++) {
         int l = lengths[s];
-        uint32_t c = next[l]++;
-        /* reverse the 16-bit value, keep its top l bits */
-        uint32_t r = ((uint32_t)reverse8[c & 255] << 8 | reverse8[(c >> 8) & 255]) >> (16 - l);
-        codes[s] = l ? (uint16_t)r : 0;
+        uint32_t c = next[l]++, reversed = 0;
+        for (int b = 0; b < l; b++) reversed |= ((c >> b) & 1) << (l - 1 - b);
+        codes[s] = (uint16_t)reversed;
     }
 }
 
-/* Kraft's sum of lengths in units of 2^-TP_HUFF_BITS; -1 when a length is out of range. */
-int64_t tp_huff_kraft(const uint8_t *lengths) {
+/* Kraft's sum of lengths in units of 2^-HUFF_BITS; -1 when a length is out of range. */
+int64_t huff_kraft(const uint8_t *lengths) {
     int64_t k = 0;
     for (int s = 0; s < 256; s++) {
-        if (lengths[s] > TP_HUFF_BITS) return -1;
-        if (lengths[s]) k += (int64_t)1 << (TP_HUFF_BITS - lengths[s]);
+        if (lengths[s] > HUFF_BITS) return -1;
+        if (lengths[s]) k += (int64_t)1 << (HUFF_BITS - lengths[s]);
     }
     return k;
 }

@@ -1,0 +1,286 @@
+/*
+ * loops.h: the portable hot loops of the fast block coders, as always-inline bodies that
+ * variants.c compiles into the baseline wrappers (and x86_*.c reuses where its own loops
+ * start or end). One concern each: the planning pass (histograms + CRC), the four-stream
+ * writer, the four-stream reader.
+ *
+ * Symbol i of a block belongs to stream i % 4, so stream k holds (len + 3 - k) / 4 symbols, a
+ * 16-byte stripe of the block holds 4 symbols of each stream, and one decoding round of all
+ * four streams (5 symbols each) fills 20 consecutive output bytes.
+ */
+#ifndef TP_HUFFMAN_LOOPS_H
+#define TP_HUFFMAN_LOOPS_H
+
+#include "huffman_internal.h"
+
+/* ---- phase A: histograms (+ CRC) ----------------------------------------------------------
+ * The four streams' histograms (symbol i counts in table i % 4, which also keeps a run of one
+ * symbol from waiting on its own increments), from two 8-byte loads per 16-byte stripe (twice
+ * as fast on Zen 1 as four 4-byte loads: the byte extraction was the bottleneck, not the
+ * counting). The block's CRC-32 rides on the same loads: with the tables here, with PCLMULQDQ
+ * in huff_scan_x86 (nearly free: the counting is bound by its one store per byte). */
+
+/* The 16 bytes a (first 8) and b (last 8) of a stripe: byte j counts in c[j % 4]. */
+TP_ALWAYS_INLINE void count_stripe(uint32_t (*TP_RESTRICT c)[256], uint64_t a, uint64_t b) {
+    for (int j = 0; j < 8; j++) c[j & 3][(a >> (8 * j)) & 255]++;
+    for (int j = 0; j < 8; j++) c[j & 3][(b >> (8 * j)) & 255]++;
+}
+
+/* The bytes past the last whole stripe. */
+TP_ALWAYS_INLINE void count_tail(const uint8_t *TP_RESTRICT src, int64_t from, int64_t len,
+                                 uint32_t (*TP_RESTRICT c)[256]) {
+    for (int64_t i = from; i < len; i++) c[i & 3][src[i]]++;
+}
+
+/* Counts into c; returns the CRC-32 of src when with_crc (a constant in each instance). */
+TP_ALWAYS_INLINE uint32_t scan_body(const uint8_t *TP_RESTRICT src, int64_t len,
+                                    uint32_t (*TP_RESTRICT c)[256], const int with_crc) {
+    uint32_t crc = 0xFFFFFFFFu; /* the raw register */
+    const int64_t stripes = len / 16;
+    for (int64_t t = 0; t < stripes; t++) {
+        uint64_t a = tp_load64le(src + 16 * t), b = tp_load64le(src + 16 * t + 8);
+        if (with_crc) crc = huff_crc32_step8(huff_crc32_step8(crc, a), b);
+        count_stripe(c, a, b);
+    }
+    count_tail(src, 16 * stripes, len, c);
+    if (!with_crc) return 0;
+    return huff_crc32_slice8(~crc, src + 16 * stripes, (size_t)(len - 16 * stripes));
+}
+
+/* ---- phase B: the four-stream writer --------------------------------------------------------
+ * The encoder's table, as in zstd's huff0: entry = code << (64 - len) | len, the bit-reversed
+ * code left-aligned in 64 bits with its length in the low byte. A stream's container c then
+ * holds its pending bits in its top n bits (the newest code highest) and takes a code with
+ *     c = (c >> len) | entry;   n += entry;
+ * (the shift uses the low 6 bits of the entry, the length; the length byte OR-ed into c's
+ * bottom stays below the pending bits, which never exceed 7 + 4 * 11 = 51 < 56; n's low byte is
+ * the pending count and the code bits added above it are ignored). A flush writes the pending
+ * bits c >> (64 - n) as 8 little-endian bytes, advances over the whole bytes and keeps the
+ * 0..7 newest bits at the top: three ALU operations per symbol and one table load. */
+TP_ALWAYS_INLINE void enc_put(uint64_t *c, uint64_t *n, uint64_t entry) {
+    *c = (*c >> (entry & 63)) | entry;
+    *n += entry;
+}
+
+/* n >= 4 here (four codes of >= 1 bit since the last flush), so the shift is < 64. */
+TP_ALWAYS_INLINE void enc_flush(uint64_t c, uint64_t *n, uint8_t **p) {
+    unsigned bits = (uint8_t)*n;
+    tp_store64le(*p, c >> (64 - bits));
+    *p += bits >> 3;
+    *n = bits & 7;
+}
+
+/* The last symbols of `count` streams (k0 .. k0 + count - 1), from source byte i on, whose
+ * pending bits are the top n[k] & 255 bits of c[k]: plain LSB-first writers that store whole
+ * bytes only; each stream must end exactly at end[k0 + k] (the sizes come from the same
+ * counts). A symbol without a code or a stream that does not end there is a bug: never silent. */
+TP_ALWAYS_INLINE int enc_tail(const uint8_t *src, int64_t len, const uint64_t *etab, int64_t i,
+                              int k0, int count, const uint64_t *c, const uint64_t *n,
+                              uint8_t *const *p, uint8_t *const *end) {
+    tp_bitwriter w[4];
+    for (int k = 0; k < count; k++) {
+        unsigned bits = (uint8_t)n[k];
+        w[k].buf = bits ? c[k] >> (64 - bits) : 0;
+        w[k].n = bits;
+        w[k].p = p[k];
+    }
+    for (; i < len; i++) {
+        int k = (int)(i & 3) - k0;
+        if (k < 0 || k >= count) continue;
+        uint64_t e = etab[src[i]];
+        unsigned l = (unsigned)(e & 255);
+        if (l == 0) return TP_ERR_ARGUMENT;
+        tp_bw_put(&w[k], (uint32_t)(e >> (64 - l)), l);
+        if (w[k].p + (w[k].n >> 3) > end[k0 + k]) return TP_ERR_ARGUMENT;
+        tp_bw_flush_safe(&w[k]);
+    }
+    for (int k = 0; k < count; k++) {
+        if (w[k].p + ((w[k].n + 7) >> 3) != end[k0 + k]) return TP_ERR_ARGUMENT;
+        tp_bw_finish(&w[k]);
+    }
+    return TP_OK;
+}
+
+/* Rounds that keep every store inside a stream whose pointer is p and end is end: a flush
+ * stores 8 bytes and advances <= 6. */
+TP_ALWAYS_INLINE int64_t enc_safe_rounds(const uint8_t *p, const uint8_t *end, int64_t rounds) {
+    int64_t room = end - p - 8;
+    int64_t safe = room < 0 ? 0 : room / 6 + 1;
+    return safe < rounds ? safe : rounds;
+}
+
+/* Streams k0 and k0 + 1 of a block, written in place into [begin[k], end[k]) (their exact
+ * sizes are known from phase A). Two streams per pass: twelve state registers for all four
+ * would not fit x86-64's sixteen, and the spills cost more than a second pass over the block
+ * (in L2). Each round takes 16 source bytes (4 symbols per stream, <= 44 bits) and flushes each
+ * stream once; how many rounds keep every store inside its stream is computed once per batch,
+ * and the last symbols are written byte-wise. Nothing is ever written outside the two ranges
+ * (another thread may write the next block). */
+TP_ALWAYS_INLINE int encode2_body(const uint8_t *TP_RESTRICT src, int64_t len,
+                                  const uint64_t *TP_RESTRICT etab, uint8_t *const *begin,
+                                  uint8_t *const *end, int k0) {
+    uint8_t *p[2] = {begin[k0], begin[k0 + 1]};
+    uint64_t ca = 0, cb = 0, na = 0, nb = 0;
+    int64_t i = 0;
+    for (;;) {
+        int64_t rounds = enc_safe_rounds(p[0], end[k0], (len - i) / 16);
+        rounds = enc_safe_rounds(p[1], end[k0 + 1], rounds);
+        if (rounds <= 0) break;
+        const uint8_t *x = src + i + k0;
+        uint8_t *pa = p[0], *pb = p[1];
+        i += 16 * rounds;
+        for (; rounds; rounds--, x += 16) {
+            for (int j = 0; j < 16; j += 4) {
+                enc_put(&ca, &na, etab[x[j]]);
+                enc_put(&cb, &nb, etab[x[j + 1]]);
+            }
+            enc_flush(ca, &na, &pa);
+            enc_flush(cb, &nb, &pb);
+        }
+        p[0] = pa, p[1] = pb;
+    }
+    const uint64_t c[2] = {ca, cb}, n[2] = {na, nb};
+    return enc_tail(src, len, etab, i + k0, k0, 2, c, n, p, end);
+}
+
+TP_ALWAYS_INLINE int encode4_body(const uint8_t *TP_RESTRICT src, int64_t len,
+                                  const uint64_t *TP_RESTRICT etab, uint8_t *const *begin,
+                                  uint8_t *const *end) {
+    int status = encode2_body(src, len, etab, begin, end, 0);
+    return status != TP_OK ? status : encode2_body(src, len, etab, begin, end, 2);
+}
+
+/* ---- the four-stream reader -----------------------------------------------------------------
+ * Decoding table entries are `length | symbol << 8` (huff_decode_block builds them): a shift by
+ * the whole entry shifts by the length (x86 takes shift counts modulo 64, and the `& 63` below
+ * compiles to nothing), so consuming a code needs no unpacking.
+ *
+ * The four readers of a block. Reader k (F. Giesen's "variant 4" refill): b[k] holds the
+ * stream's next bits, of which the low 6 bits of n[k] count the valid ones (subtracting whole
+ * table entries leaves their symbol bits above); q[k] is the first byte not yet counted. A
+ * refill ORs in the 8 bytes at q (bits above n are zero or the stream's true next bits, so
+ * OR-ing them again is harmless), advances q over the whole bytes taken and leaves 56..63
+ * valid bits: enough for 5 codes of <= 11 bits. The load's address was known a round
+ * earlier, so a refill adds only a shift and an OR to each reader's chain of lookups. */
+typedef struct {
+    uint64_t b[4], n[4];
+    const uint8_t *q[4];
+} huff_readers;
+
+TP_ALWAYS_INLINE void dec_refill(uint64_t *b, uint64_t *n, const uint8_t **q) {
+    *b |= tp_load64le(*q) << (*n & 63);
+    *q += ((*n & 63) ^ 63) >> 3;
+    *n |= 56;
+}
+
+TP_ALWAYS_INLINE uint8_t dec_one(const uint16_t *TP_RESTRICT table, uint64_t *b, uint64_t *n) {
+    uint32_t e = table[*b & (HUFF_TABLE - 1)];
+    *b >>= e & 63;
+    *n -= e;
+    return (uint8_t)(e >> 8);
+}
+
+/* `rounds` rounds from o: each refills every reader once and decodes 5 symbols from each (20
+ * table lookups without a branch, 20 consecutive output bytes). The caller guarantees every
+ * refill reads inside its stream. The portable loop; x86_decode.c has it in assembly. */
+TP_ALWAYS_INLINE void decode_rounds_c(const uint16_t *TP_RESTRICT table, huff_readers *r,
+                                      uint8_t *TP_RESTRICT o, int64_t rounds) {
+    uint64_t b0 = r->b[0], b1 = r->b[1], b2 = r->b[2], b3 = r->b[3];
+    uint64_t k0 = r->n[0], k1 = r->n[1], k2 = r->n[2], k3 = r->n[3];
+    const uint8_t *q0 = r->q[0], *q1 = r->q[1], *q2 = r->q[2], *q3 = r->q[3];
+    for (; rounds; rounds--, o += 20) {
+        dec_refill(&b0, &k0, &q0);
+        dec_refill(&b1, &k1, &q1);
+        dec_refill(&b2, &k2, &q2);
+        dec_refill(&b3, &k3, &q3);
+        for (int j = 0; j < 20; j += 4) {
+            o[j] = dec_one(table, &b0, &k0);
+            o[j + 1] = dec_one(table, &b1, &k1);
+            o[j + 2] = dec_one(table, &b2, &k2);
+            o[j + 3] = dec_one(table, &b3, &k3);
+        }
+    }
+    r->b[0] = b0, r->b[1] = b1, r->b[2] = b2, r->b[3] = b3;
+    r->n[0] = k0, r->n[1] = k1, r->n[2] = k2, r->n[3] = k3;
+    r->q[0] = q0, r->q[1] = q1, r->q[2] = q2, r->q[3] = q3;
+}
+
+/* Symbols [from, len) one at a time with byte-wise reads that stop at each stream's end; then
+ * every stream must end exactly: only its last byte's zero padding may remain. */
+TP_ALWAYS_INLINE int decode_tail(const uint16_t *table, const uint8_t *base, uint64_t *pos,
+                                 const uint64_t *end_bit, uint8_t *out, int64_t from,
+                                 int64_t len) {
+    for (int64_t i = from; i < len; i++) {
+        int k = (int)(i & 3);
+        uint64_t at = pos[k];
+        uint64_t byte = at >> 3, last = (end_bit[k] >> 3); /* first byte past the stream */
+        uint32_t bits = 0;
+        for (int j = 0; j < 3 && byte + (uint64_t)j < last; j++)
+            bits |= (uint32_t)base[byte + (uint64_t)j] << (8 * j);
+        uint16_t e = table[(bits >> (at & 7)) & (HUFF_TABLE - 1)];
+        unsigned l = e & 0xFF;
+        if (at + l > end_bit[k]) return TP_ERR_CORRUPT; /* the code runs past the end */
+        out[i] = (uint8_t)(e >> 8);
+        pos[k] = at + l;
+    }
+    for (int k = 0; k < 4; k++) {
+        uint64_t at = pos[k], stop = end_bit[k];
+        if (stop - at >= 8 || (stop - at && (base[at >> 3] >> (at & 7)) != 0))
+            return TP_ERR_CORRUPT;
+    }
+    return TP_OK;
+}
+
+/* Four streams, four independent readers, in batches of rounds: how many rounds are safe is
+ * computed once per batch (safe_rounds); every bit a round consumes was counted by its refill,
+ * so no code of the fast rounds can run past its stream's end. The last symbols go through
+ * decode_tail (readers_finish). */
+TP_ALWAYS_INLINE void readers_init(huff_readers *r, const uint8_t *base,
+                                   const uint64_t *start_byte) {
+    for (int k = 0; k < 4; k++) {
+        r->b[k] = 0;
+        r->n[k] = 0;
+        r->q[k] = base + start_byte[k];
+    }
+}
+
+/* How many rounds can run now (every refill reads 8 bytes inside its stream, advancing q by
+ * <= 7; every stream still has 5 symbols per round). */
+TP_ALWAYS_INLINE int64_t safe_rounds(const huff_readers *r, const uint8_t *base,
+                                     const uint64_t *end_byte, int64_t rounds) {
+    for (int k = 0; k < 4; k++) {
+        int64_t avail = (int64_t)end_byte[k] - (r->q[k] - base) - 8;
+        int64_t safe = avail < 0 ? 0 : avail / 7 + 1;
+        if (safe < rounds) rounds = safe;
+    }
+    return rounds;
+}
+
+/* Symbols from 20 * done on, and the end-of-stream checks. */
+TP_ALWAYS_INLINE int readers_finish(const uint16_t *table, const huff_readers *r,
+                                    const uint8_t *base, const uint64_t *end_byte, uint8_t *out,
+                                    int64_t done, int64_t len) {
+    /* bit positions of the next unread bits: the whole bytes before q minus the unread bits */
+    uint64_t pos[4], end_bit[4];
+    for (int k = 0; k < 4; k++) {
+        pos[k] = 8 * (uint64_t)(r->q[k] - base) - (r->n[k] & 63);
+        end_bit[k] = 8 * end_byte[k];
+    }
+    return decode_tail(table, base, pos, end_bit, out, 20 * done, len);
+}
+
+TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8_t *base,
+                                  const uint64_t *start_byte, const uint64_t *end_byte,
+                                  uint8_t *TP_RESTRICT out, int64_t len) {
+    huff_readers r;
+    readers_init(&r, base, start_byte);
+    const int64_t full = len / 20; /* rounds that exist in every stream */
+    int64_t done = 0, rounds;
+    while ((rounds = safe_rounds(&r, base, end_byte, full - done)) > 0) {
+        decode_rounds_c(table, &r, out + 20 * done, rounds);
+        done += rounds;
+    }
+    return readers_finish(table, &r, base, end_byte, out, done, len);
+}
+
+#endif /* TP_HUFFMAN_LOOPS_H */
