@@ -4,8 +4,8 @@
 #define STREAM_MAX 4
 
 /* One loop that reads every input and writes every output at the same index, as the kernels
- * it bounds do (several concurrent streams). NI and NO are constants in each instance, so the
- * inner loops unroll; ivdep tells the compiler the streams do not overlap (too many pairs for
+ * it bounds do (several concurrent streams). n_in and n_out are constants in each wrapper
+ * below, so the inner loops unroll; ivdep tells the compiler the streams do not overlap (too many pairs for
  * its run-time alias checks), so the loop over i vectorizes instead of running scalar. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define TP_IVDEP _Pragma("GCC ivdep")
@@ -14,31 +14,34 @@
 #else
 #define TP_IVDEP
 #endif
-#define DEFINE_STREAM(NI, NO)                                                              \
-    static void stream_##NI##_##NO(const float *const *in, float *const *out, int64_t lo, \
-                                   int64_t hi) {                                          \
-        TP_IVDEP                                                                          \
-        for (int64_t i = lo; i < hi; i++) {                                               \
-            float s = 0.0f;                                                               \
-            for (int k = 0; k < NI; k++) s += in[k][i];                                   \
-            for (int k = 0; k < NO; k++) out[k][i] = s + (float)k;                        \
-        }                                                                                 \
+TP_ALWAYS_INLINE void stream_body(const float *const *in, float *const *out, int64_t lo,
+                                  int64_t hi, const int n_in, const int n_out) {
+    TP_IVDEP
+    for (int64_t i = lo; i < hi; i++) {
+        float s = 0.0f;
+        for (int k = 0; k < n_in; k++) s += in[k][i];
+        for (int k = 0; k < n_out; k++) out[k][i] = s + (float)k;
     }
-DEFINE_STREAM(1, 0)
-DEFINE_STREAM(1, 1)
-DEFINE_STREAM(2, 1)
-DEFINE_STREAM(3, 1)
-DEFINE_STREAM(4, 1)
-DEFINE_STREAM(1, 2)
-DEFINE_STREAM(2, 2)
-DEFINE_STREAM(3, 2)
-DEFINE_STREAM(4, 2)
-DEFINE_STREAM(1, 3)
-DEFINE_STREAM(2, 3)
-DEFINE_STREAM(3, 3)
-DEFINE_STREAM(4, 3)
+}
 
-typedef void (*stream_fn)(const float *const *, float *const *, int64_t, int64_t);
+/* stream_NI_NO: the body with NI inputs and NO outputs (one thin wrapper a line). */
+typedef const float *const *stream_in;
+typedef float *const *stream_out;
+static void stream_1_0(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 1, 0); }
+static void stream_1_1(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 1, 1); }
+static void stream_2_1(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 2, 1); }
+static void stream_3_1(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 3, 1); }
+static void stream_4_1(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 4, 1); }
+static void stream_1_2(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 1, 2); }
+static void stream_2_2(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 2, 2); }
+static void stream_3_2(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 3, 2); }
+static void stream_4_2(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 4, 2); }
+static void stream_1_3(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 1, 3); }
+static void stream_2_3(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 2, 3); }
+static void stream_3_3(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 3, 3); }
+static void stream_4_3(stream_in in, stream_out out, int64_t lo, int64_t hi) { stream_body(in, out, lo, hi, 4, 3); }
+
+typedef void (*stream_fn)(stream_in, stream_out, int64_t, int64_t);
 
 static stream_fn pick(int n_in, int n_out) {
     static const stream_fn table[4][4] = {
