@@ -36,6 +36,33 @@ def test_decode(benchmark, backend):
     assert np.array_equal(out, X.view(np.uint8))
 
 
+if "c" in BACKENDS:
+    from tensorpress import _native
+
+    ISAS = _native.available_isas()  # the C variants this machine runs
+else:
+    ISAS = []
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_encode_c_variant(benchmark, isa):
+    """Each C variant ("scalar" is the plain reference, csrc/huffman/ref.c: slow on purpose)."""
+    kernels = _backend.kernels_of("c", "huffman")
+    x = X[: N // 16].view(np.uint8) if isa == "scalar" else X.view(np.uint8)
+    blob = benchmark(kernels.encode, x, 1, x.shape, isa=isa)
+    assert blob == kernels.encode(x, 1, x.shape)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_decode_c_variant(benchmark, isa):
+    kernels = _backend.kernels_of("c", "huffman")
+    x = X[: N // 16].view(np.uint8) if isa == "scalar" else X.view(np.uint8)
+    blob = np.frombuffer(kernels.encode(x, 1, x.shape), np.uint8)
+    out = np.empty(x.size, np.uint8)
+    benchmark(kernels.decode, blob, out, isa=isa)
+    assert np.array_equal(out, x)
+
+
 def test_zlib_huffman_only_encode(benchmark):
     benchmark(_zlib_encode, RAW)
 
