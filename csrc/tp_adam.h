@@ -35,7 +35,13 @@ int tp_adam_step_checked(const tp_adam_tensor *tensors, int64_t count, tp_span *
                          double weight_decay, double grad_scale, int32_t flags,
                          int32_t *found_inf);
 
-/* The same with one named instruction-set variant (TP_ISA_*), for tests and benchmarks. */
+/* *found_inf = 1 when any grad / grad_scale (divided in the grad's type) is NaN or Inf, else 0:
+ * the check tp_adam_step makes under TP_ADAM_GRAD_SCALE, for a caller that splits one step
+ * into several calls and must decide before the first one writes. Reads the grads only. */
+int tp_adam_found_inf(const tp_adam_tensor *tensors, int64_t count, double grad_scale,
+                      int32_t *found_inf);
+
+/* tp_adam_step with one named instruction-set variant (TP_ISA_*), for tests and benchmarks. */
 int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step, double lr,
                      double beta1, double beta2, double eps, double weight_decay,
                      double grad_scale, int32_t flags, int32_t *found_inf, int isa);

@@ -2,6 +2,7 @@
 every C variant against the scalar reference, C against Numba, and every bad input."""
 
 import itertools
+import struct
 
 import numpy as np
 import pytest
@@ -376,41 +377,50 @@ def test_errors_are_tensorpress_errors(rng):
 
 # --- the raw-pointer entry used by tensorpress.torch ----------------------------------------
 
-def packed_rows(native, cols, amsgrad=False):
-    rows = []
-    for i, p in enumerate(cols[0]):
-        ptr = lambda a: a.__array_interface__["data"][0]
-        rows += [native.ROW_POINTER.pack(ptr(p)), native.ROW_POINTER.pack(ptr(cols[1][i])),
-                 native.ROW_TAIL.pack(ptr(cols[2][i]), ptr(cols[3][i]), ptr(cols[4][i]) if amsgrad else 0,
-                                      p.size, native.DTYPE_CODES[p.dtype.name], 0)]
-    return b"".join(rows)
+def packed_rows(cols, amsgrad=False):
+    row = struct.Struct(_consts.ADAM_ROW)
+    codes = {np.dtype(np.float32): _consts.FLOAT32, np.dtype(np.float64): _consts.FLOAT64}
+    ptr = lambda a: a.__array_interface__["data"][0]  # noqa: E731
+    return b"".join(
+        row.pack(ptr(p), ptr(cols[1][i]), ptr(cols[2][i]), ptr(cols[3][i]),
+                 ptr(cols[4][i]) if amsgrad else 0, p.size, codes[p.dtype], 0)
+        for i, p in enumerate(cols[0]))
 
 
-@requires_c
 def test_packed_rows_equal_the_array_path(rng):
-    native = _backend.kernels_of("c", "adam")
-    assert native.PACKED_ROWS
+    family = _backend.kernels("adam")
     shapes, dtypes = [(5,), (3, 4), (0,), (70001,)], [np.float32, np.float64, np.float32, np.float32]
     a = lists_state(rng, shapes, dtypes, amsgrad=True)
     b = [[x.copy() for x in col] for col in a]
-    native.adam_step_packed(packed_rows(native, a, True), 4, 3, 1e-3, 0.9, 0.999, 1e-8, 0.1, 2.0, 2 | 8)
-    native.adam_step(tuple(tuple(col) for col in b), 3, 1e-3, 0.9, 0.999, 1e-8, 0.1, 2.0, 2 | 8)
+    family.adam_step_packed(packed_rows(a, True), 4, 3, 1e-3, 0.9, 0.999, 1e-8, 0.1, 2.0, 2 | 8)
+    family.adam_step(tuple(tuple(col) for col in b), 3, 1e-3, 0.9, 0.999, 1e-8, 0.1, 2.0, 2 | 8)
     for col_a, col_b in zip(a, b):
         for x, y in zip(col_a, col_b):
             np.testing.assert_array_equal(x, y)
 
 
-@requires_c
+@pytest.mark.parametrize("bad, scale, found", [(None, 2.0, False), (np.inf, 2.0, True), (np.nan, 2.0, True),
+                                               (3e38, 0.5, True), (None, 1e-300, True)])
+def test_found_inf_packed_equals_the_step_check(rng, bad, scale, found):
+    family = _backend.kernels("adam")
+    a = lists_state(rng, [(5,), (70001,)], [np.float64, np.float32], amsgrad=False)
+    if bad is not None:
+        a[1][1][-1] = bad
+    before = [x.copy() for x in a[1]]
+    assert family.found_inf_packed(packed_rows(a), 2, scale) is found
+    assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a[1], before))
+
+
 def test_packed_rows_refuse_overlap_and_misalignment(rng):
-    native = _backend.kernels_of("c", "adam")
+    native = _backend.kernels("adam")
     base = rng.standard_normal(64).astype(np.float32)
     g, m, v = (rng.standard_normal(32).astype(np.float32) for _ in range(3))
     before = base.copy()
     overlapping = [[base[:32], base[16:48]], [g, g], [m, m.copy()], [v, v.copy()], [None, None]]
     with pytest.raises(tp.InvalidArgumentError, match="overlaps"):
-        native.adam_step_packed(packed_rows(native, overlapping), 2, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, None, 0)
+        native.adam_step_packed(packed_rows(overlapping), 2, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, None, 0)
     raw = np.zeros(33 * 4, np.uint8)
     misaligned = raw[1:129].view(np.float32)
-    with pytest.raises(tp.InvalidArgumentError, match="misaligned"):
-        native.adam_step_packed(packed_rows(native, [[misaligned], [g], [m], [v], [None]]), 1, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, None, 0)
+    with pytest.raises(tp.InvalidArgumentError, match="aligned"):
+        native.adam_step_packed(packed_rows([[misaligned], [g], [m], [v], [None]]), 1, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, None, 0)
     np.testing.assert_array_equal(base, before)

@@ -7,6 +7,7 @@ the defines cffi does not bind, from the header text itself.
 
 import os
 import re
+import struct
 
 import pytest
 
@@ -59,7 +60,8 @@ def test_each_constant_equals_the_compiled_one(name):
 
 
 def test_every_shared_constant_is_checked():
-    checked = set(C_NAMES) | {"HUFFMAN_MAGIC", "HUFFMAN_VERSION", "ISA_NAMES", "ISA_CODES", "FLOAT16"}
+    checked = set(C_NAMES) | {"HUFFMAN_MAGIC", "HUFFMAN_VERSION", "ISA_NAMES", "ISA_CODES", "FLOAT16",
+                              "ADAM_ROW", "ADAM_ROW_HEAD", "ADAM_ROW_TAIL"}
     public = {n for n in vars(_consts) if n.isupper()}
     assert public == checked, f"unchecked constants: {sorted(public - checked)}"
 
@@ -71,3 +73,14 @@ def test_format_constants_equal_the_headers():
     float16 = [v for k, v in defines.items() if k.endswith("FLOAT16") and k.startswith("TP_")]
     assert float16 and all(int(v) == _consts.FLOAT16 for v in float16)
     assert _consts.ISA_CODES == {v: k for k, v in _consts.ISA_NAMES.items()}
+
+
+@requires_c
+def test_adam_row_is_the_c_struct():
+    from tensorpress._native import ffi
+
+    assert struct.calcsize(_consts.ADAM_ROW) == ffi.sizeof("tp_adam_tensor")
+    head, tail = struct.calcsize(_consts.ADAM_ROW_HEAD), struct.calcsize(_consts.ADAM_ROW_TAIL)
+    assert 2 * head + tail == struct.calcsize(_consts.ADAM_ROW)
+    fields = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "numel", "dtype")
+    assert [ffi.offsetof("tp_adam_tensor", f) for f in fields] == [0, 8, 16, 24, 32, 40, 48]

@@ -57,8 +57,9 @@ static void adam_run_range(const adam_plan *plan, const tp_adam_tensor *t, int64
     }
 }
 
-static int grads_nonfinite(const adam_plan *plan, const tp_adam_tensor *t, int64_t count,
-                           int64_t total) {
+/* 1 if any grad / grad_scale (in the grad's type, as the update divides) is NaN or Inf. */
+static int grads_nonfinite(const tp_adam_tensor *t, int64_t count, int64_t total,
+                           double grad_scale) {
     int found = 0;
     int threads = tp_threads_for(total, 4 * ADAM_MIN_PER_THREAD);
     (void)threads;
@@ -67,11 +68,27 @@ static int grads_nonfinite(const adam_plan *plan, const tp_adam_tensor *t, int64
 #endif
     for (int64_t i = 0; i < count; i++) {
         if (t[i].dtype == TP_FLOAT32)
-            found |= adam_any_nonfinite_f32((const float *)t[i].grad, t[i].numel, plan->f32.grad_scale);
+            found |= adam_any_nonfinite_f32((const float *)t[i].grad, t[i].numel, (float)grad_scale);
         else
-            found |= adam_any_nonfinite_f64((const double *)t[i].grad, t[i].numel, plan->f64.grad_scale);
+            found |= adam_any_nonfinite_f64((const double *)t[i].grad, t[i].numel, grad_scale);
     }
     return found;
+}
+
+int tp_adam_found_inf(const tp_adam_tensor *tensors, int64_t count, double grad_scale,
+                      int32_t *found_inf) {
+    TP_RETURN_IF(found_inf == NULL || count < 0 || (count > 0 && tensors == NULL), TP_ERR_ARGUMENT);
+    *found_inf = 0;
+    TP_RETURN_IF(!isfinite(grad_scale) || grad_scale == 0.0, TP_ERR_ARGUMENT);
+    int64_t total = 0;
+    for (int64_t i = 0; i < count; i++) {
+        TP_RETURN_IF(tensors[i].numel < 0, TP_ERR_ARGUMENT);
+        TP_RETURN_IF(tensors[i].dtype != TP_FLOAT32 && tensors[i].dtype != TP_FLOAT64, TP_ERR_ARGUMENT);
+        TP_RETURN_IF(tensors[i].numel > 0 && tensors[i].grad == NULL, TP_ERR_ARGUMENT);
+        total += tensors[i].numel;
+    }
+    *found_inf = grads_nonfinite(tensors, count, total, grad_scale);
+    return TP_OK;
 }
 
 static int check_hyper(int64_t step, double lr, double beta1, double beta2, double eps,
@@ -120,7 +137,7 @@ int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step,
     adam_consts_init_f64(&plan.f64, bias_correction1, bias_correction2, lr, beta1, beta2, eps,
                          weight_decay, grad_scale, flags);
 
-    if ((flags & TP_ADAM_GRAD_SCALE) && grads_nonfinite(&plan, tensors, count, total)) {
+    if ((flags & TP_ADAM_GRAD_SCALE) && grads_nonfinite(tensors, count, total, grad_scale)) {
         *found_inf = 1;
         return TP_OK;
     }

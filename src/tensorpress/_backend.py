@@ -1,9 +1,13 @@
-"""The one place that chooses the backend.
+"""The one place that chooses the backend, and the live backend's kernel families.
 
 TENSORPRESS_BACKEND=auto (default) uses the compiled C kernels when they import, else the
 Numba twins with a warning; =c or =numba forces one and fails loudly when it is unavailable.
-Public modules ask ``kernels("adam")`` for the family module of the live backend; both
-backends' family modules expose the same functions, taking already validated arguments.
+
+The public modules reach kernels through the family modules imported here by name
+(python-zstandard's pattern): ``from ._backend import topk`` is tensorpress._native.topk on the
+C backend and tensorpress._numba.topk on the Numba one. Both backends' family modules offer the
+same functions with the same signatures, the contract written down in tensorpress._families
+(tests/test_families.py holds both to it); they take arguments the public layer has validated.
 """
 
 import importlib
@@ -79,12 +83,19 @@ def _choose():
 
 
 BACKEND = _choose()
-_PACKAGE = "tensorpress._native" if BACKEND == "c" else "tensorpress._numba"
+
+if BACKEND == "c":
+    from ._native import adam, huffman, quant, topk  # noqa: E402,F401
+else:
+    from ._numba import adam, huffman, quant, topk  # noqa: E402,F401
+
+FAMILIES = ("adam", "huffman", "quant", "topk")
 
 
 def kernels(family):
-    """The module of kernel family `family` ("adam", ...) for the live backend."""
-    return importlib.import_module(f"{_PACKAGE}.{family}")
+    """The live backend's module of `family` (for tests and benchmarks; the public modules
+    import them above by name)."""
+    return {"adam": adam, "huffman": huffman, "quant": quant, "topk": topk}[family]
 
 
 def kernels_of(backend, family):

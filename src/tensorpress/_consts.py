@@ -24,6 +24,15 @@ ADAM_AMSGRAD = 2
 ADAM_MAXIMIZE = 4
 ADAM_GRAD_SCALE = 8  # grads are divided by grad_scale; a non-finite result skips the step
 
+# One row of the C table tp_adam_tensor (csrc/tp_adam.h) as the struct module packs it, for
+# callers holding raw addresses (tensorpress.torch): param, grad, exp_avg, exp_avg_sq,
+# max_exp_avg_sq (addresses), numel (int64), dtype (int32), padding. The head is the param's
+# address, the tail everything after the grad's, so a caller keeps both between steps and
+# packs only the grad's address anew.
+ADAM_ROW = "=QQQQQqii"
+ADAM_ROW_HEAD = "=Q"
+ADAM_ROW_TAIL = "=QQQqii"
+
 # The Huffman stream (csrc/tp_huffman.h, docs/huffman.md).
 HUFFMAN_MAGIC = b"TPHF"
 HUFFMAN_VERSION = 2

@@ -18,20 +18,19 @@ import zlib
 
 import numpy as np
 
-from . import _backend, _checks
+from . import _checks
+from ._backend import huffman as _kernels
+from ._consts import HUFFMAN_BYTES as _BYTES
+from ._consts import HUFFMAN_INT8, HUFFMAN_MAGIC, HUFFMAN_UINT8
+from ._consts import HUFFMAN_MAX_NDIM as _MAX_NDIM
+from ._consts import HUFFMAN_VERSION as _FORMAT_VERSION
 from .errors import CorruptDataError, DTypeError, InvalidArgumentError
 
 __all__ = ["huffman_encode", "huffman_decode", "huffman_code_lengths", "entropy_bits"]
 
-_DTYPE_CODES = {np.dtype(np.uint8): 0, np.dtype(np.int8): 1}
-_CODE_DTYPES = {0: np.dtype(np.uint8), 1: np.dtype(np.int8), 2: np.dtype(np.uint8)}
-_BYTES = 2
-_MAX_NDIM = 32
+_DTYPE_CODES = {np.dtype(np.uint8): HUFFMAN_UINT8, np.dtype(np.int8): HUFFMAN_INT8}
+_CODE_DTYPES = {HUFFMAN_UINT8: np.dtype(np.uint8), HUFFMAN_INT8: np.dtype(np.int8), _BYTES: np.dtype(np.uint8)}
 _MAX_COUNT = 1 << 50
-
-
-def _kernels():
-    return _backend.kernels("huffman")
 
 
 def _symbols(symbols, name):
@@ -67,7 +66,7 @@ def huffman_encode(symbols):
     by 9 bytes per 256 KiB block plus a header of 20 + 8 * ndim bytes.
     """
     flat, code, shape = _symbols(symbols, "symbols")
-    return _kernels().encode(flat, code, tuple(int(d) for d in shape))
+    return _kernels.encode(flat, code, tuple(int(d) for d in shape))
 
 
 def _blob(blob):
@@ -85,13 +84,13 @@ def _blob(blob):
     raise DTypeError(f"blob must be bytes-like, got {type(blob).__name__}")
 
 
-_FORMAT_VERSION = 2  # docs/huffman.md; version 1 differed only in its checksums
+# docs/huffman.md: version 1 differed from _FORMAT_VERSION (2) only in its checksums
 
 
 def _check_version(data):
     """Name the version of a well-formed stream this release cannot read (the kernels only say
     'bad header')."""
-    if len(data) >= 5 and bytes(data[:4]) == b"TPHF" and data[4] != _FORMAT_VERSION:
+    if len(data) >= 5 and bytes(data[:4]) == HUFFMAN_MAGIC and data[4] != _FORMAT_VERSION:
         raise CorruptDataError(f"huffman_decode: unsupported stream version {data[4]} "
                                f"(this tensorpress reads version {_FORMAT_VERSION})")
 
@@ -190,7 +189,7 @@ def huffman_decode(blob, out=None, *, max_count=None):
         if max_count < 0:
             raise InvalidArgumentError(f"max_count must be >= 0, got {max_count}")
     _check_version(data)
-    kernels = _kernels()
+    kernels = _kernels
     count, code, shape, header_size, block_log2 = kernels.parse(data)
     if max_count is not None and count > max_count:
         raise CorruptDataError(f"huffman_decode: the stream declares {count} symbols, more than "
@@ -240,7 +239,7 @@ def huffman_code_lengths(counts, max_bits=11):
     used = int(np.count_nonzero(arr))
     if max_bits < 32 and used > 1 << max_bits:
         raise InvalidArgumentError(f"{used} symbols cannot have codes of at most {max_bits} bits")
-    return _kernels().code_lengths(np.ascontiguousarray(arr, dtype=np.int64), max_bits)
+    return _kernels.code_lengths(np.ascontiguousarray(arr, dtype=np.int64), max_bits)
 
 
 def entropy_bits(symbols):
@@ -251,6 +250,6 @@ def entropy_bits(symbols):
     n = flat.size
     if n == 0:
         return 0.0
-    counts = _kernels().histogram(flat)
+    counts = _kernels.histogram(flat)
     nz = counts[counts > 0].astype(np.float64)
     return float(-(nz * np.log2(nz / n)).sum())

@@ -8,55 +8,17 @@ import math
 
 import numpy as np
 
-from . import _backend, _checks
+from . import _checks
+from ._backend import adam as _kernels
 from ._consts import ADAM_AMSGRAD as AMSGRAD
 from ._consts import ADAM_DECOUPLED as DECOUPLED
 from ._consts import ADAM_GRAD_SCALE as GRAD_SCALE
 from ._consts import ADAM_MAXIMIZE as MAXIMIZE
 from .errors import DTypeError, InvalidArgumentError
 
-_kernels = _backend.kernels("adam")
 
 
-def _hyper(step, lr, betas, eps, weight_decay, grad_scale):
-    """Validated hyper-parameters as (step, lr, beta1, beta2, eps, weight_decay, grad_scale)."""
-    # One flat test for the common case (Python floats in range), which matters for per-call
-    # overhead; anything unusual takes the full path, which also words the errors.
-    if type(betas) is tuple and len(betas) == 2:
-        beta1, beta2 = betas
-        if (type(step) is int and 1 <= step <= _checks.INT64_MAX and type(lr) is float and type(beta1) is float
-                and type(beta2) is float and type(eps) is float and type(weight_decay) is float
-                and 0.0 <= lr < math.inf and 0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0
-                and 0.0 <= eps < math.inf and 0.0 <= weight_decay < math.inf
-                and (grad_scale is None or (type(grad_scale) is float and grad_scale != 0.0
-                                            and -math.inf < grad_scale < math.inf))):
-            return step, lr, beta1, beta2, eps, weight_decay, grad_scale
-    return _hyper_checked(step, lr, betas, eps, weight_decay, grad_scale)
-
-
-def _hyper_checked(step, lr, betas, eps, weight_decay, grad_scale):
-    step = _checks.positive_int(step, "step")
-    lr = _checks.real_scalar(lr, "lr")
-    if not 0.0 <= lr < math.inf:
-        raise InvalidArgumentError(f"lr must be finite and >= 0, got {lr}")
-    try:
-        beta1, beta2 = betas
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-    beta1, beta2 = _checks.real_scalar(beta1, "betas[0]"), _checks.real_scalar(beta2, "betas[1]")
-    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
-        raise InvalidArgumentError(f"betas must be in [0, 1), got ({beta1}, {beta2})")
-    eps = _checks.real_scalar(eps, "eps")
-    if not 0.0 <= eps < math.inf:
-        raise InvalidArgumentError(f"eps must be finite and >= 0, got {eps}")
-    weight_decay = _checks.real_scalar(weight_decay, "weight_decay")
-    if not 0.0 <= weight_decay < math.inf:
-        raise InvalidArgumentError(f"weight_decay must be finite and >= 0, got {weight_decay}")
-    if grad_scale is not None:
-        grad_scale = _checks.real_scalar(grad_scale, "grad_scale")
-        if not math.isfinite(grad_scale) or grad_scale == 0.0:
-            raise InvalidArgumentError(f"grad_scale must be finite and non-zero, got {grad_scale}")
-    return step, lr, beta1, beta2, eps, weight_decay, grad_scale
+_hyper = _checks.adam_hyper
 
 
 def _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):

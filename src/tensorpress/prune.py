@@ -27,10 +27,10 @@ import operator
 
 import numpy as np
 
-from . import _backend, _checks
+from . import _checks
+from ._backend import topk as _kernels
 from .errors import DTypeError, InvalidArgumentError, NonFiniteError
 
-_kernels = _backend.kernels("topk")
 
 TOPK_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _UNSIGNED = {np.dtype(np.float16): np.uint16, np.dtype(np.float32): np.uint32,

@@ -22,10 +22,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _backend, _checks
+from . import _checks
+from ._backend import quant as _k
 from .errors import DTypeError, InvalidArgumentError, NonFiniteError
 
-_k = _backend.kernels("quant")
 
 INPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))
 _F32_TINY = float(np.finfo(np.float32).tiny)

@@ -17,16 +17,22 @@ the other way round. Each step runs the tensors of a param group in one native
 This module imports torch; ``import tensorpress`` does not import it.
 """
 
-import math
+import struct
 
 import torch
 
 from . import _checks, optim as _optim
+from ._backend import adam as _kernels
+from ._consts import ADAM_ROW_HEAD, ADAM_ROW_TAIL, FLOAT32, FLOAT64
 from .errors import DTypeError, InvalidArgumentError
 
 __all__ = ["Adam", "AdamW"]
 
 _FLOATS = (torch.float32, torch.float64)
+_DTYPE_CODES = {torch.float32: FLOAT32, torch.float64: FLOAT64}
+_ROW_HEAD, _ROW_TAIL = struct.Struct(ADAM_ROW_HEAD), struct.Struct(ADAM_ROW_TAIL)
+if struct.calcsize("P") != 8:
+    raise ImportError("tensorpress.torch passes tensors to the kernels by 64-bit address")
 
 
 def _scalar_dtype():
@@ -62,8 +68,8 @@ def _group_hyper(group, where):
             return hit
     lr = _number(key[0], f"{where}['lr']")
     betas = (_number(beta1, f"{where}['betas'][0]"), _number(beta2, f"{where}['betas'][1]"))
-    # optim._hyper raises the same exceptions tensorpress.adam_step would, but before any update.
-    _, lr, beta1, beta2, eps, wd, _ = _optim._hyper(1, lr, betas, key[3], key[4], None)
+    # _checks.adam_hyper raises the same exceptions tensorpress.adam_step would, but before any update.
+    _, lr, beta1, beta2, eps, wd, _ = _checks.adam_hyper(1, lr, betas, key[3], key[4], None)
     hyper = (lr, (beta1, beta2), eps, wd)
     if cacheable:
         if len(_HYPER_CACHE) > 4096:  # a new lr every step: stay bounded
@@ -138,13 +144,12 @@ def _view(t, where):
 
 
 class _Views:
-    """NumPy views of one parameter and its state, kept between steps because making a view of
-    a tensor costs several microseconds. `valid` re-checks, every step, that the tensors are the
-    same objects over the same memory, so a replaced state entry, ``p.data = ...`` or a loaded
-    state_dict is picked up (the views are then rebuilt)."""
+    """One parameter's row of the kernel table and a NumPy view of its step count, kept between
+    steps because making them costs microseconds. `param_valid` / `state_valid` re-check, every
+    step, that the tensors are the same objects over the same memory, so a replaced state
+    entry, ``p.data = ...`` or a loaded state_dict is picked up (the record is then rebuilt)."""
 
-    __slots__ = ("param", "key", "p", "state_tensors", "step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq",
-                 "row_head", "row_tail")
+    __slots__ = ("param", "key", "amsgrad", "state_tensors", "step", "row_head", "row_tail")
 
     def __init__(self, p, state, amsgrad, where):
         names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
@@ -162,29 +167,24 @@ class _Views:
                 raise InvalidArgumentError(f"state of {where}: {n!r} is not contiguous; tensorpress never copies silently")
         self.param = p
         self.key = (p.data_ptr(), p.shape, p.dtype)
+        self.amsgrad = amsgrad
         self.state_tensors = tuple((n, state[n], state[n].data_ptr()) for n in names + ("step",))
-        self.p = _view(p, where)
-        self.exp_avg = _view(state["exp_avg"], f"state of {where}: exp_avg")
-        self.exp_avg_sq = _view(state["exp_avg_sq"], f"state of {where}: exp_avg_sq")
-        self.max_exp_avg_sq = _view(state["max_exp_avg_sq"], f"state of {where}: max_exp_avg_sq") if amsgrad else None
         step = state["step"]
         if not (isinstance(step, torch.Tensor) and step.numel() == 1 and step.is_cpu):
             raise InvalidArgumentError(f"state of {where}: 'step' must be a one-element CPU tensor")
         self.step = _view(step, f"state of {where}: step").reshape(())
-        if _PACKED is not None:
-            # This tensor's row of the C kernel's table, but for the grad pointer (see step).
-            self.row_head = _PACKED.ROW_POINTER.pack(p.data_ptr())
-            self.row_tail = _PACKED.ROW_TAIL.pack(
-                state["exp_avg"].data_ptr(), state["exp_avg_sq"].data_ptr(),
-                state["max_exp_avg_sq"].data_ptr() if amsgrad else 0, p.numel(),
-                _PACKED.DTYPE_CODES[str(p.dtype).replace("torch.", "")], 0)
+        # This tensor's row of the kernel's table, but for the grad's address (see step).
+        self.row_head = _ROW_HEAD.pack(p.data_ptr())
+        self.row_tail = _ROW_TAIL.pack(
+            state["exp_avg"].data_ptr(), state["exp_avg_sq"].data_ptr(),
+            state["max_exp_avg_sq"].data_ptr() if amsgrad else 0, p.numel(), _DTYPE_CODES[p.dtype], 0)
 
     def param_valid(self, p):
         """`p` is still the tensor these views were made for, over the same contiguous memory."""
         return self.param is p and (p.data_ptr(), p.shape, p.dtype) == self.key and p.is_contiguous() and p.is_cpu
 
     def state_valid(self, state, amsgrad):
-        if amsgrad != (self.max_exp_avg_sq is not None):
+        if amsgrad != self.amsgrad:
             return False
         for name, t, ptr in self.state_tensors:
             s = state.get(name)
@@ -320,7 +320,7 @@ class Adam(torch.optim.Optimizer):
             return loss
         if grad_scale is not None:
             grad_scale = _number(grad_scale, "grad_scale")
-            _optim._hyper(1, 0.0, (0.0, 0.0), 0.0, 0.0, grad_scale)
+            _checks.check_grad_scale(grad_scale)
 
         # Pass 1: check everything before anything is touched (state creation included).
         plans = []
@@ -366,7 +366,8 @@ class Adam(torch.optim.Optimizer):
         # found_inf must cover every call before the first one updates anything; one call
         # checks its own tensors.
         if grad_scale is not None and len(calls) > 1:
-            if _any_nonfinite([g for _, b, _ in calls for g in b[6]], grad_scale):
+            rows = b"".join(_rows(b) for _, b, _ in calls)
+            if _kernels.found_inf_packed(rows, sum(len(b[0]) for _, b, _ in calls), grad_scale):
                 self.last_found_inf = True
                 return loss
 
@@ -376,7 +377,7 @@ class Adam(torch.optim.Optimizer):
             if found_inf:  # only possible for a single call: nothing was updated
                 self.last_found_inf = True
                 return loss
-            for s in b[5]:
+            for s in b[2]:
                 s[()] = step
         return loss
 
@@ -393,15 +394,10 @@ class Adam(torch.optim.Optimizer):
                 raise InvalidArgumentError(f"state of {where}: step is {step}, expected a whole number >= 0 (and < 2**63 - 1)")
             b = buckets.get(step)
             if b is None:
-                b = buckets[step] = ([], [], [], [], [] if amsgrad else None, [], [])
+                b = buckets[step] = ([], [], [])
             b[0].append(rec)
-            b[1].append(g.data_ptr() if _PACKED is not None else _view(g, f"{where}.grad"))
-            b[2].append(rec.exp_avg)
-            b[3].append(rec.exp_avg_sq)
-            if amsgrad:
-                b[4].append(rec.max_exp_avg_sq)
-            b[5].append(rec.step)
-            b[6].append(g)
+            b[1].append(g)
+            b[2].append(rec.step)
         options = dict(lr=lr, betas=betas, eps=eps, weight_decay=wd,
                        decoupled_weight_decay=bool(group["decoupled_weight_decay"]),
                        amsgrad=amsgrad, maximize=bool(group["maximize"]))
@@ -416,7 +412,7 @@ def _check_across_calls(calls):
     overlap, so every tensor of every call is checked here first."""
     spans = []
     for _, b, _ in calls:
-        for rec, g in zip(b[0], b[6]):
+        for rec, g in zip(b[0], b[1]):
             tensors = [("a parameter", rec.param, True), ("a grad", g, False)]
             tensors += [(f"a state tensor ({name})", t, True) for name, t, _ in rec.state_tensors if name != "step"]
             for label, t, written in tensors:
@@ -428,53 +424,21 @@ def _check_across_calls(calls):
     _checks.require_disjoint_spans(spans)
 
 
+def _rows(b):
+    """The kernel table of a bucket (records, grads, steps), as packed bytes."""
+    pack = _ROW_HEAD.pack
+    return b"".join(rec.row_head + pack(g.data_ptr()) + rec.row_tail for rec, g in zip(b[0], b[1]))
+
+
 def _run(step, b, options, grad_scale):
-    """One native call for a bucket: `b` holds the records, the grads (pointers on the C
-    backend, NumPy views otherwise), exp_avgs, exp_avg_sqs, max_exp_avg_sqs."""
-    recs = b[0]
-    if _PACKED is None:
-        return _optim.adam_step([r.p for r in recs], b[1], b[2], b[3], step=step,
-                                max_exp_avg_sqs=b[4], grad_scale=grad_scale, **options)
-    rows = []
-    pack = _PACKED.ROW_POINTER.pack
-    for rec, grad_ptr in zip(recs, b[1]):
-        rows += (rec.row_head, pack(grad_ptr), rec.row_tail)
+    """One native call for a bucket: the adam family's entry for raw addresses."""
     flags = ((_optim.DECOUPLED if options["decoupled_weight_decay"] else 0)
              | (_optim.AMSGRAD if options["amsgrad"] else 0)
              | (_optim.MAXIMIZE if options["maximize"] else 0)
              | (_optim.GRAD_SCALE if grad_scale is not None else 0))
     beta1, beta2 = options["betas"]
-    return _PACKED.adam_step_packed(b"".join(rows), len(recs), step, options["lr"], beta1, beta2,
-                                    options["eps"], options["weight_decay"], grad_scale, flags)
-
-
-def _packed_backend():
-    """The C backend's packed-row entry when it is the live backend, else None (NumPy views)."""
-    from . import _backend
-
-    if _backend.BACKEND != "c":
-        return None
-    from ._native import adam as native_adam
-
-    return native_adam if native_adam.PACKED_ROWS else None
-
-
-_PACKED = _packed_backend()
-
-
-def _any_nonfinite(grads, grad_scale):
-    """True if any grad / grad_scale is NaN or Inf, computed as adam_step does (the division in
-    the grad's dtype). Division is monotonic, so the largest |g| decides overflow, and NaN/Inf
-    propagate through the max: one max-abs per tensor, no tensor-sized temporaries."""
-    by_dtype = {}
-    for g in grads:
-        if g.numel():
-            by_dtype.setdefault(g.dtype, []).append(g)
-    for dtype, gs in by_dtype.items():
-        maxabs = torch.stack(torch._foreach_norm(gs, math.inf))
-        if not torch.isfinite(maxabs / torch.tensor(grad_scale, dtype=dtype)).all():
-            return True
-    return False
+    return _kernels.adam_step_packed(_rows(b), len(b[0]), step, options["lr"], beta1, beta2,
+                                     options["eps"], options["weight_decay"], grad_scale, flags)
 
 
 class AdamW(Adam):

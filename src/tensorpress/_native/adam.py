@@ -1,6 +1,5 @@
 """C backend of the fused Adam step: one native call gathers every pointer and updates."""
 
-import struct
 import threading
 
 import numpy as np
@@ -83,19 +82,10 @@ _py_adam_step = lib.tp_py_adam_step
 assert lib.TP_OK == 0  # adam_step tests `if status:`
 
 
-# --- raw-pointer entry for callers that hold tensors, not arrays (tensorpress.torch) ----------
-# A table row of tp_adam_tensor packed with struct: param, grad, exp_avg, exp_avg_sq,
-# max_exp_avg_sq (pointers), numel (int64), dtype (int32), padding. Building the table from
-# cached bytes costs well under a microsecond per tensor, where a NumPy view of a torch tensor
-# costs several. PACKED_ROWS is False where the layout differs (e.g. 32-bit pointers).
-ROW_POINTER = struct.Struct("=Q")
-ROW_TAIL = struct.Struct("=QQQqii")  # exp_avg, exp_avg_sq, max_exp_avg_sq, numel, dtype, pad
-PACKED_ROWS = (
-    ffi.sizeof("tp_adam_tensor") == 2 * ROW_POINTER.size + ROW_TAIL.size
-    and ffi.sizeof("void *") == 8
-    and [ffi.offsetof("tp_adam_tensor", f) for f in ("param", "grad", "exp_avg", "numel", "dtype")] == [0, 8, 16, 40, 48]
-)
-DTYPE_CODES = {"float32": lib.TP_FLOAT32, "float64": lib.TP_FLOAT64}
+# --- raw-address entry for callers that hold tensors, not arrays (tensorpress.torch) ---------
+# Rows of tp_adam_tensor packed with struct (_consts.ADAM_ROW). Building the table from cached
+# bytes costs well under a microsecond per tensor, where a NumPy view of a torch tensor costs
+# several; tests/test_consts.py checks the layout against the compiled struct.
 
 
 def adam_step_packed(rows, count, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
@@ -108,4 +98,13 @@ def adam_step_packed(rows, count, step, lr, beta1, beta2, eps, weight_decay, gra
     if status == lib.TP_ERR_ARGUMENT:
         raise InvalidArgumentError("adam_step: a buffer is misaligned, or a written buffer overlaps another one in memory")
     check(status, "adam_step")
+    return bool(found_inf[0])
+
+
+def found_inf_packed(rows, count, grad_scale):
+    """True when any grad of the packed rows, divided by grad_scale in its own dtype, is NaN or
+    Inf: adam_step's check, for a step split into several calls. Reads the grads only."""
+    found_inf = ffi.new("int32_t *")
+    check(lib.tp_adam_found_inf(ffi.from_buffer("tp_adam_tensor[]", rows), count, grad_scale,
+                                found_inf), "found_inf")
     return bool(found_inf[0])

@@ -1,12 +1,15 @@
 """Numba twin of csrc/adam.c: the same operations in the same order, hence the same bits."""
 
+import ctypes
 import math
+import struct
 
 import numba as nb
 import numpy as np
 
 from .. import _checks
-from .._consts import ADAM_AMSGRAD, ADAM_DECOUPLED, ADAM_GRAD_SCALE, ADAM_MAXIMIZE
+from .._consts import ADAM_AMSGRAD, ADAM_DECOUPLED, ADAM_GRAD_SCALE, ADAM_MAXIMIZE, ADAM_ROW, FLOAT32, FLOAT64
+from ..errors import InvalidArgumentError
 from . import PARALLEL_CHUNK, use_parallel
 
 _PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
@@ -147,3 +150,48 @@ def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
         kernel(flat, grads[i].reshape(-1), exp_avgs[i].reshape(-1), exp_avg_sqs[i].reshape(-1),
                vmax, values, switches)
     return False
+
+
+# --- raw-address entry for callers that hold tensors, not arrays (tensorpress.torch) ---------
+# The same rows the C backend takes (_consts.ADAM_ROW), turned into NumPy arrays over the
+# addresses; adam_step's checks (alignment, overlap) then hold for them as for any array.
+_ROW = struct.Struct(ADAM_ROW)
+_ROW_DTYPES = {FLOAT32: np.dtype(np.float32), FLOAT64: np.dtype(np.float64)}
+
+
+def _array_at(address, numel, dtype, writable):
+    if numel == 0:
+        return np.empty(0, dtype)
+    if address == 0:
+        raise InvalidArgumentError("adam_step: a buffer's address is NULL")
+    buffer = (ctypes.c_char * (numel * dtype.itemsize)).from_address(address)
+    array = np.frombuffer(buffer, dtype)
+    array.flags.writeable = writable
+    return array
+
+
+def _rows_to_lists(rows, count, amsgrad):
+    lists = ([], [], [], [], [] if amsgrad else None)
+    for i in range(count):
+        *addresses, numel, code, _ = _ROW.unpack_from(rows, i * _ROW.size)
+        dtype = _ROW_DTYPES.get(code)
+        if dtype is None or numel < 0:
+            raise InvalidArgumentError(f"adam_step: row {i} has dtype code {code} and {numel} elements")
+        for role, (address, seq) in enumerate(zip(addresses, lists)):
+            if seq is not None:
+                seq.append(_array_at(address, numel, dtype, writable=role != 1))
+    return lists
+
+
+def adam_step_packed(rows, count, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
+    """adam_step over a table of `count` packed rows (bytes), as the C backend's."""
+    lists = _rows_to_lists(rows, count, bool(flags & ADAM_AMSGRAD))
+    return adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags)
+
+
+def found_inf_packed(rows, count, grad_scale):
+    """True when any grad of the packed rows, divided by grad_scale in its own dtype, is NaN or
+    Inf (adam_step's check, for a step split into several calls). Reads the grads only."""
+    grads = _rows_to_lists(rows, count, False)[1]
+    with np.errstate(over="ignore"):  # a scale beyond float32 rounds to Inf there, as in C
+        return any(g.size and _any_nonfinite(g, g.dtype.type(grad_scale)) for g in grads)
