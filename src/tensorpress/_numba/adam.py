@@ -70,19 +70,24 @@ def _update(p, g, m, v, vmax, lo, hi, c, flags):
                       c[8], c[9], c[10], flags[0], flags[1], flags[2], flags[3])
 
 
-@nb.njit(**_SERIAL)
-def _adam_serial(p, g, m, v, vmax, c, flags):
-    _update(p, g, m, v, vmax, 0, p.size, c, flags)
+def _make_driver(loop, options):
+    """The update over chunks of PARALLEL_CHUNK elements, run by `loop`: range (serial, cached)
+    or nb.prange (parallel). One body, so the two forms cannot drift."""
+
+    @nb.njit(**options)
+    def driver(p, g, m, v, vmax, c, flags):
+        n = p.size
+        chunks = (n + PARALLEL_CHUNK - 1) // PARALLEL_CHUNK
+        for k in loop(chunks):
+            lo = k * PARALLEL_CHUNK
+            hi = min(lo + PARALLEL_CHUNK, n)
+            _update(p, g, m, v, vmax, lo, hi, c, flags)
+
+    return driver
 
 
-@nb.njit(**_PARALLEL)
-def _adam_parallel(p, g, m, v, vmax, c, flags):
-    n = p.size
-    chunks = (n + PARALLEL_CHUNK - 1) // PARALLEL_CHUNK
-    for k in nb.prange(chunks):
-        lo = k * PARALLEL_CHUNK
-        hi = min(lo + PARALLEL_CHUNK, n)
-        _update(p, g, m, v, vmax, lo, hi, c, flags)
+_adam_serial = _make_driver(range, _SERIAL)
+_adam_parallel = _make_driver(nb.prange, _PARALLEL)
 
 
 @nb.njit(**_SERIAL)
