@@ -1,8 +1,11 @@
-/* tp_quant.h: the quant kernel family's public declarations (see quant.c). */
+/* tp_quant.h: the quant kernel family's public declarations (the kernels: csrc/quant/). */
 #ifndef TP_QUANT_H
 #define TP_QUANT_H
 
 /* cdef: begin */
+/* Every entry takes the kernel variant one way: tp_<kernel>_isa(..., isa) runs TP_ISA_* `isa`
+ * (TP_ISA_SCALAR: the plain scalar reference; TP_ERR_UNSUPPORTED where this CPU or build lacks
+ * it), and tp_<kernel>(...) runs tp_isa_current(). */
 /* Modes of tp_quantize_int8. */
 #define TP_QUANT_SYMMETRIC 0 /* scale = absmax/127 per group, q in [-127, 127], no zero point */
 #define TP_QUANT_AFFINE 1    /* [min, max] widened to 0, scale = range/255, int8 zero point */
@@ -23,7 +26,8 @@
  *
  * scale / zero_point are written (SYMMETRIC: zero_point unused, may be NULL; AFFINE) or read
  * (GIVEN). `workspace` holds tp_quantize_int8_workspace(...) int32 words (0 per tensor and per
- * block, then it may be NULL); with fewer words for `threads` buffers, fewer threads run. Returns TP_ERR_NONFINITE with *bad set to the first channel (block) holding a NaN or Inf
+ * block, then it may be NULL); with fewer words for `threads` buffers, fewer threads run.
+ * Returns TP_ERR_NONFINITE with *bad set to the first channel (block) holding a NaN or Inf
  * (also: a float64 beyond float32 range); *bad is -1 otherwise. */
 /* int32 words of workspace tp_quantize_int8 needs to run with up to `threads` threads. */
 int64_t tp_quantize_int8_workspace(int32_t dtype, int64_t outer, int64_t channels, int64_t inner,

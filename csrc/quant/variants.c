@@ -1,0 +1,151 @@
+/*
+ * variants.c: the quant loops compiled once per ISA, and the two dispatch tables.
+ *
+ * body_tmpl.h is instantiated once per input type; QZ_STAMP_LOOPS then stamps thin wrappers
+ * that compile those inlined bodies under one ISA's target attribute, and a loop set
+ * (qz_loops, one per input type) names them, with the hand-written AVX2 loops (x86_avx2.c) in
+ * the slots where they are faster. The variants of tp_quantize_int8 / tp_dequantize_int8 are
+ * the references of ref.c (TP_ISA_SCALAR) and the drivers run with one ISA's loop sets.
+ */
+#include "quant_internal.h"
+
+#define T float
+#define SUF f32
+#define HALF 0
+#include "body_tmpl.h"
+
+#define T double
+#define SUF f64
+#define HALF 0
+#include "body_tmpl.h"
+
+#define T uint16_t
+#define SUF f16
+#define HALF 1
+#include "body_tmpl.h"
+
+/* out = float(q - zp) * scale: the difference is an exact small integer, so the one multiply
+ * is the only rounding, as in torch's dequantize. */
+TP_ALWAYS_INLINE void dq_seg_body(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out, int64_t n,
+                                  float scale, int32_t zp) {
+    for (int64_t i = 0; i < n; i++) out[i] = (float)((int32_t)q[i] - zp) * scale;
+}
+
+TP_ALWAYS_INLINE void dq_cols_body(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out, int64_t n,
+                                   const float *TP_RESTRICT scale, const int8_t *TP_RESTRICT zp) {
+    if (zp)
+        for (int64_t j = 0; j < n; j++) out[j] = (float)((int32_t)q[j] - (int32_t)zp[j]) * scale[j];
+    else
+        for (int64_t j = 0; j < n; j++) out[j] = (float)q[j] * scale[j];
+}
+
+/* The wrappers of one input type under one ISA: qz_<loop>_<SUF>_<ISA>, each one call. Some are
+ * unused where a hand-written loop takes their slot. */
+#define QZ_STAMP_LOOPS(SUF, ISA, TARGET)                                                                                       \
+    TARGET __attribute__((unused)) static uint32_t qz_stats_sym_##SUF##_##ISA(const void *x, int64_t n, uint32_t m) {            \
+        return qz_stats_sym_body_##SUF(x, n, m); }                                                                             \
+    TARGET static void qz_stats_aff_##SUF##_##ISA(const void *x, int64_t n, int32_t *mn, int32_t *mx) {                         \
+        qz_stats_aff_body_##SUF(x, n, mn, mx); }                                                                               \
+    TARGET static void qz_cols_sym_##SUF##_##ISA(const void *x, int64_t n, uint32_t *acc) {                                     \
+        qz_cols_sym_body_##SUF(x, NULL, n, acc, 0); }                                                                          \
+    TARGET static void qz_cols_aff_##SUF##_##ISA(const void *x, int64_t n, int32_t *mn, int32_t *mx) {                          \
+        qz_cols_aff_body_##SUF(x, NULL, n, mn, mx, 0); }                                                                       \
+    TARGET __attribute__((unused)) static int qz_quant_seg_##SUF##_##ISA(const void *x, int8_t *q, int64_t n, float inv,        \
+                                                                         int32_t zp, int32_t qmin, int check) {                \
+        return qz_quant_seg_body_##SUF(x, q, n, inv, zp, qmin, check); }                                                       \
+    TARGET __attribute__((unused)) static int qz_quant_cols_##SUF##_##ISA(const void *x, int8_t *q, int64_t n,                  \
+                                                                          const float *inv, const int32_t *zp, int32_t qmin,   \
+                                                                          int check) {                                         \
+        return qz_quant_cols_body_##SUF(x, q, n, inv, zp, qmin, check); }                                                      \
+    TARGET static int qz_block_run_##SUF##_##ISA(const void *x, int8_t *q, int64_t count, int64_t B, int affine, float *scale,  \
+                                                 int8_t *zp) {                                                                 \
+        return qz_block_run_body_##SUF(x, q, count, B, affine, scale, zp); }                                                   \
+    TARGET static void qz_copy_##SUF##_##ISA(const void *x, float *buf, int64_t n) { qz_copy_body_##SUF(x, buf, n); }           \
+    TARGET static void qz_copy_cols_sym_##SUF##_##ISA(const void *x, float *buf, int64_t n, uint32_t *acc) {                    \
+        qz_cols_sym_body_##SUF(x, buf, n, acc, 1); }                                                                           \
+    TARGET static void qz_copy_cols_aff_##SUF##_##ISA(const void *x, float *buf, int64_t n, int32_t *mn, int32_t *mx) {         \
+        qz_cols_aff_body_##SUF(x, buf, n, mn, mx, 1); }
+
+/* A loop set: the stamped loops of SUF under ISA, with these quant_seg / quant_cols, and the
+ * x86 slots (streaming loops, the float32 32-element blocks, the streaming copy) or NULLs. */
+#define QZ_LOOP_SET(SUF, ISA, SEG, COLS, SEG_NT, COLS_NT, BLOCK32, STREAM)                                  \
+    {qz_stats_sym_##SUF##_##ISA, qz_stats_aff_##SUF##_##ISA, qz_cols_sym_##SUF##_##ISA,                      \
+     qz_cols_aff_##SUF##_##ISA, SEG, COLS, qz_block_run_##SUF##_##ISA, qz_copy_##SUF##_##ISA,                \
+     qz_copy_cols_sym_##SUF##_##ISA, qz_copy_cols_aff_##SUF##_##ISA, SEG_NT, COLS_NT, BLOCK32, STREAM}
+#define QZ_COMPILED_LOOP_SET(SUF, ISA, BLOCK32, STREAM) \
+    QZ_LOOP_SET(SUF, ISA, qz_quant_seg_##SUF##_##ISA, qz_quant_cols_##SUF##_##ISA, NULL, NULL, BLOCK32, STREAM)
+
+/* ---- baseline: whatever the compiler's default target allows ------------------------------ */
+
+QZ_STAMP_LOOPS(f32, baseline, )
+QZ_STAMP_LOOPS(f64, baseline, )
+QZ_STAMP_LOOPS(f16, baseline, )
+static void dq_seg_baseline(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp); }
+static void dq_cols_baseline(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp); }
+
+/* [TP_FLOAT32, TP_FLOAT64, TP_QUANT_FLOAT16] */
+static const qz_loops QZ_LOOPS_BASELINE[3] = {
+    QZ_COMPILED_LOOP_SET(f32, baseline, NULL, NULL),
+    QZ_COMPILED_LOOP_SET(f64, baseline, NULL, NULL),
+    QZ_COMPILED_LOOP_SET(f16, baseline, NULL, NULL),
+};
+static const dq_loops DQ_LOOPS_BASELINE = {dq_seg_baseline, dq_cols_baseline, NULL, NULL};
+
+static int quantize_int8_baseline(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_BASELINE); }
+static void dequantize_int8_baseline(const dq_call *c) { dequantize_int8_run(c, &DQ_LOOPS_BASELINE); }
+
+#if TP_HAVE_X86_VARIANTS
+/* ---- AVX2: compiled loops, with the hand-written float32 / float16 ones where they pay ----- */
+
+QZ_STAMP_LOOPS(f32, avx2, TP_TARGET_AVX2)
+QZ_STAMP_LOOPS(f64, avx2, TP_TARGET_AVX2)
+QZ_STAMP_LOOPS(f16, avx2, TP_TARGET_AVX2)
+TP_TARGET_AVX2 static void dq_seg_avx2(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp); }
+TP_TARGET_AVX2 static void dq_cols_avx2(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp); }
+
+static const qz_loops QZ_LOOPS_AVX2[3] = {
+    QZ_LOOP_SET(f32, avx2, qz_quant_seg_f32_avx2_fast, qz_quant_cols_f32_avx2_fast, qz_quant_seg_f32_avx2_nt,
+                qz_quant_cols_f32_avx2_nt, qz_block32_sym_f32_avx2, qz_stream_copy_avx2),
+    QZ_COMPILED_LOOP_SET(f64, avx2, NULL, qz_stream_copy_avx2),
+    QZ_LOOP_SET(f16, avx2, qz_quant_seg_f16_avx2_fast, qz_quant_cols_f16_avx2, qz_quant_seg_f16_avx2_nt, NULL, NULL,
+                qz_stream_copy_avx2),
+};
+static const dq_loops DQ_LOOPS_AVX2 = {dq_seg_avx2, dq_cols_avx2, dq_seg_avx2_nt, dq_cols_avx2_nt};
+
+static int quantize_int8_avx2(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_AVX2); }
+static void dequantize_int8_avx2(const dq_call *c) { dequantize_int8_run(c, &DQ_LOOPS_AVX2); }
+
+/* ---- AVX-512: compiled loops; the hand-written AVX2 blocks and streaming stores ------------- */
+
+QZ_STAMP_LOOPS(f32, avx512, TP_TARGET_AVX512)
+QZ_STAMP_LOOPS(f64, avx512, TP_TARGET_AVX512)
+QZ_STAMP_LOOPS(f16, avx512, TP_TARGET_AVX512)
+TP_TARGET_AVX512 static void dq_seg_avx512(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp); }
+TP_TARGET_AVX512 static void dq_cols_avx512(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp); }
+
+static const qz_loops QZ_LOOPS_AVX512[3] = {
+    QZ_COMPILED_LOOP_SET(f32, avx512, qz_block32_sym_f32_avx2, qz_stream_copy_avx2),
+    QZ_COMPILED_LOOP_SET(f64, avx512, NULL, qz_stream_copy_avx2),
+    QZ_COMPILED_LOOP_SET(f16, avx512, NULL, qz_stream_copy_avx2),
+};
+static const dq_loops DQ_LOOPS_AVX512 = {dq_seg_avx512, dq_cols_avx512, dq_seg_avx2_nt, dq_cols_avx2_nt};
+
+static int quantize_int8_avx512(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_AVX512); }
+static void dequantize_int8_avx512(const dq_call *c) { dequantize_int8_run(c, &DQ_LOOPS_AVX512); }
+#endif
+
+/* ---- the dispatch tables ------------------------------------------------------------------ */
+
+static const quantize_fn QUANTIZE_INT8[TP_ISA_COUNT] = {
+    [TP_ISA_SCALAR] = quantize_int8_ref, [TP_ISA_BASELINE] = quantize_int8_baseline,
+    TP_X86_ONLY([TP_ISA_AVX2] = quantize_int8_avx2, [TP_ISA_AVX512] = quantize_int8_avx512,)
+};
+
+static const dequantize_fn DEQUANTIZE_INT8[TP_ISA_COUNT] = {
+    [TP_ISA_SCALAR] = dequantize_int8_ref, [TP_ISA_BASELINE] = dequantize_int8_baseline,
+    TP_X86_ONLY([TP_ISA_AVX2] = dequantize_int8_avx2, [TP_ISA_AVX512] = dequantize_int8_avx512,)
+};
+
+quantize_fn quantize_int8_variant(int isa) { return TP_PICK(QUANTIZE_INT8, isa); }
+
+dequantize_fn dequantize_int8_variant(int isa) { return TP_PICK(DEQUANTIZE_INT8, isa); }

@@ -1,0 +1,259 @@
+/*
+ * x86_avx2.c: the quant loops hand-written for AVX2, where the compiler's versions of
+ * body_tmpl.h were not enough. Every one gives the bits of quantize_int8_ref (the tests hold
+ * them to it and to the NumPy reference).
+ *  - qz_block32_sym_f32_avx2: ggml's Q8_0 layout (float32, 32-element blocks, symmetric). The
+ *    compiled block body spent most of a 32-element block on loop set-up and horizontal
+ *    reductions.
+ *  - qz_quant_{seg,cols}_<type>_avx2_{fast,nt}: the quantize pass of a per-channel tile runs
+ *    from L2 and was compute-bound; these take fewer instructions per element, and the _nt
+ *    forms write q with streaming stores straight from registers (no staging buffer).
+ *  - dq_{seg,cols}_avx2_nt, qz_stream_copy_avx2: streaming stores for large outputs, which skip
+ *    the read-for-ownership of every line written (for a float32 output of int8 input, 4 of
+ *    the 9 bytes moved per element).
+ * Streaming stores are weakly ordered: the drivers fence once per work item (qz_publish).
+ */
+#include "quant_internal.h"
+
+#if TP_HAVE_X86_VARIANTS
+#include "../simd_x86.h"
+
+/* The compiled AVX2 loops, for the short pieces, heads and tails of the hand-written ones. */
+#define T float
+#define SUF f32
+#define HALF 0
+#include "body_tmpl.h"
+
+#define T uint16_t
+#define SUF f16
+#define HALF 1
+#include "body_tmpl.h"
+
+TP_TARGET_AVX2 static int seg_compiled_f32(const void *x, int8_t *q, int64_t n, float inv, int32_t zp, int32_t qmin,
+                                           int check) {
+    return qz_quant_seg_body_f32(x, q, n, inv, zp, qmin, check);
+}
+
+TP_TARGET_AVX2 static int seg_compiled_f16(const void *x, int8_t *q, int64_t n, float inv, int32_t zp, int32_t qmin,
+                                           int check) {
+    return qz_quant_seg_body_f16(x, q, n, inv, zp, qmin, check);
+}
+
+TP_TARGET_AVX2 static int cols_compiled_f32(const void *x, int8_t *q, int64_t n, const float *inv, const int32_t *zp,
+                                            int32_t qmin, int check) {
+    return qz_quant_cols_body_f32(x, q, n, inv, zp, qmin, check);
+}
+
+/* Eight elements times inv rounded to int32 (cvtps2dq: nearest even; see qz_quant_avx2 for why
+ * no clamp follows). IEEE half: F16C converts exactly, as qz_half does (NaN never gets here:
+ * computed scales mean the data was finite). */
+TP_TARGET_AVX2 static inline __m256i qz_round8(const void *x, int64_t i, __m256 inv, const int half) {
+    __m256 v = half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)x + i)))
+                    : _mm256_loadu_ps((const float *)x + i);
+    return _mm256_cvtps_epi32(_mm256_mul_ps(v, inv));
+}
+
+TP_TARGET_AVX2 static inline uint32_t qz_hmax_epu32(__m256i v) {
+    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+    return (uint32_t)_mm_cvtsi128_si32(m);
+}
+
+/* Same results as the block body (integer max of |x| bits, then qz_params_sym, then rounding
+ * to nearest even). Returns 1 on NaN / Inf. */
+TP_TARGET_AVX2 int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t count, float *scale, int stream) {
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
+    /* Eight blocks at a time: their absmaxes, then their scales and reciprocals with two vector
+     * divisions (the same IEEE divisions qz_params_sym does one by one), then their q. This keeps
+     * the divider's latency off each block's critical path. */
+    for (int64_t g0 = 0; g0 < count; g0 += 8) {
+        int64_t nb = count - g0 < 8 ? count - g0 : 8;
+        uint32_t amax[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t k = 0; k < nb; k++) {
+            const float *xb = x + (g0 + k) * 32;
+            __m256i m = _mm256_max_epu32(
+                _mm256_max_epu32(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)xb), abs_mask),
+                                 _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(xb + 8)), abs_mask)),
+                _mm256_max_epu32(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(xb + 16)), abs_mask),
+                                 _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(xb + 24)), abs_mask)));
+            amax[k] = qz_hmax_epu32(m);
+            if (amax[k] >= 0x7f800000u) return 1;
+        }
+        /* qz_params_sym, eight lanes: s = a / 127; a == 0 -> 1; s < FLT_MIN -> FLT_MIN; 1 / s */
+        __m256 a = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)amax));
+        __m256 sc = _mm256_div_ps(a, _mm256_set1_ps(127.0f));
+        sc = _mm256_blendv_ps(sc, _mm256_set1_ps(QZ_MIN_SCALE),
+                              _mm256_cmp_ps(sc, _mm256_set1_ps(QZ_MIN_SCALE), _CMP_LT_OQ));
+        sc = _mm256_blendv_ps(sc, _mm256_set1_ps(1.0f), _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ));
+        float invs[8], scs[8];
+        _mm256_storeu_ps(invs, _mm256_div_ps(_mm256_set1_ps(1.0f), sc));
+        _mm256_storeu_ps(scs, sc);
+        for (int64_t k = 0; k < nb; k++) {
+            const float *xb = x + (g0 + k) * 32;
+            const __m256 inv = _mm256_set1_ps(invs[k]);
+            scale[g0 + k] = scs[k];
+            __m256i bytes = tp_lanes_to_bytes(qz_round8(xb, 0, inv, 0), qz_round8(xb, 8, inv, 0),
+                                              qz_round8(xb, 16, inv, 0), qz_round8(xb, 24, inv, 0));
+            /* stream: q is large and 16-byte aligned (NumPy's big buffers sit 16 bytes into
+             * a page, so 32-byte streaming stores would not line up): two 16-byte streaming
+             * stores, which the write-combining buffers join into whole lines */
+            int8_t *dst = q + (g0 + k) * 32;
+            if (stream) {
+                _mm_stream_si128((__m128i *)dst, _mm256_castsi256_si128(bytes));
+                _mm_stream_si128((__m128i *)(dst + 16), _mm256_extracti128_si256(bytes, 1));
+            } else {
+                _mm256_storeu_si256((__m256i *)dst, bytes);
+            }
+        }
+    }
+    return 0;
+}
+
+/* 32 elements from i: one scale (inv, zp; zp == 0 skips the adds) or one per column (cols;
+ * zp_cols NULL: symmetric, every zero point 0, no loads and no adds). */
+TP_TARGET_AVX2 static inline __m256i qz_round32(const void *x, int64_t i, __m256 inv, __m256i z, int32_t zp,
+                                                const float *inv_cols, const int32_t *zp_cols, const int half,
+                                                const int cols) {
+    __m256i r[4];
+    for (int k = 0; k < 4; k++) {
+        int64_t at = i + 8 * k;
+        if (cols) {
+            r[k] = qz_round8(x, at, _mm256_loadu_ps(inv_cols + at), half);
+            if (zp_cols) r[k] = _mm256_add_epi32(r[k], _mm256_loadu_si256((const __m256i *)(zp_cols + at)));
+        } else {
+            r[k] = qz_round8(x, at, inv, half);
+            if (zp) r[k] = _mm256_add_epi32(r[k], z);
+        }
+    }
+    return tp_lanes_to_bytes(r[0], r[1], r[2], r[3]);
+}
+
+/* n (a multiple of 32) elements, vector by vector. */
+TP_TARGET_AVX2 static inline void qz_run32(const void *x, int8_t *q, int64_t n, float inv_, int32_t zp,
+                                           const float *inv_cols, const int32_t *zp_cols, int stream,
+                                           const int half, const int cols) {
+    const __m256 inv = _mm256_set1_ps(inv_);
+    const __m256i z = _mm256_set1_epi32(zp);
+    for (int64_t i = 0; i < n; i += 32) {
+        __m256i bytes = qz_round32(x, i, inv, z, zp, inv_cols, zp_cols, half, cols);
+        if (stream) _mm256_stream_si256((__m256i *)(q + i), bytes);
+        else _mm256_storeu_si256((__m256i *)(q + i), bytes);
+    }
+}
+
+/* The quantize loops with computed scales, same results as the compiled ones bit for bit:
+ *  - rounding by cvtps2dq instead of the magic-number add: both round to nearest even under
+ *    the current MXCSR mode, and the two agree wherever |t| < 2^22;
+ *  - no integer clamps: the saturating packs clamp to [-128, 127], which is the affine clamp,
+ *    and a symmetric scale computed from the data gives |x * inv| <= 127 * (1 + 3 * 2^-24)
+ *    (s = RN(absmax / 127), inv = RN(1 / s); with s = FLT_MIN, absmax * 2^126 < 127), so -127
+ *    is never passed either.
+ * Caller-given scales (`check`, where t may be huge or NaN) and short pieces take the compiled
+ * loop; with `stream`, so do the elements before q's first 32-byte boundary, and the tail.
+ * A symmetric zero point of 0 (zp == 0, or qmin == -127 per column) runs a loop without adds. */
+TP_TARGET_AVX2 static inline int qz_quant_compiled(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
+                                                   const float *inv_cols, const int32_t *zp_cols, int32_t qmin,
+                                                   int check, const int half, const int cols) {
+    if (cols) return cols_compiled_f32(x, q, n, inv_cols, zp_cols, qmin, check);
+    if (half) return seg_compiled_f16(x, q, n, inv, zp, qmin, check);
+    return seg_compiled_f32(x, q, n, inv, zp, qmin, check);
+}
+
+TP_TARGET_AVX2 static inline int qz_quant_avx2(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
+                                               const float *inv_cols, const int32_t *zp_cols, int32_t qmin, int check,
+                                               const int stream, const int half, const int cols) {
+    const int es = half ? 2 : 4;
+    int64_t head = stream ? (int64_t)((32 - ((uintptr_t)q & 31)) & 31) : 0;
+    if (check || n < head + 32) return qz_quant_compiled(x, q, n, inv, zp, inv_cols, zp_cols, qmin, check, half, cols);
+    if (head) qz_quant_compiled(x, q, head, inv, zp, inv_cols, zp_cols, qmin, 0, half, cols);
+    int64_t body = (n - head) & ~(int64_t)31, done = head + body;
+    const void *xb = AT(x, head, es);
+    if (cols && qmin == -127) qz_run32(xb, q + head, body, 0.0f, 0, inv_cols + head, NULL, stream, half, 1);
+    else if (cols) qz_run32(xb, q + head, body, 0.0f, 0, inv_cols + head, zp_cols + head, stream, half, 1);
+    else if (zp) qz_run32(xb, q + head, body, inv, zp, NULL, NULL, stream, half, 0);
+    else qz_run32(xb, q + head, body, inv, 0, NULL, NULL, stream, half, 0);
+    if (done < n)
+        qz_quant_compiled(AT(x, done, es), q + done, n - done, inv, zp, cols ? inv_cols + done : NULL,
+                          cols ? zp_cols + done : NULL, qmin, 0, half, cols);
+    return 0;
+}
+
+/* The named forms the loop sets hold (variants.c). */
+TP_TARGET_AVX2 int qz_quant_seg_f32_avx2_fast(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
+                                              int32_t qmin, int check) {
+    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 0, 0, 0);
+}
+
+TP_TARGET_AVX2 int qz_quant_seg_f32_avx2_nt(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
+                                            int32_t qmin, int check) {
+    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 1, 0, 0);
+}
+
+TP_TARGET_AVX2 int qz_quant_seg_f16_avx2_fast(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
+                                              int32_t qmin, int check) {
+    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 0, 1, 0);
+}
+
+TP_TARGET_AVX2 int qz_quant_seg_f16_avx2_nt(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
+                                            int32_t qmin, int check) {
+    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 1, 1, 0);
+}
+
+TP_TARGET_AVX2 int qz_quant_cols_f32_avx2_fast(const void *x, int8_t *q, int64_t n, const float *inv,
+                                               const int32_t *zp, int32_t qmin, int check) {
+    return qz_quant_avx2(x, q, n, 0.0f, 0, inv, zp, qmin, check, 0, 0, 1);
+}
+
+TP_TARGET_AVX2 int qz_quant_cols_f32_avx2_nt(const void *x, int8_t *q, int64_t n, const float *inv,
+                                             const int32_t *zp, int32_t qmin, int check) {
+    return qz_quant_avx2(x, q, n, 0.0f, 0, inv, zp, qmin, check, 1, 0, 1);
+}
+
+/* q staged in L1 by a compiled loop, copied out with streaming stores (from dst's first 32-byte
+ * boundary). */
+TP_TARGET_AVX2 void qz_stream_copy_avx2(int8_t *TP_RESTRICT dst, const int8_t *TP_RESTRICT src, int64_t n) {
+    int64_t i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 31); i++) dst[i] = src[i];
+    for (; i + 32 <= n; i += 32)
+        _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
+    for (; i < n; i++) dst[i] = src[i];
+}
+
+/* Dequantize with streaming stores: the same arithmetic as dq_seg_body / dq_cols_body (one
+ * exact integer difference, one multiply), so the same bits. One scale (scale, zp) or one per
+ * column (cols; zp_cols NULL: every zero point 0). */
+TP_TARGET_AVX2 static inline float dq_one(const int8_t *q, int64_t i, float scale, int32_t zp,
+                                          const float *scale_cols, const int8_t *zp_cols, const int cols) {
+    if (cols) return (float)((int32_t)q[i] - (zp_cols ? (int32_t)zp_cols[i] : 0)) * scale_cols[i];
+    return (float)((int32_t)q[i] - zp) * scale;
+}
+
+TP_TARGET_AVX2 static inline void dq_avx2_nt(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out, int64_t n,
+                                             float scale, int32_t zp, const float *TP_RESTRICT scale_cols,
+                                             const int8_t *TP_RESTRICT zp_cols, const int cols) {
+    int64_t i = 0;
+    for (; i < n && ((uintptr_t)(out + i) & 31); i++) out[i] = dq_one(q, i, scale, zp, scale_cols, zp_cols, cols);
+    const __m256 s = _mm256_set1_ps(scale);
+    const __m256i z = _mm256_set1_epi32(zp);
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
+        if (!cols) {
+            _mm256_stream_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, z)), s));
+            continue;
+        }
+        if (zp_cols) v = _mm256_sub_epi32(v, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(zp_cols + i))));
+        _mm256_stream_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale_cols + i)));
+    }
+    for (; i < n; i++) out[i] = dq_one(q, i, scale, zp, scale_cols, zp_cols, cols);
+}
+
+TP_TARGET_AVX2 void dq_seg_avx2_nt(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) {
+    dq_avx2_nt(q, out, n, scale, zp, NULL, NULL, 0);
+}
+
+TP_TARGET_AVX2 void dq_cols_avx2_nt(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) {
+    dq_avx2_nt(q, out, n, 0.0f, 0, scale, zp, 1);
+}
+
+#endif /* TP_HAVE_X86_VARIANTS */
