@@ -342,11 +342,11 @@ def run_backend(module, x, shape_axis_block, mode, scale=None, zp=None, isa=None
     z = zp if zp is not None else (np.full(sshape, 99, np.int8) if mode == 1 else None)
     flat = x.reshape(-1).view(np.uint16) if x.dtype == np.float16 else x.reshape(-1)
     args = (flat, layout, mode, s.reshape(-1), None if z is None else z.reshape(-1), q.reshape(-1))
-    bad = module.quantize(*args) if isa is None else module.quantize_isa(*args, isa)
+    bad = module.quantize(*args) if isa is None else module.quantize(*args, isa=isa)
     out = np.full(x.shape, np.nan, np.float32)
     if bad < 0:
         dargs = (q.reshape(-1), layout, s.reshape(-1), None if z is None else z.reshape(-1), out.reshape(-1))
-        module.dequantize(*dargs) if isa is None else module.dequantize_isa(*dargs, isa)
+        module.dequantize(*dargs) if isa is None else module.dequantize(*dargs, isa=isa)
     return bad, q, s, z, out
 
 
@@ -385,6 +385,52 @@ def test_every_variant_matches_scalar(rng, isa):
                     run_backend(c, x, case, mode, scale, zp, isa="scalar"))
 
 
+def reference_result(x, case, mode, scale, zp):
+    """What run_backend gives, from the NumPy reference: (bad, q, scale, zero point, x_hat)."""
+    shape, axis, block = case
+    ax = axis if block is None else None
+    finite = np.isfinite(x.astype(np.float32))
+    if not finite.all():  # the lowest group holding a NaN / Inf
+        return (int(ref.groups(shape, ax, block)[0][~finite].min()),)
+    if mode == 2:
+        q, s, z = ref.quantize(x, axis=ax, scale=scale, zero_point=zp, block_size=block)
+        s, z = np.asarray(scale, np.float32), zp
+    else:
+        q, s, z = ref.quantize(x, axis=ax, symmetric=mode == 0, block_size=block)
+        z = None if mode == 0 else z.astype(np.int8)
+    return -1, q, s, z, ref.dequantize(q, s, z, ax, block)
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+def test_every_variant_matches_numpy_reference(rng, isa):
+    # The scalar reference (isa="scalar", csrc/quant/ref.c) included: it is what the other
+    # variants are held to, so it is held to the NumPy reference itself.
+    c = _backend.kernels_of("c", "quant")
+    for case, x, mode, scale, zp in variant_inputs(rng):
+        got, want = run_backend(c, x, case, mode, scale, zp, isa=isa), reference_result(x, case, mode, scale, zp)
+        assert got[0] == want[0]
+        if want[0] < 0:
+            for u, v in zip(got[1:], want[1:]):
+                if v is None:
+                    assert u is None
+                else:
+                    np.testing.assert_array_equal(np.asarray(u).reshape(np.shape(v)), v)
+
+
+@requires_c
+def test_scalar_variant_is_the_reference():
+    # isa="scalar" runs the plain reference: a variant the build or CPU lacks is refused, and the
+    # scalar one is there on every build.
+    from tensorpress import _native
+
+    assert "scalar" in _native.available_isas()
+    c = _backend.kernels_of("c", "quant")
+    x = np.arange(-40, 40, dtype=np.float32).reshape(8, 10) / 7
+    for isa in ("scalar", "baseline"):
+        assert run_backend(c, x, ((8, 10), 0, None), 0, isa=isa)[0] == -1
+
+
 @requires_c
 @pytest.mark.skipif("numba" not in _backend.available_backends(), reason="numba missing")
 def test_c_matches_numba(rng):
@@ -412,8 +458,8 @@ def test_large_dequantize_matches_reference(rng, shape, axis, block):
 
         layout, _ = _layout(shape, _AXIS_DEFAULT if axis is None else axis, block, "t")
         got = np.empty(shape, np.float32)
-        _backend.kernels_of("c", "quant").dequantize_isa(q.reshape(-1), layout, s.reshape(-1), None,
-                                                         got.reshape(-1), isa)
+        _backend.kernels_of("c", "quant").dequantize(q.reshape(-1), layout, s.reshape(-1), None,
+                                                     got.reshape(-1), isa=isa)
         np.testing.assert_array_equal(got, ref.dequantize(q, s, None, axis, block))
 
 
@@ -447,7 +493,7 @@ def test_large_blocks_match_reference(rng):
         for isa in [v for v in isa_variants() if v in ("avx2", "avx512")]:  # the streaming ones
             q[...] = 0
             s = np.empty(es.size, np.float32)
-            assert kern.quantize_isa(x.reshape(-1), layout, 0, s, None, q, isa) < 0
+            assert kern.quantize(x.reshape(-1), layout, 0, s, None, q, isa=isa) < 0
             np.testing.assert_array_equal(q.reshape(x.shape), eq)
             np.testing.assert_array_equal(s, es.reshape(-1))
 

@@ -1,7 +1,8 @@
-"""C backend of int8 quantize / dequantize (csrc/quant.c): pointers taken, one call each.
+"""C backend of int8 quantize / dequantize (csrc/quant/): pointers taken, one call each.
 
 Arguments arrive validated by tensorpress.quant; x, q, scale, zero_point and out are flat,
-C-contiguous views. The functions mirror tensorpress._numba.quant.
+C-contiguous views. The functions mirror tensorpress._numba.quant; `isa` picks a kernel variant
+(None: the current one; or "scalar", the plain reference, "baseline", "avx2", "avx512").
 """
 
 import numpy as np
@@ -20,7 +21,12 @@ def _ptr(a, ctype):
     return ffi.NULL if a is None else ffi.cast(ctype, ffi.from_buffer(a, require_writable=False))
 
 
-def _quantize(x, layout, mode, scale, zero_point, q, isa):
+def _isa_code(isa):
+    return lib.tp_isa_current() if isa is None else ISA_CODES[isa]
+
+
+def quantize(x, layout, mode, scale, zero_point, q, isa=None):
+    """Returns the first channel (block) holding NaN / Inf, or -1 when q and scale are written."""
     outer, channels, inner, block = layout
     code, ctype = _DTYPE_CODES[x.dtype]
     words = lib.tp_quantize_int8_workspace(code, outer, channels, inner, block, mode,
@@ -31,7 +37,7 @@ def _quantize(x, layout, mode, scale, zero_point, q, isa):
         _ptr(x, ctype), code, outer, channels, inner, block, mode,
         ffi.cast("float *", ffi.from_buffer(scale)),
         _ptr(zero_point, "int8_t *"), ffi.cast("int8_t *", ffi.from_buffer(q)),
-        ffi.cast("int32_t *", ffi.from_buffer(workspace)), workspace.size, bad, isa,
+        ffi.cast("int32_t *", ffi.from_buffer(workspace)), workspace.size, bad, _isa_code(isa),
     )
     if status == lib.TP_ERR_NONFINITE:
         return int(bad[0])
@@ -39,31 +45,13 @@ def _quantize(x, layout, mode, scale, zero_point, q, isa):
     return -1
 
 
-def quantize(x, layout, mode, scale, zero_point, q):
-    """Returns the first channel (block) holding NaN / Inf, or -1 when q and scale are written."""
-    return _quantize(x, layout, mode, scale, zero_point, q, lib.tp_isa_current())
-
-
-def quantize_isa(x, layout, mode, scale, zero_point, q, isa):
-    """quantize with one named kernel variant ("scalar", "baseline", "avx2", "avx512")."""
-    return _quantize(x, layout, mode, scale, zero_point, q, ISA_CODES[isa])
-
-
-def _dequantize(q, layout, scale, zero_point, out, isa):
+def dequantize(q, layout, scale, zero_point, out, isa=None):
     outer, channels, inner, block = layout
     check(
         lib.tp_dequantize_int8_isa(
             ffi.cast("int8_t *", ffi.from_buffer(q, require_writable=False)), outer, channels,
             inner, block, ffi.cast("float *", ffi.from_buffer(scale, require_writable=False)),
-            _ptr(zero_point, "int8_t *"), ffi.cast("float *", ffi.from_buffer(out)), isa,
+            _ptr(zero_point, "int8_t *"), ffi.cast("float *", ffi.from_buffer(out)), _isa_code(isa),
         ),
         "dequantize_int8",
     )
-
-
-def dequantize(q, layout, scale, zero_point, out):
-    _dequantize(q, layout, scale, zero_point, out, lib.tp_isa_current())
-
-
-def dequantize_isa(q, layout, scale, zero_point, out, isa):
-    _dequantize(q, layout, scale, zero_point, out, ISA_CODES[isa])
