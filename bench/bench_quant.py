@@ -1,7 +1,8 @@
 """pytest-benchmark suite of int8 quantize / dequantize (run: pytest bench/bench_quant.py).
 
-16M float32 (4096x4096) as in the issue: tensorpress C and Numba, the naive NumPy chain, and
-torch's observer + quantize_per_channel when torch is installed.
+16M float32 (4096x4096) as in the issue, and the same values as float16 (the dtype of many
+inference checkpoints): tensorpress C and Numba, the naive NumPy chain, and torch's observer +
+quantize_per_channel when torch is installed.
 """
 
 import warnings
@@ -21,21 +22,30 @@ def x():
     return np.random.default_rng(0).standard_normal((N, N), dtype=np.float32)
 
 
+@pytest.fixture(scope="module")
+def x16(x):
+    return x.astype(np.float16)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("axis", [0, 1])
-def test_quantize_tensorpress(benchmark, x, backend, axis):
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_quantize_tensorpress(benchmark, x, x16, backend, axis, dtype):
     from tensorpress import quant
 
-    fn = bq._with_backend(backend, lambda: quant.quantize_int8(x, axis))
+    data = x if dtype == "float32" else x16
+    fn = bq._with_backend(backend, lambda: quant.quantize_int8(data, axis))
     q, s = benchmark(fn)
     assert q.shape == x.shape
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_quantize_blocks_tensorpress(benchmark, x, backend):
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_quantize_blocks_tensorpress(benchmark, x, x16, backend, dtype):
     from tensorpress import quant
 
-    benchmark(bq._with_backend(backend, lambda: quant.quantize_int8(x, block_size=32)))
+    data = x if dtype == "float32" else x16
+    benchmark(bq._with_backend(backend, lambda: quant.quantize_int8(data, block_size=32)))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
