@@ -1,4 +1,4 @@
-"""Huffman coding of byte-sized symbols (csrc/huffman.c, with a Numba twin).
+"""Huffman coding of byte-sized symbols (csrc/huffman/, with a Numba twin in _numba/huffman/).
 
     blob = tp.huffman_encode(x)         # x: uint8 / int8 array of any shape, or bytes
     y = tp.huffman_decode(blob)         # same dtype and shape (bytes for bytes)

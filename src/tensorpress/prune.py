@@ -18,7 +18,7 @@ Semantics shared by every function and both backends:
   ``np.packbits(mask.reshape(-1))`` instead: uint8, 8x smaller (``np.unpackbits(p,
   count=x.size).reshape(x.shape)`` restores the mask).
 
-The selection is a radix select on the magnitude bits in O(n) (see csrc/topk.c): no sort.
+The selection is a radix select on the magnitude bits in O(n) (see csrc/topk/): no sort.
 """
 
 import math

@@ -1,5 +1,5 @@
 """Plain Python / NumPy reference of the Huffman family: the stream format read from its
-written description (csrc/huffman.c's header comment), bit by bit, and the code-length rules.
+written description (docs/huffman.md), bit by bit, and the code-length rules.
 Slow; for small inputs only."""
 
 import heapq
@@ -60,7 +60,7 @@ def package_merge(counts, max_bits):
 
 
 def limited_lengths(counts, max_bits):
-    """The coder's rule (huffman_codes.c), written from its description: Huffman lengths by a
+    """The coder's rule (csrc/huffman/code_lengths.c), written from its description: Huffman lengths by a
     two-queue merge of (count, symbol)-sorted leaves, clamped, excess repaid by the cheapest
     non-overshooting lengthening (count * 2^length), deficit filled by shortening a longest code,
     lengths handed out by frequency."""

@@ -1,4 +1,4 @@
-"""Numba twin of csrc/adam.c: the same operations in the same order, hence the same bits."""
+"""Numba twin of csrc/adam/ (ref.c spells the update out): the same operations in the same order, hence the same bits."""
 
 import ctypes
 import math
@@ -15,7 +15,7 @@ from . import PARALLEL_CHUNK, use_parallel
 _PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
 
 # Every kernel releases the GIL (nogil), as the C calls do, so other Python threads run while
-# it works. error_model="numpy" makes division IEEE as in adam.c: a grad_scale that rounds to 0
+# it works. error_model="numpy" makes division IEEE as in csrc/adam/: a grad_scale that rounds to 0
 # in float32 (1e-300) or eps=0 with a zero second moment gives Inf/NaN (found_inf, or NaN
 # params as on C) instead of the ZeroDivisionError of Numba's default "python" model.
 _SERIAL = dict(nogil=True, cache=True, error_model="numpy")
@@ -25,7 +25,7 @@ _PARALLEL = dict(nogil=True, parallel=True, error_model="numpy")  # parallel + c
 def _make_update(amsgrad):
     """The element loop, one compiled form with amsgrad's fourth stream and one without, so the
     common loop has no conditional load or store. Options that only change arithmetic are
-    selects on loop invariants, which LLVM keeps branch-free and vectorizes (as in adam.c)."""
+    selects on loop invariants, which LLVM keeps branch-free and vectorizes (as in csrc/adam/body_tmpl.h)."""
 
     @nb.njit(inline="always", **_SERIAL)
     def update(p, g, m, v, vmax, grad_scale, sign, wd, decay, lerp_w, lerp_wc, beta2,
@@ -100,7 +100,7 @@ def _any_nonfinite(g, scale):
 
 
 def constants(dtype, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
-    """The per-step scalars, computed in double and rounded to `dtype` exactly as adam.c does."""
+    """The per-step scalars, computed in double and rounded to `dtype` exactly as csrc/adam/consts_tmpl.h does."""
     t = np.dtype(dtype).type
     bias_correction1 = 1.0 - math.pow(beta1, float(step))
     bias_correction2 = 1.0 - math.pow(beta2, float(step))

@@ -1,4 +1,4 @@
-"""Numba twin of csrc/quant.c: the same float32 arithmetic in the same order, hence the same bits.
+"""Numba twin of csrc/quant/: the same float32 arithmetic in the same order, hence the same bits.
 
 Layout arguments follow tp_quant.h: (outer, channels, inner, block). x arrives flat: float32,
 float64, or the uint16 bits of float16 (Numba has no float16 type), decoded by table lookup.
@@ -18,7 +18,7 @@ SYMMETRIC, AFFINE, GIVEN = 0, 1, 2
 _INT64_MAX = 2**63 - 1
 
 # Every kernel releases the GIL (nogil), as the C calls do. error_model="numpy": a division by
-# zero gives Inf/NaN as in quant.c's IEEE float arithmetic (a given scale of 0 reached from the
+# zero gives Inf/NaN as in csrc/quant/'s IEEE float arithmetic (a given scale of 0 reached from the
 # kernel level) rather than raising ZeroDivisionError.
 _KERNEL = dict(nogil=True, cache=True, error_model="numpy")
 _F32_MIN = np.float32(np.finfo(np.float32).tiny)  # smallest scale with a finite reciprocal
@@ -246,7 +246,7 @@ def _dequantize_blocks(q, rows, nb_, length, block, scale, zp, has_zp, out):
 
 
 def _normalize(outer, channels, inner, block):
-    """The layout as Python ints, checked as quant.c checks it. Numba types a Python int above
+    """The layout as Python ints, checked as csrc/quant/ checks it. Numba types a Python int above
     2**63-1 as uint64, and int64 arithmetic mixed with uint64 wraps: with block_size=2**63,
     min((b + 1) * block, length) came out negative, every block loop was empty, and q came back
     as np.empty left it (every scale 1). So the layout must fit int64 (C's int64_t cannot take more

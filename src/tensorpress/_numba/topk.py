@@ -1,4 +1,4 @@
-"""Numba twin of csrc/topk.c: the same radix selection on magnitude keys, hence the same masks.
+"""Numba twin of csrc/topk/: the same radix selection on magnitude keys, hence the same masks.
 
 The answer (exactly k kept, ties at the threshold to the lower flat index) is unique, so any
 correct selection agrees with the C kernels bit for bit; this one follows the same steps in a
@@ -14,7 +14,7 @@ from ..errors import NonFiniteError
 from . import use_parallel
 
 # (unsigned view dtype, sign-clearing mask, key of Inf, top-digit shift) per float dtype; the
-# top digit has the same width as in topk.c.
+# top digit has the same width as in csrc/topk/.
 _KEYS = {
     np.dtype(np.float16): (np.uint16, 0x7FFF, 0x7C00, 4),
     np.dtype(np.float32): (np.uint32, 0x7FFFFFFF, 0x7F800000, 19),
@@ -80,7 +80,7 @@ def _collect(u, absmask, shift, digit, base, cidx, ckey, w):
 
 @nb.njit(**_SERIAL)
 def _select_candidates(cidx, ckey, count, need, shift):
-    """As select_candidates in topk.c: (threshold key, index of the last tied element kept)."""
+    """As select_candidates in csrc/topk/candidates.c: (threshold key, index of the last tied element kept)."""
     while shift > 0 and count > need:
         bits = 8 if shift >= 8 else shift
         ns = shift - bits
