@@ -13,7 +13,7 @@ static int HIST_PIECE(const BITS_T *TP_RESTRICT x, int64_t n, int shift, KEY_T d
                       int pshift, KEY_T prefix, uint32_t *TP_RESTRICT h) {
     int nan = 0;
     if (!restricted) {
-        /* NaN is found from the histogram afterwards (see nan_from_hist): the hot loop
+        /* NaN is found from the histogram afterwards (below): the hot loop
          * is only load, mask, shift, increment */
         int64_t i = 0;
         for (; i + 4 <= n; i += 4) {
