@@ -8,9 +8,20 @@ counterpart in tensorpress._native.
 
 import os
 
+import numba as nb
 from numba.core.compiler_lock import global_compiler_lock
 
 PARALLEL_CHUNK = 16384  # elements per prange task: large enough to amortise scheduling
+
+
+def serial_and_parallel(driver, **options):
+    """The serial and the parallel kernel of one driver written with nb.prange, so the two forms
+    cannot drift: compiled without parallel=True, prange runs as range (that form is cached on
+    disk); with it, the iterations are spread over threads (not cached: Numba's parallel
+    kernels and its cache do not mix safely). Both release the GIL."""
+    serial = nb.njit(cache=True, nogil=True, **options)(driver)
+    parallel = nb.njit(parallel=True, nogil=True, **options)(driver)
+    return serial, parallel
 
 
 def use_parallel(size, minimum):

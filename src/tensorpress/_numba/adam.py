@@ -10,7 +10,7 @@ import numpy as np
 from .. import _checks
 from .._consts import ADAM_AMSGRAD, ADAM_DECOUPLED, ADAM_GRAD_SCALE, ADAM_MAXIMIZE, ADAM_ROW, FLOAT32, FLOAT64
 from ..errors import InvalidArgumentError
-from . import PARALLEL_CHUNK, use_parallel
+from . import PARALLEL_CHUNK, serial_and_parallel, use_parallel
 
 _PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
 
@@ -19,7 +19,6 @@ _PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
 # in float32 (1e-300) or eps=0 with a zero second moment gives Inf/NaN (found_inf, or NaN
 # params as on C) instead of the ZeroDivisionError of Numba's default "python" model.
 _SERIAL = dict(nogil=True, cache=True, error_model="numpy")
-_PARALLEL = dict(nogil=True, parallel=True, error_model="numpy")  # parallel + cache segfaults
 
 
 def _make_update(amsgrad):
@@ -70,24 +69,17 @@ def _update(p, g, m, v, vmax, lo, hi, c, flags):
                       c[8], c[9], c[10], flags[0], flags[1], flags[2], flags[3])
 
 
-def _make_driver(loop, options):
-    """The update over chunks of PARALLEL_CHUNK elements, run by `loop`: range (serial, cached)
-    or nb.prange (parallel). One body, so the two forms cannot drift."""
-
-    @nb.njit(**options)
-    def driver(p, g, m, v, vmax, c, flags):
-        n = p.size
-        chunks = (n + PARALLEL_CHUNK - 1) // PARALLEL_CHUNK
-        for k in loop(chunks):
-            lo = k * PARALLEL_CHUNK
-            hi = min(lo + PARALLEL_CHUNK, n)
-            _update(p, g, m, v, vmax, lo, hi, c, flags)
-
-    return driver
+def _drive(p, g, m, v, vmax, c, flags):
+    """The update over chunks of PARALLEL_CHUNK elements (a prange loop: see serial_and_parallel)."""
+    n = p.size
+    chunks = (n + PARALLEL_CHUNK - 1) // PARALLEL_CHUNK
+    for k in nb.prange(chunks):
+        lo = k * PARALLEL_CHUNK
+        hi = min(lo + PARALLEL_CHUNK, n)
+        _update(p, g, m, v, vmax, lo, hi, c, flags)
 
 
-_adam_serial = _make_driver(range, _SERIAL)
-_adam_parallel = _make_driver(nb.prange, _PARALLEL)
+_adam_serial, _adam_parallel = serial_and_parallel(_drive, error_model="numpy")
 
 
 @nb.njit(**_SERIAL)

@@ -1,9 +1,7 @@
 """What the Huffman twin's modules share (as csrc/common.h does for the C files): read-only
-argument views and the one factory of the serial and parallel drivers."""
+argument views and the choice between a serial and a parallel driver."""
 
-import numba as nb
-
-from .. import use_parallel
+from .. import serial_and_parallel, use_parallel  # noqa: F401 (the family modules take both from here)
 
 PARALLEL_MIN = 1 << 22  # parallel drivers compile slowly; worth it for large inputs only
 
@@ -14,14 +12,6 @@ def readonly(a):
     v = a.view()
     v.flags.writeable = False
     return v
-
-
-def serial_and_parallel(driver):
-    """The serial and the parallel kernel of one driver over blocks, written with nb.prange:
-    compiled without parallel=True, prange runs as range (that form is cached on disk); with
-    it, the blocks are spread over threads (not cached: Numba's parallel kernels and its cache
-    do not mix safely). Both release the GIL."""
-    return nb.njit(cache=True, nogil=True)(driver), nb.njit(parallel=True, nogil=True)(driver)
 
 
 def pick(kernels, size):
