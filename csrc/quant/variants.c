@@ -39,32 +39,26 @@ TP_ALWAYS_INLINE void dq_cols_body(const int8_t *TP_RESTRICT q, float *TP_RESTRI
         for (int64_t j = 0; j < n; j++) out[j] = (float)q[j] * scale[j];
 }
 
-/* The wrappers of one input type under one ISA: qz_<loop>_<SUF>_<ISA>, each one call. Some are
- * unused where a hand-written loop takes their slot. */
-#define QZ_STAMP_LOOPS(SUF, ISA, TARGET)                                                                                       \
-    TARGET __attribute__((unused)) static uint32_t qz_stats_sym_##SUF##_##ISA(const void *x, int64_t n, uint32_t m) {            \
-        return qz_stats_sym_body_##SUF(x, n, m); }                                                                             \
-    TARGET static void qz_stats_aff_##SUF##_##ISA(const void *x, int64_t n, int32_t *mn, int32_t *mx) {                         \
-        qz_stats_aff_body_##SUF(x, n, mn, mx); }                                                                               \
-    TARGET static void qz_cols_sym_##SUF##_##ISA(const void *x, int64_t n, uint32_t *acc) {                                     \
-        qz_cols_sym_body_##SUF(x, NULL, n, acc, 0); }                                                                          \
-    TARGET static void qz_cols_aff_##SUF##_##ISA(const void *x, int64_t n, int32_t *mn, int32_t *mx) {                          \
-        qz_cols_aff_body_##SUF(x, NULL, n, mn, mx, 0); }                                                                       \
-    TARGET __attribute__((unused)) static int qz_quant_seg_##SUF##_##ISA(const void *x, int8_t *q, int64_t n, float inv,        \
-                                                                         int32_t zp, int32_t qmin, int check) {                \
-        return qz_quant_seg_body_##SUF(x, q, n, inv, zp, qmin, check); }                                                       \
-    TARGET __attribute__((unused)) static int qz_quant_cols_##SUF##_##ISA(const void *x, int8_t *q, int64_t n,                  \
-                                                                          const float *inv, const int32_t *zp, int32_t qmin,   \
-                                                                          int check) {                                         \
-        return qz_quant_cols_body_##SUF(x, q, n, inv, zp, qmin, check); }                                                      \
-    TARGET static int qz_block_run_##SUF##_##ISA(const void *x, int8_t *q, int64_t count, int64_t B, int affine, float *scale,  \
-                                                 int8_t *zp) {                                                                 \
-        return qz_block_run_body_##SUF(x, q, count, B, affine, scale, zp); }                                                   \
-    TARGET static void qz_copy_##SUF##_##ISA(const void *x, float *buf, int64_t n) { qz_copy_body_##SUF(x, buf, n); }           \
-    TARGET static void qz_copy_cols_sym_##SUF##_##ISA(const void *x, float *buf, int64_t n, uint32_t *acc) {                    \
-        qz_cols_sym_body_##SUF(x, buf, n, acc, 1); }                                                                           \
-    TARGET static void qz_copy_cols_aff_##SUF##_##ISA(const void *x, float *buf, int64_t n, int32_t *mn, int32_t *mx) {         \
-        qz_cols_aff_body_##SUF(x, buf, n, mn, mx, 1); }
+/* Parameter lists the wrappers share (the loop slots of qz_loops). */
+#define QZ_SEG_PARAMS const void *x, int8_t *q, int64_t n, float inv, int32_t zp, int32_t qmin, int check
+#define QZ_COLS_PARAMS const void *x, int8_t *q, int64_t n, const float *inv, const int32_t *zp, int32_t qmin, int check
+#define QZ_BLOCK_PARAMS const void *x, int8_t *q, int64_t count, int64_t B, int affine, float *scale, int8_t *zp
+#define QZ_COPY_AFF_PARAMS const void *x, float *buf, int64_t n, int32_t *lo, int32_t *hi
+/* where a hand-written loop takes the slot, the compiled one goes unused */
+#define QZ_MAYBE_UNUSED __attribute__((unused))
+
+/* The wrappers of one input type under one ISA: qz_<loop>_<SUF>_<ISA>, each one call. */
+#define QZ_STAMP_LOOPS(SUF, ISA, TARGET) \
+    TARGET static uint32_t qz_stats_sym_##SUF##_##ISA(const void *x, int64_t n, uint32_t m) { return qz_stats_sym_body_##SUF(x, n, m); } \
+    TARGET static void qz_stats_aff_##SUF##_##ISA(const void *x, int64_t n, int32_t *lo, int32_t *hi) { qz_stats_aff_body_##SUF(x, n, lo, hi); } \
+    TARGET static void qz_cols_sym_##SUF##_##ISA(const void *x, int64_t n, uint32_t *acc) { qz_cols_sym_body_##SUF(x, NULL, n, acc, 0); } \
+    TARGET static void qz_cols_aff_##SUF##_##ISA(const void *x, int64_t n, int32_t *lo, int32_t *hi) { qz_cols_aff_body_##SUF(x, NULL, n, lo, hi, 0); } \
+    TARGET QZ_MAYBE_UNUSED static int qz_quant_seg_##SUF##_##ISA(QZ_SEG_PARAMS) { return qz_quant_seg_body_##SUF(x, q, n, inv, zp, qmin, check); } \
+    TARGET QZ_MAYBE_UNUSED static int qz_quant_cols_##SUF##_##ISA(QZ_COLS_PARAMS) { return qz_quant_cols_body_##SUF(x, q, n, inv, zp, qmin, check); } \
+    TARGET static int qz_block_run_##SUF##_##ISA(QZ_BLOCK_PARAMS) { return qz_block_run_body_##SUF(x, q, count, B, affine, scale, zp); } \
+    TARGET static void qz_copy_##SUF##_##ISA(const void *x, float *buf, int64_t n) { qz_copy_body_##SUF(x, buf, n); } \
+    TARGET static void qz_copy_cols_sym_##SUF##_##ISA(const void *x, float *buf, int64_t n, uint32_t *acc) { qz_cols_sym_body_##SUF(x, buf, n, acc, 1); } \
+    TARGET static void qz_copy_cols_aff_##SUF##_##ISA(QZ_COPY_AFF_PARAMS) { qz_cols_aff_body_##SUF(x, buf, n, lo, hi, 1); }
 
 /* A loop set: the stamped loops of SUF under ISA, with these quant_seg / quant_cols, and the
  * x86 slots (streaming loops, the float32 32-element blocks, the streaming copy) or NULLs. */
