@@ -321,3 +321,38 @@ def test_set_num_threads(n):
 def test_load_refuses_non_paths(bad, tmp_path):
     with pytest.raises((tp.TensorpressError, OSError)):
         tp.load(bad)
+
+
+def _misaligned(dtype, n=64):
+    raw = np.zeros(n * np.dtype(dtype).itemsize + 1, np.uint8)
+    a = raw[1:].view(dtype)
+    a[...] = np.arange(n)
+    assert not a.flags.aligned
+    return a
+
+
+@pytest.mark.parametrize("call", [
+    lambda a: tp.topk_mask(a, 3),
+    lambda a: tp.topk_mask(a.reshape(8, 8), 3, axis=0),
+    lambda a: tp.topk_threshold(a, 3),
+    lambda a: tp.prune_(a, 3),
+    lambda a: tp.global_topk_masks([a], 3),
+    lambda a: tp.nm_mask(a, 2, 4),
+    lambda a: tp.quantize_int8(a),
+    lambda a: tp.quantize_int8(a, block_size=8),
+])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_misaligned_arrays_are_refused_before_any_kernel(call, dtype):
+    # A C kernel reading a misaligned typed pointer is undefined behaviour (UBSan reports it;
+    # x86 happens to tolerate it), so the checks refuse such arrays and say how to fix them.
+    a = _misaligned(dtype)
+    before = a.copy()
+    with pytest.raises(tp.InvalidArgumentError, match="aligned"):
+        call(a)
+    assert np.array_equal(a, before)
+
+
+def test_misaligned_dequantize_out_is_refused():
+    q, s = tp.quantize_int8(np.ones(64, np.float32))
+    with pytest.raises(tp.InvalidArgumentError, match="aligned"):
+        tp.dequantize_int8(q, s, out=_misaligned(np.float32))

@@ -55,6 +55,13 @@ def require_contiguous(x, name, index=None):
         )
 
 
+def require_aligned(x, name, index=None):
+    """Element-aligned data, as C requires of a typed pointer (x86 tolerates a misaligned load;
+    the C standard, UBSan and other CPUs do not)."""
+    if not x.flags.aligned:
+        raise InvalidArgumentError(f"{where(name, index)} is not aligned to its dtype; copy it into a fresh array")
+
+
 def require_writable(x, name, index=None):
     if not x.flags.writeable:
         raise InvalidArgumentError(f"{where(name, index)} is read-only but is updated in place")
@@ -168,8 +175,7 @@ def check_adam_tensors(lists):
             if a.shape != p.shape:
                 raise InvalidArgumentError(f"{name}[{i}] has shape {a.shape} but params[{i}] has {p.shape}")
             require_contiguous(a, name, i)
-            if not a.flags.aligned:
-                raise InvalidArgumentError(f"{name}[{i}] is not aligned to its dtype; copy it into a fresh array")
+            require_aligned(a, name, i)
             if a.dtype.byteorder == (">" if np.little_endian else "<"):
                 raise DTypeError(f"{name}[{i}] is byte-swapped ({a.dtype}); use native byte order")
             written = name != "grads"

@@ -65,8 +65,10 @@ def _as_array(name, value):
     array = np.asarray(value)
     if array.dtype.kind not in "fiub" or array.dtype.byteorder == (">" if np.little_endian else "<"):
         raise DTypeError(f"tensor {name!r} has dtype {array.dtype}; expected a native-endian numeric array")
-    # not np.ascontiguousarray, which makes a 0-d array 1-d
-    return array if array.flags.c_contiguous else array.copy(order="C")
+    # The pipeline works on its own copies where it must (a checkpoint is not updated in place):
+    # C order and element alignment, as the kernels need. Not np.ascontiguousarray, which makes
+    # a 0-d array 1-d.
+    return array if array.flags.c_contiguous and array.flags.aligned else array.copy(order="C")
 
 
 # --- encoding --------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ def _array(x, name="x", index=None, writable=False):
     x = _checks.require_ndarray(x, name, index)
     _checks.require_dtype(x, TOPK_DTYPES, name, index)
     _checks.require_contiguous(x, name, index)
+    _checks.require_aligned(x, name, index)
     if writable:
         _checks.require_writable(x, name, index)
     return x

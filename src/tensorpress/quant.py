@@ -52,6 +52,7 @@ class QuantizationError(NamedTuple):
 def _array(x, name):
     x = _checks.require_ndarray(x, name)
     _checks.require_contiguous(x, name)
+    _checks.require_aligned(x, name)
     return x
 
 
