@@ -37,8 +37,7 @@ static int best_isa(void) {
     return detected_isa;
 }
 
-/* -1 = not chosen yet. Written by tp_isa_select (load time, or tests forcing a variant). */
-static int current_isa = -1;
+/* The user's thread count (tp_set_num_threads; 0 = not set yet). */
 static int num_threads = 0;
 
 int tp_isa_available(int isa) {
@@ -49,20 +48,9 @@ int tp_isa_available(int isa) {
     return 0;
 }
 
-int tp_isa_current(void) {
-    if (current_isa < 0) current_isa = best_isa();
-    return current_isa;
-}
-
-int tp_isa_select(int isa) {
-    if (isa == -1) {
-        current_isa = best_isa();
-        return TP_OK;
-    }
-    TP_RETURN_IF(!tp_isa_available(isa), TP_ERR_UNSUPPORTED);
-    current_isa = isa;
-    return TP_OK;
-}
+/* There is no process-wide switch of variant: a call that wants another one names it
+ * (tp_<kernel>_isa), so threads and tests cannot change what other callers run. */
+int tp_isa_current(void) { return best_isa(); }
 
 int tp_openmp_enabled(void) {
 #ifdef _OPENMP

@@ -29,6 +29,7 @@ extern "C" {
 /* element types understood by the kernels */
 #define TP_FLOAT32 0
 #define TP_FLOAT64 1
+#define TP_FLOAT16 2    /* IEEE half, passed as its uint16 bits */
 
 /* instruction-set variants a kernel may be compiled for (csrc/cpu.c picks one at load) */
 #define TP_ISA_SCALAR 0     /* the plain C reference, never vectorized */
@@ -40,9 +41,8 @@ const char *tp_status_message(int status);
 
 /* 1 when this build has the variant and this CPU can run it */
 int tp_isa_available(int isa);
-/* the variant the kernels use now; tp_isa_select(-1) restores the best available */
+/* the variant the plain entries run: the best this CPU has (each tp_<kernel>_isa takes another) */
 int tp_isa_current(void);
-int tp_isa_select(int isa);
 
 /* A byte range [start, end) of one buffer, and whether a kernel writes it: the workspace entry
  * of the overlap checks (a written buffer may share no byte with any other buffer). */

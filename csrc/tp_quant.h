@@ -11,9 +11,6 @@
 #define TP_QUANT_AFFINE 1    /* [min, max] widened to 0, scale = range/255, int8 zero point */
 #define TP_QUANT_GIVEN 2     /* scale (and zero_point, NULL = 0) given; q in [-128, 127] */
 
-/* Element type of the input besides TP_FLOAT32 / TP_FLOAT64: IEEE half as uint16 bits. */
-#define TP_QUANT_FLOAT16 2
-
 /* Layout of x (and q), one of:
  *   block == 0: x is [outer][channels][inner]; one scale per channel (`channels` scales).
  *               Per tensor is channels == 1.

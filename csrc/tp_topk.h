@@ -3,9 +3,6 @@
 #define TP_TOPK_H
 
 /* cdef: begin */
-/* element type codes beyond TP_FLOAT32 / TP_FLOAT64: IEEE half, passed as its uint16 bits */
-#define TP_TOPK_FLOAT16 2
-
 /* flags of tp_topk_select / tp_topk_rows */
 #define TP_TOPK_PACKED 1   /* masks are np.packbits bytes (first element = MSB of byte 0) */
 #define TP_TOPK_ZERO 2     /* also zero every element that is not kept, in place */

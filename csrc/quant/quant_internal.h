@@ -234,7 +234,7 @@ typedef struct {
 
 typedef struct {
     const void *x;
-    int32_t dtype; /* TP_FLOAT32, TP_FLOAT64, TP_QUANT_FLOAT16: also the loop set's index */
+    int32_t dtype; /* TP_FLOAT32, TP_FLOAT64, TP_FLOAT16: also the loop set's index */
     int32_t mode;
     qz_layout L;   /* n > 0 */
     float *scale;

@@ -242,7 +242,7 @@ int tp_quantize_int8_isa(const void *x, int32_t dtype, int64_t outer, int64_t ch
     TP_RETURN_IF(bad == NULL, TP_ERR_ARGUMENT);
     *bad = -1;
     TP_RETURN_IF(isa < 0 || isa >= TP_ISA_COUNT || !tp_isa_available(isa), TP_ERR_UNSUPPORTED);
-    TP_RETURN_IF(dtype != TP_FLOAT32 && dtype != TP_FLOAT64 && dtype != TP_QUANT_FLOAT16,
+    TP_RETURN_IF(dtype != TP_FLOAT32 && dtype != TP_FLOAT64 && dtype != TP_FLOAT16,
                  TP_ERR_ARGUMENT);
     TP_RETURN_IF(mode != TP_QUANT_SYMMETRIC && mode != TP_QUANT_AFFINE && mode != TP_QUANT_GIVEN,
                  TP_ERR_ARGUMENT);

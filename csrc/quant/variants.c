@@ -77,7 +77,7 @@ QZ_STAMP_LOOPS(f16, baseline, )
 static void dq_seg_baseline(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp); }
 static void dq_cols_baseline(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp); }
 
-/* [TP_FLOAT32, TP_FLOAT64, TP_QUANT_FLOAT16] */
+/* [TP_FLOAT32, TP_FLOAT64, TP_FLOAT16] */
 static const qz_loops QZ_LOOPS_BASELINE[3] = {
     QZ_COMPILED_LOOP_SET(f32, baseline, NULL, NULL),
     QZ_COMPILED_LOOP_SET(f64, baseline, NULL, NULL),

@@ -15,7 +15,7 @@
 #define KEY_T uint32_t
 #define KEY_ABS KEYMASK_f16
 #define KEY_INF INFKEY_f16
-#define DTYPE_CODE TP_TOPK_FLOAT16
+#define DTYPE_CODE TP_FLOAT16
 #elif TOPK_BITS == 32
 #define SUF f32
 #define BITS_T uint32_t

@@ -36,7 +36,7 @@ TP_ALWAYS_INLINE const topk_levels *levels_of(int32_t dtype) {
 }
 
 TP_ALWAYS_INLINE int valid_dtype(int32_t dtype) {
-    return dtype == TP_FLOAT32 || dtype == TP_FLOAT64 || dtype == TP_TOPK_FLOAT16;
+    return dtype == TP_FLOAT32 || dtype == TP_FLOAT64 || dtype == TP_FLOAT16;
 }
 
 /* 8 bools (0/1 bytes) -> one np.packbits byte, first bool in the most significant bit. */

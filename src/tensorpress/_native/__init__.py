@@ -4,8 +4,6 @@ Family modules (adam.py, ...) take arguments already validated by the public lay
 pointers, make one call and turn a status into an exception with ``check``.
 """
 
-import contextlib
-
 from .._tensorpress_c import ffi, lib
 from ..errors import BackendError, CorruptDataError, InvalidArgumentError, NonFiniteError
 
@@ -36,15 +34,15 @@ def current_isa():
     return ISA_NAMES[lib.tp_isa_current()]
 
 
-@contextlib.contextmanager
-def forced_isa(name):
-    """Run the kernels with one named variant inside the block (tests and benchmarks)."""
-    previous = lib.tp_isa_current()
-    check(lib.tp_isa_select(ISA_CODES[name]), f"selecting the {name} kernels")
+def isa_code(isa):
+    """The TP_ISA_* code of a kernel call's `isa` argument: None for the current (best) variant,
+    or a name ("scalar", "baseline", "avx2", "avx512"). The one way every family takes it."""
+    if isa is None:
+        return lib.tp_isa_current()
     try:
-        yield
-    finally:
-        lib.tp_isa_select(previous)
+        return ISA_CODES[isa]
+    except (KeyError, TypeError):
+        raise InvalidArgumentError(f"isa must be None or one of {', '.join(ISA_CODES)}, got {isa!r}") from None
 
 
 def openmp_enabled():

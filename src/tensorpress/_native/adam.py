@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _checks
 from ..errors import InvalidArgumentError
-from . import ISA_CODES, check, ffi, lib
+from . import check, ffi, isa_code, lib
 
 _NDARRAY = id(np.ndarray)
 _REASONS = {
@@ -50,7 +50,7 @@ def _raise_problem(problem):
     raise InvalidArgumentError(f"adam_step: {role}{where} {_REASONS.get(problem.reason, 'is invalid')}")
 
 
-def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags, isa=-1):
+def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags, isa=None):
     """`lists`: tuples of arrays (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or None).
     `isa` names a kernel variant ("scalar", "baseline", "avx2", "avx512") for tests."""
     params, grads, exp_avgs, exp_avg_sqs, maxes = lists
@@ -63,7 +63,7 @@ def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
         _NDARRAY, id(params), id(grads), id(exp_avgs), id(exp_avg_sqs),
         0 if maxes is None else id(maxes), count, table, spans, problem,
         step, lr, beta1, beta2, eps, weight_decay, 1.0 if grad_scale is None else grad_scale,
-        flags, found_inf, isa if isa == -1 else ISA_CODES[isa],
+        flags, found_inf, -1 if isa is None else isa_code(isa),  # C: -1 is the current variant
     )
     if status:
         if status == lib.TP_ERR_ARGUMENT and problem.reason:

@@ -9,13 +9,9 @@ benchmarks; "scalar" is the plain reference, csrc/huffman/ref.c).
 import numpy as np
 
 from ..errors import CorruptDataError, InvalidArgumentError
-from . import ISA_CODES, check, ffi, lib
+from . import check, ffi, isa_code, lib
 
 BLOCK_LOG2 = lib.TP_HUFFMAN_BLOCK_LOG2
-
-
-def _isa(isa):
-    return lib.tp_isa_current() if isa is None else ISA_CODES[isa]
 
 
 def _u8(a):
@@ -38,7 +34,7 @@ def encode(src, dtype_code, shape, block_log2=BLOCK_LOG2, isa=None):
     written = ffi.new("int64_t *")
     check(lib.tp_huffman_encode_isa(_u8(src), count, dtype_code, ndim, shape_arr, block_log2,
                                     _u8(dst), capacity, ffi.from_buffer(workspace),
-                                    workspace.nbytes, written, _isa(isa)),
+                                    workspace.nbytes, written, isa_code(isa)),
           "huffman_encode")
     return dst[: written[0]].tobytes()
 
@@ -56,14 +52,14 @@ def parse(blob):
 
 def decode(blob, out, isa=None):
     """Decode a stream into `out` (exactly the header's count)."""
-    check(lib.tp_huffman_decode_isa(_u8(blob), blob.size, _u8(out), out.size, _isa(isa)),
+    check(lib.tp_huffman_decode_isa(_u8(blob), blob.size, _u8(out), out.size, isa_code(isa)),
           "huffman_decode")
 
 
 def histogram(src, isa=None):
     counts = np.empty(256, np.int64)
     check(lib.tp_huffman_histogram_isa(_u8(src), src.size,
-                                       ffi.cast("int64_t *", ffi.from_buffer(counts)), _isa(isa)),
+                                       ffi.cast("int64_t *", ffi.from_buffer(counts)), isa_code(isa)),
           "histogram")
     return counts
 
@@ -71,7 +67,7 @@ def histogram(src, isa=None):
 def crc32(data, crc=0, isa=None):
     """zlib.crc32(data, crc) of a 1-D uint8 array."""
     out = ffi.new("uint32_t *")
-    check(lib.tp_huffman_crc32_isa(_u8(data), data.size, crc, out, _isa(isa)), "crc32")
+    check(lib.tp_huffman_crc32_isa(_u8(data), data.size, crc, out, isa_code(isa)), "crc32")
     return int(out[0])
 
 
@@ -79,7 +75,7 @@ def code_lengths(counts, max_bits, isa=None):
     lengths = np.zeros(counts.size, np.uint8)
     counts_ptr = ffi.cast("int64_t *", ffi.from_buffer(counts)) if counts.size else ffi.NULL
     status = lib.tp_huffman_code_lengths_isa(counts_ptr, counts.size, max_bits, _u8(lengths),
-                                             _isa(isa))
+                                             isa_code(isa))
     if status == lib.TP_ERR_ARGUMENT:
         raise InvalidArgumentError(
             f"huffman_code_lengths: more than 2**{max_bits} symbols are used")

@@ -7,22 +7,18 @@ C-contiguous views. The functions mirror tensorpress._numba.quant; `isa` picks a
 
 import numpy as np
 
-from . import ISA_CODES, check, ffi, lib
+from . import check, ffi, isa_code, lib
 
 SYMMETRIC, AFFINE, GIVEN = lib.TP_QUANT_SYMMETRIC, lib.TP_QUANT_AFFINE, lib.TP_QUANT_GIVEN
 _DTYPE_CODES = {
     np.dtype(np.float32): (lib.TP_FLOAT32, "float *"),
     np.dtype(np.float64): (lib.TP_FLOAT64, "double *"),
-    np.dtype(np.uint16): (lib.TP_QUANT_FLOAT16, "uint16_t *"),  # float16 bits
+    np.dtype(np.uint16): (lib.TP_FLOAT16, "uint16_t *"),  # float16 bits
 }
 
 
 def _ptr(a, ctype):
     return ffi.NULL if a is None else ffi.cast(ctype, ffi.from_buffer(a, require_writable=False))
-
-
-def _isa_code(isa):
-    return lib.tp_isa_current() if isa is None else ISA_CODES[isa]
 
 
 def quantize(x, layout, mode, scale, zero_point, q, isa=None):
@@ -37,7 +33,7 @@ def quantize(x, layout, mode, scale, zero_point, q, isa=None):
         _ptr(x, ctype), code, outer, channels, inner, block, mode,
         ffi.cast("float *", ffi.from_buffer(scale)),
         _ptr(zero_point, "int8_t *"), ffi.cast("int8_t *", ffi.from_buffer(q)),
-        ffi.cast("int32_t *", ffi.from_buffer(workspace)), workspace.size, bad, _isa_code(isa),
+        ffi.cast("int32_t *", ffi.from_buffer(workspace)), workspace.size, bad, isa_code(isa),
     )
     if status == lib.TP_ERR_NONFINITE:
         return int(bad[0])
@@ -51,7 +47,7 @@ def dequantize(q, layout, scale, zero_point, out, isa=None):
         lib.tp_dequantize_int8_isa(
             ffi.cast("int8_t *", ffi.from_buffer(q, require_writable=False)), outer, channels,
             inner, block, ffi.cast("float *", ffi.from_buffer(scale, require_writable=False)),
-            _ptr(zero_point, "int8_t *"), ffi.cast("float *", ffi.from_buffer(out)), _isa_code(isa),
+            _ptr(zero_point, "int8_t *"), ffi.cast("float *", ffi.from_buffer(out)), isa_code(isa),
         ),
         "dequantize_int8",
     )

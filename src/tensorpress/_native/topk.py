@@ -13,12 +13,12 @@ import threading
 
 import numpy as np
 
-from . import ISA_CODES, check, ffi, lib
+from . import check, ffi, isa_code, lib
 
 _DTYPE_CODES = {
     np.dtype(np.float32): lib.TP_FLOAT32,
     np.dtype(np.float64): lib.TP_FLOAT64,
-    np.dtype(np.float16): lib.TP_TOPK_FLOAT16,
+    np.dtype(np.float16): lib.TP_FLOAT16,
 }
 _local = threading.local()
 
@@ -116,10 +116,7 @@ def topk_select(arrays, k, masks, packed=False, zero=False, isa=None):
     wsp = ffi.from_buffer(ws)
     options, stats_ptr, stats = _tuning()
     args = (segs, count, dtype, k, flags, wsp, ws.nbytes, cap, options, key, stats_ptr)
-    if isa is None:
-        status = lib.tp_topk_select(*args)
-    else:
-        status = lib.tp_topk_select_isa(*args, ISA_CODES[isa])
+    status = lib.tp_topk_select_isa(*args, isa_code(isa))
     _count(stats_ptr, stats)
     check(status, "topk")
     return int(key[0])
@@ -142,10 +139,7 @@ def topk_rows(x, outer, length, inner, k, mask, thresholds=None, packed=False, z
     options, stats_ptr, stats = _tuning()
     args = (xp, outer, length, inner, dtype, k, flags, mp, tp, ffi.from_buffer(ws), ws.nbytes,
             options, stats_ptr)
-    if isa is None:
-        status = lib.tp_topk_rows(*args)
-    else:
-        status = lib.tp_topk_rows_isa(*args, ISA_CODES[isa])
+    status = lib.tp_topk_rows_isa(*args, isa_code(isa))
     _count(stats_ptr, stats)
     check(status, "topk")
 
@@ -155,8 +149,5 @@ def nm_mask(x, outer, length, inner, n, m, mask, isa=None):
     dtype = _DTYPE_CODES[x.dtype]
     xp = ffi.from_buffer(x) if x.size else ffi.NULL
     mp = ffi.cast("uint8_t *", ffi.from_buffer(mask)) if mask.size else ffi.NULL
-    if isa is None:
-        status = lib.tp_nm_mask(xp, outer, length, inner, dtype, n, m, mp)
-    else:
-        status = lib.tp_nm_mask_isa(xp, outer, length, inner, dtype, n, m, mp, ISA_CODES[isa])
+    status = lib.tp_nm_mask_isa(xp, outer, length, inner, dtype, n, m, mp, isa_code(isa))
     check(status, "nm_mask")

@@ -24,6 +24,15 @@ def serial_and_parallel(driver, **options):
     return serial, parallel
 
 
+def check_isa(isa):
+    """The twins have one form: a kernel variant (isa=) is the C backend's notion. The family
+    functions take the argument so both backends keep one signature (tensorpress._families)."""
+    if isa is not None:
+        from ..errors import BackendError
+
+        raise BackendError(f"the Numba backend has no kernel variants; isa={isa!r} names a C one")
+
+
 def use_parallel(size, minimum):
     """True when a kernel over `size` elements should take its parallel (prange) form: large
     enough, and threads allowed (a process forked after Numba's OpenMP threads started must

@@ -10,7 +10,7 @@ import numpy as np
 from .. import _checks
 from .._consts import ADAM_AMSGRAD, ADAM_DECOUPLED, ADAM_GRAD_SCALE, ADAM_MAXIMIZE, ADAM_ROW, FLOAT32, FLOAT64
 from ..errors import InvalidArgumentError
-from . import PARALLEL_CHUNK, serial_and_parallel, use_parallel
+from . import PARALLEL_CHUNK, check_isa, serial_and_parallel, use_parallel
 
 _PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
 
@@ -91,7 +91,7 @@ def _any_nonfinite(g, scale):
     return acc != 0
 
 
-def constants(dtype, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
+def _constants(dtype, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
     """The per-step scalars, computed in double and rounded to `dtype` exactly as csrc/adam/consts_tmpl.h does."""
     t = np.dtype(dtype).type
     bias_correction1 = 1.0 - math.pow(beta1, float(step))
@@ -124,14 +124,15 @@ def constants(dtype, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flag
     return values, switches
 
 
-def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
+def adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags, isa=None):
+    check_isa(isa)
     # The checked lists hold plain ndarrays: a subclass's reshape(-1) (np.matrix) is not flat.
     params, grads, exp_avgs, exp_avg_sqs, *maxes = _checks.check_adam_tensors(
         [seq for seq in lists if seq is not None])
     maxes = maxes[0] if maxes else None
     per_dtype = {}
     for dtype in {p.dtype for p in params}:
-        per_dtype[dtype] = constants(dtype, step, lr, beta1, beta2, eps, weight_decay,
+        per_dtype[dtype] = _constants(dtype, step, lr, beta1, beta2, eps, weight_decay,
                                      grad_scale, flags)
     if flags & ADAM_GRAD_SCALE:
         for g in grads:

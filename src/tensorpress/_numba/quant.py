@@ -13,6 +13,7 @@ import numpy as np
 from numba.extending import overload
 
 from ..errors import InvalidArgumentError
+from . import check_isa
 
 SYMMETRIC, AFFINE, GIVEN = 0, 1, 2
 _INT64_MAX = 2**63 - 1
@@ -266,9 +267,10 @@ def _normalize(outer, channels, inner, block):
 _NO_ZP = np.zeros(1, np.int8)
 
 
-def quantize(x, layout, mode, scale, zero_point, q):
+def quantize(x, layout, mode, scale, zero_point, q, isa=None):
     """x, q, scale, zero_point flat (zero_point may be None unless AFFINE). Returns the first
     group holding NaN / Inf, or -1."""
+    check_isa(isa)
     outer, channels, inner, block = _normalize(*layout)
     zp = zero_point if zero_point is not None else _NO_ZP
     if mode == GIVEN:
@@ -283,7 +285,8 @@ def quantize(x, layout, mode, scale, zero_point, q):
     return int(_quantize_channels(x, q, outer, channels, inner, affine, scale, zp))
 
 
-def dequantize(q, layout, scale, zero_point, out):
+def dequantize(q, layout, scale, zero_point, out, isa=None):
+    check_isa(isa)
     outer, channels, inner, block = _normalize(*layout)
     zp = zero_point if zero_point is not None else _NO_ZP
     if block:

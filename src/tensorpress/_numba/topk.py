@@ -11,7 +11,7 @@ import numba as nb
 import numpy as np
 
 from ..errors import NonFiniteError
-from . import use_parallel
+from . import check_isa, use_parallel
 
 # (unsigned view dtype, sign-clearing mask, key of Inf, top-digit shift) per float dtype; the
 # top digit has the same width as in csrc/topk/.
@@ -227,8 +227,9 @@ def _rows_zero(u, outer, length, inner, absmask, tt, cc):
                 u[p] = 0
 
 
-def topk_select(arrays, k, masks, packed=False, zero=False):
+def topk_select(arrays, k, masks, packed=False, zero=False, isa=None):
     """See tensorpress._native.topk.topk_select."""
+    check_isa(isa)
     udt, absmask, infkey, shift = _KEYS[arrays[0].dtype]
     absmask, infkey = udt(absmask), np.uint64(infkey)
     views = [_view(a) for a in arrays]
@@ -267,8 +268,9 @@ def topk_select(arrays, k, masks, packed=False, zero=False):
     return key_out
 
 
-def topk_rows(x, outer, length, inner, k, mask, thresholds=None, packed=False, zero=False):
+def topk_rows(x, outer, length, inner, k, mask, thresholds=None, packed=False, zero=False, isa=None):
     """See tensorpress._native.topk.topk_rows."""
+    check_isa(isa)
     if outer * length * inner == 0:
         return
     udt, absmask, infkey, shift = _KEYS[x.dtype]
@@ -316,8 +318,9 @@ def _nm(u, outer, length, inner, n, m, absmask, infkey, mask):
     return nan
 
 
-def nm_mask(x, outer, length, inner, n, m, mask):
+def nm_mask(x, outer, length, inner, n, m, mask, isa=None):
     """See tensorpress._native.topk.nm_mask."""
+    check_isa(isa)
     if outer * length * inner == 0:
         return
     udt, absmask, infkey, _ = _KEYS[x.dtype]

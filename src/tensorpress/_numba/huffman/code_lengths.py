@@ -5,6 +5,7 @@ import numba as nb
 import numpy as np
 
 from ...errors import InvalidArgumentError
+from .. import check_isa
 from .common import readonly
 from .format import MAX_BITS
 
@@ -160,8 +161,9 @@ def canonical_codes(lengths):
     return codes
 
 
-def code_lengths(counts, max_bits):
+def code_lengths(counts, max_bits, isa=None):
     """tp_huffman_code_lengths on validated int64 counts."""
+    check_isa(isa)
     lengths = np.zeros(counts.size, np.uint8)
     if lengths_into(readonly(counts), counts.size, max_bits, lengths) != 0:
         raise InvalidArgumentError(

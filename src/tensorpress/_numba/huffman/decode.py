@@ -7,6 +7,7 @@ import numpy as np
 
 from ...errors import InvalidArgumentError
 from .code_lengths import canonical_codes
+from .. import check_isa
 from .common import pick, readonly, serial_and_parallel
 from .crc import crc32, read32
 from .format import (BLOCK_HEADER, ERR_CORRUPT, HUFF, MAX_BITS, PAYLOAD_START, RAW, RLE, TABLE,
@@ -188,8 +189,9 @@ def _decode_all(blob, offsets, sizes, out, bs):
 decode_all_serial, decode_all_parallel = DECODE_ALL = serial_and_parallel(_decode_all)
 
 
-def decode(blob, out):
+def decode(blob, out, isa=None):
     """Decode a stream into validated 1-D uint8 `out` of the header's count."""
+    check_isa(isa)
     blob = readonly(blob)
     count, _, shape, hsize, block_log2 = parse(blob)
     if out.size != count:

@@ -10,6 +10,7 @@ import numba as nb
 import numpy as np
 
 from .code_lengths import canonical_codes, lengths_into
+from .. import check_isa
 from .common import pick, readonly, serial_and_parallel
 from .crc import crc32
 from .format import (BLOCK_HEADER, BLOCK_LOG2, HUFF, MAX_BITS, PAYLOAD_START, RAW, RLE,
@@ -188,8 +189,9 @@ plan_all_serial, plan_all_parallel = PLAN_ALL = serial_and_parallel(_plan_all)
 write_all_serial, write_all_parallel = WRITE_ALL = serial_and_parallel(_write_all)
 
 
-def encode(src, dtype_code, shape, block_log2=BLOCK_LOG2):
+def encode(src, dtype_code, shape, block_log2=BLOCK_LOG2, isa=None):
     """The stream for validated 1-D uint8 `src` (dtype code and shape are stored)."""
+    check_isa(isa)
     src = readonly(src)
     count = src.size
     bs = 1 << block_log2
@@ -230,5 +232,6 @@ def _histogram_serial(src):
     return total
 
 
-def histogram(src):
+def histogram(src, isa=None):
+    check_isa(isa)
     return _histogram_serial(readonly(src))
