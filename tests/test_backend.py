@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tensorpress as tp
-from tensorpress import _backend
+from tensorpress import _backend, _consts
 from conftest import requires_c
 
 BLOCK_C = "import sys; sys.modules['tensorpress._tensorpress_c'] = None\n"
@@ -291,7 +291,7 @@ def test_numba_quantize_refuses_a_block_beyond_int64():
     x = np.ones(6, np.float32)
     for block in (2**63, 2**64 - 1):
         with pytest.raises(tp.InvalidArgumentError):
-            quant.quantize(x, (2, 1, 3, block), quant.SYMMETRIC, np.empty(2, np.float32), None,
+            quant.quantize(x, (2, 1, 3, block), _consts.QUANT_SYMMETRIC, np.empty(2, np.float32), None,
                            np.empty(6, np.int8))
 
 

@@ -33,6 +33,11 @@ ADAM_ROW = "=QQQQQqii"
 ADAM_ROW_HEAD = "=Q"
 ADAM_ROW_TAIL = "=QQQqii"
 
+# Modes of the int8 quantizer (csrc/tp_quant.h: TP_QUANT_*).
+QUANT_SYMMETRIC = 0  # scale = absmax/127 per group, q in [-127, 127], no zero point
+QUANT_AFFINE = 1     # [min, max] widened to 0, scale = range/255, int8 zero point
+QUANT_GIVEN = 2      # the caller's scales (and zero points); q in [-128, 127]
+
 # The Huffman stream (csrc/tp_huffman.h, docs/huffman.md).
 HUFFMAN_MAGIC = b"TPHF"
 HUFFMAN_VERSION = 2

@@ -24,12 +24,12 @@ import numpy as np
 
 from . import _checks
 from ._backend import quant as _k
+from ._consts import QUANT_AFFINE, QUANT_GIVEN, QUANT_SYMMETRIC
 from .errors import DTypeError, InvalidArgumentError, NonFiniteError
 
 
 INPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))
 _F32_TINY = float(np.finfo(np.float32).tiny)
-_SYMMETRIC, _AFFINE, _GIVEN = 0, 1, 2
 
 
 class _Default:
@@ -167,13 +167,13 @@ def quantize_int8(x, axis=_AXIS_DEFAULT, *, symmetric=True, scale=None, zero_poi
         raise InvalidArgumentError("zero_point= needs scale= as well (both given, or both computed)")
     q = np.empty(x.shape, np.int8)
     if scale is not None:
-        mode = _GIVEN
+        mode = QUANT_GIVEN
         scale_arr = _given_scale(scale, scale_shape)
         zp_arr = _given_zero_point(zero_point, scale_shape) if zero_point is not None else None
         if zp_arr is None and not symmetric:
             zp_arr = np.zeros(scale_shape, np.int8)
     else:
-        mode = _SYMMETRIC if symmetric else _AFFINE
+        mode = QUANT_SYMMETRIC if symmetric else QUANT_AFFINE
         scale_arr = np.empty(scale_shape, np.float32)
         zp_arr = None if symmetric else np.empty(scale_shape, np.int8)
     bad = _k.quantize(

@@ -9,7 +9,6 @@ import numpy as np
 
 from . import check, ffi, isa_code, lib
 
-SYMMETRIC, AFFINE, GIVEN = lib.TP_QUANT_SYMMETRIC, lib.TP_QUANT_AFFINE, lib.TP_QUANT_GIVEN
 _DTYPE_CODES = {
     np.dtype(np.float32): (lib.TP_FLOAT32, "float *"),
     np.dtype(np.float64): (lib.TP_FLOAT64, "double *"),

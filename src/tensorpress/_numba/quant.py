@@ -15,7 +15,8 @@ from numba.extending import overload
 from ..errors import InvalidArgumentError
 from . import check_isa
 
-SYMMETRIC, AFFINE, GIVEN = 0, 1, 2
+from .._consts import QUANT_AFFINE as AFFINE
+from .._consts import QUANT_GIVEN as GIVEN
 _INT64_MAX = 2**63 - 1
 
 # Every kernel releases the GIL (nogil), as the C calls do. error_model="numpy": a division by
