@@ -30,6 +30,7 @@ extern "C" {
 #define TP_FLOAT32 0
 #define TP_FLOAT64 1
 #define TP_FLOAT16 2    /* IEEE half, passed as its uint16 bits */
+#define TP_BFLOAT16 3 /* bfloat16, passed as its uint16 bits */
 
 /* instruction-set variants a kernel may be compiled for (csrc/cpu.c picks one at load) */
 #define TP_ISA_SCALAR 0     /* the plain C reference, never vectorized */

@@ -9,6 +9,7 @@ Numba twins import this module, never the C one.
 FLOAT32 = 0
 FLOAT64 = 1
 FLOAT16 = 2
+BFLOAT16 = 3
 
 # Kernel variants (csrc/tensorpress.h: TP_ISA_*), by the names tests and benchmarks use.
 ISA_SCALAR = 0    # the plain <kernel>_ref of each family
