@@ -24,9 +24,11 @@
  */
 #include "topk_internal.h"
 
-#define TOPK_BITS 16
+#define TOPK_DTYPE TP_FLOAT16
 #include "histogram_tmpl.h"
-#define TOPK_BITS 32
+#define TOPK_DTYPE TP_BFLOAT16
 #include "histogram_tmpl.h"
-#define TOPK_BITS 64
+#define TOPK_DTYPE TP_FLOAT32
+#include "histogram_tmpl.h"
+#define TOPK_DTYPE TP_FLOAT64
 #include "histogram_tmpl.h"

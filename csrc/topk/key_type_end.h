@@ -5,4 +5,4 @@
 #undef KEY_ABS
 #undef KEY_INF
 #undef DTYPE_CODE
-#undef TOPK_BITS
+#undef TOPK_DTYPE

@@ -3,8 +3,9 @@
  *
  * Clearing the sign bit of an IEEE float and reading the rest as an unsigned integer orders
  * magnitudes exactly (subnormals below normals, +0 and -0 both 0, Inf above every finite
- * value, NaN above Inf: that is how NaN is detected). float16 keys are held in 32-bit
- * integers (their sums and histogram indices then never wrap).
+ * value, NaN above Inf: that is how NaN is detected). float16 and bfloat16 keys are held in
+ * 32-bit integers (their sums and histogram indices then never wrap). bfloat16 is the upper half
+ * of a float32, so its keys order exactly as the float32 keys of the same values do.
  */
 #ifndef TP_TOPK_KEYS_H
 #define TP_TOPK_KEYS_H
@@ -14,9 +15,11 @@
 
 /* Sign-clearing masks and Inf's key per element type. */
 #define KEYMASK_f16 0x7fffu
+#define KEYMASK_bf16 0x7fffu
 #define KEYMASK_f32 0x7fffffffu
 #define KEYMASK_f64 0x7fffffffffffffffULL
 #define INFKEY_f16 0x7c00u
+#define INFKEY_bf16 0x7f80u
 #define INFKEY_f32 0x7f800000u
 #define INFKEY_f64 0x7ff0000000000000ULL
 
@@ -28,15 +31,20 @@ typedef struct {
     int bits[5];
 } topk_levels;
 static const topk_levels LEVELS_f16 = {2, {4, 0}, {11, 4}};
+static const topk_levels LEVELS_bf16 = {2, {4, 0}, {11, 4}}; /* 15-bit keys too: f16's digits */
 static const topk_levels LEVELS_f32 = {3, {19, 8, 0}, {12, 11, 8}};
 static const topk_levels LEVELS_f64 = {5, {48, 36, 24, 12, 0}, {15, 12, 12, 12, 12}};
 
 TP_ALWAYS_INLINE const topk_levels *levels_of(int32_t dtype) {
-    return dtype == TP_FLOAT32 ? &LEVELS_f32 : dtype == TP_FLOAT64 ? &LEVELS_f64 : &LEVELS_f16;
+    return dtype == TP_FLOAT32    ? &LEVELS_f32
+           : dtype == TP_FLOAT64  ? &LEVELS_f64
+           : dtype == TP_BFLOAT16 ? &LEVELS_bf16
+                                  : &LEVELS_f16;
 }
 
 TP_ALWAYS_INLINE int valid_dtype(int32_t dtype) {
-    return dtype == TP_FLOAT32 || dtype == TP_FLOAT64 || dtype == TP_FLOAT16;
+    return dtype == TP_FLOAT32 || dtype == TP_FLOAT64 || dtype == TP_FLOAT16 ||
+           dtype == TP_BFLOAT16;
 }
 
 /* 8 bools (0/1 bytes) -> one np.packbits byte, first bool in the most significant bit. */

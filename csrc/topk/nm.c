@@ -50,6 +50,8 @@ static int nm_with(const void *data, int64_t outer, int64_t len, int64_t inner, 
             return nm_run(data, 4, outer, len, inner, n, m, mask, passes->f32->nm_block);
         case TP_FLOAT64:
             return nm_run(data, 8, outer, len, inner, n, m, mask, passes->f64->nm_block);
+        case TP_BFLOAT16:
+            return nm_run(data, 2, outer, len, inner, n, m, mask, passes->bf16->nm_block);
         default:
             return nm_run(data, 2, outer, len, inner, n, m, mask, passes->f16->nm_block);
     }

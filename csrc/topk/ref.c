@@ -17,18 +17,29 @@ static uint64_t key_at(const void *data, int32_t dtype, int64_t i) {
             return ((const uint32_t *)data)[i] & KEYMASK_f32;
         case TP_FLOAT64:
             return ((const uint64_t *)data)[i] & KEYMASK_f64;
+        case TP_BFLOAT16:
+            return ((const uint16_t *)data)[i] & KEYMASK_bf16;
         default:
             return ((const uint16_t *)data)[i] & KEYMASK_f16;
     }
 }
 
 static uint64_t inf_key(int32_t dtype) {
-    return dtype == TP_FLOAT32 ? INFKEY_f32 : dtype == TP_FLOAT64 ? INFKEY_f64 : INFKEY_f16;
+    switch (dtype) {
+        case TP_FLOAT32:
+            return INFKEY_f32;
+        case TP_FLOAT64:
+            return INFKEY_f64;
+        case TP_BFLOAT16:
+            return INFKEY_bf16;
+        default:
+            return INFKEY_f16;
+    }
 }
 
 /* The bits a key can have set (the sign bit is always clear). */
 static int key_bits(int32_t dtype) {
-    return dtype == TP_FLOAT32 ? 31 : dtype == TP_FLOAT64 ? 63 : 15;
+    return dtype == TP_FLOAT32 ? 31 : dtype == TP_FLOAT64 ? 63 : 15; /* float16, bfloat16: 15 */
 }
 
 /* Element i becomes +0. */
@@ -40,7 +51,7 @@ static void set_zero(void *data, int32_t dtype, int64_t i) {
         case TP_FLOAT64:
             ((uint64_t *)data)[i] = 0;
             break;
-        default:
+        default: /* float16, bfloat16 */
             ((uint16_t *)data)[i] = 0;
     }
 }

@@ -32,11 +32,13 @@ static int64_t gcd64(int64_t a, int64_t b) {
     return a;
 }
 
-#define TOPK_BITS 16
+#define TOPK_DTYPE TP_FLOAT16
 #include "rows_tmpl.h"
-#define TOPK_BITS 32
+#define TOPK_DTYPE TP_BFLOAT16
 #include "rows_tmpl.h"
-#define TOPK_BITS 64
+#define TOPK_DTYPE TP_FLOAT32
+#include "rows_tmpl.h"
+#define TOPK_DTYPE TP_FLOAT64
 #include "rows_tmpl.h"
 
 /* The dispatch table's signature: the entry's arguments, checked, with the options read. */
@@ -54,6 +56,9 @@ static int rows_with(void *data, int64_t outer, int64_t len, int64_t inner, int3
         case TP_FLOAT64:
             return rows_f64((uint64_t *)data, outer, len, inner, k, flags, (uint8_t *)mask, thr,
                             ws, ws_bytes, z, misses, passes->f64);
+        case TP_BFLOAT16:
+            return rows_bf16((uint16_t *)data, outer, len, inner, k, flags, (uint8_t *)mask, thr,
+                             ws, ws_bytes, z, misses, passes->bf16);
         default:
             return rows_f16((uint16_t *)data, outer, len, inner, k, flags, (uint8_t *)mask, thr,
                             ws, ws_bytes, z, misses, passes->f16);

@@ -22,9 +22,11 @@
 #define TOPK_SAMPLE_GROUP 16
 #define TOPK_SAMPLE_AHEAD 16 /* draws between a group's prefetch and its read */
 
-#define TOPK_BITS 16
+#define TOPK_DTYPE TP_FLOAT16
 #include "sampled_tmpl.h"
-#define TOPK_BITS 32
+#define TOPK_DTYPE TP_BFLOAT16
 #include "sampled_tmpl.h"
-#define TOPK_BITS 64
+#define TOPK_DTYPE TP_FLOAT32
+#include "sampled_tmpl.h"
+#define TOPK_DTYPE TP_FLOAT64
 #include "sampled_tmpl.h"

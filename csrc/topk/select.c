@@ -90,6 +90,11 @@ static int select_with(const tp_topk_segment *segs, int64_t count, int32_t dtype
             if (status != 1) return status;
             *misses += sampled;
             return histogram_select_f64(&job, passes->f64, threshold_key);
+        case TP_BFLOAT16:
+            if (sampled) status = sampled_select_bf16(&job, passes->bf16, z, threshold_key);
+            if (status != 1) return status;
+            *misses += sampled;
+            return histogram_select_bf16(&job, passes->bf16, threshold_key);
         default:
             if (sampled) status = sampled_select_f16(&job, passes->f16, z, threshold_key);
             if (status != 1) return status;

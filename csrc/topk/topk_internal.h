@@ -90,15 +90,18 @@ TP_ALWAYS_INLINE void piece_next(const tp_topk_segment *segs, int64_t count, int
 }
 
 /* The per-ISA passes of each type (passes_tmpl.h), and which sizes take the sampled path. */
-#define TOPK_BITS 16
+#define TOPK_DTYPE TP_FLOAT16
 #include "passes_tmpl.h"
-#define TOPK_BITS 32
+#define TOPK_DTYPE TP_BFLOAT16
 #include "passes_tmpl.h"
-#define TOPK_BITS 64
+#define TOPK_DTYPE TP_FLOAT32
+#include "passes_tmpl.h"
+#define TOPK_DTYPE TP_FLOAT64
 #include "passes_tmpl.h"
 
 typedef struct {
     const topk_passes_f16 *f16;
+    const topk_passes_bf16 *bf16;
     const topk_passes_f32 *f32;
     const topk_passes_f64 *f64;
     int64_t sample_min; /* whole arrays from this size try the sampled path */
@@ -113,7 +116,8 @@ extern const topk_passes TOPK_PASSES_AVX512;
 
 #if TP_HAVE_X86_VARIANTS
 /* x86_avx2.c: the hand-written sampled passes (a prefix of x[lo, hi): *done elements; the
- * candidates collected or -1 past cap) and 4-element N:M groups (*done groups; 1 on NaN). */
+ * candidates collected or -1 past cap) and 4-element N:M groups (*done groups; 1 on NaN).
+ * range_f16_avx2 serves bfloat16 too: it only compares 15-bit keys; the caller checks kmax. */
 TP_TARGET_AVX2 int64_t range_f16_avx2(const uint16_t *x, int64_t lo, int64_t hi, int64_t vbase,
                                       uint32_t LO, uint32_t HI, uint8_t *mask, int64_t *cidx,
                                       uint64_t *ckey, int64_t cap, mark_stats *st, int64_t *done);
@@ -125,6 +129,8 @@ TP_TARGET_AVX2 int64_t range_f64_avx2(const uint64_t *x, int64_t lo, int64_t hi,
                                       uint64_t *ckey, int64_t cap, mark_stats *st, int64_t *done);
 TP_TARGET_AVX2 int nm4_f16_avx2(const uint16_t *x, int64_t groups, int32_t n, uint8_t *mask,
                                 int64_t *done);
+TP_TARGET_AVX2 int nm4_bf16_avx2(const uint16_t *x, int64_t groups, int32_t n, uint8_t *mask,
+                                 int64_t *done);
 TP_TARGET_AVX2 int nm4_f32_avx2(const uint32_t *x, int64_t groups, int32_t n, uint8_t *mask,
                                 int64_t *done);
 /* x86_avx2_split.c: the split path of one contiguous float32 slice (row_split_fn). */
@@ -167,11 +173,13 @@ typedef struct {
 } topk_job;
 
 /* histogram.c and sampled.c, per type: the two paths of whole-array selection. */
-#define TOPK_BITS 16
+#define TOPK_DTYPE TP_FLOAT16
 #include "paths_tmpl.h"
-#define TOPK_BITS 32
+#define TOPK_DTYPE TP_BFLOAT16
 #include "paths_tmpl.h"
-#define TOPK_BITS 64
+#define TOPK_DTYPE TP_FLOAT32
+#include "paths_tmpl.h"
+#define TOPK_DTYPE TP_FLOAT64
 #include "paths_tmpl.h"
 
 /* rows.c: one thread's share of the per-slice workspace: histogram, keys, candidates. */

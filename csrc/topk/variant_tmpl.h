@@ -2,7 +2,7 @@
  * variant_tmpl.h: the passes of one element type compiled for one ISA: thin wrappers around
  * the always-inline bodies (mark_body_tmpl.h, row_body_tmpl.h, nm_body_tmpl.h, which the
  * including file has instantiated for the type), and their table. Parameters, #undef'd at the
- * end: TOPK_BITS (see key_type.h), ISA (the name suffix: baseline, avx2, avx512), ISA_ATTRS
+ * end: TOPK_DTYPE (see key_type.h), ISA (the name suffix: baseline, avx2, avx512), ISA_ATTRS
  * (the target attribute), and the hand-written kernels this ISA has, NULL where none:
  * RANGE_FAST (range_fast_fn), NM4_FAST (nm4_fast_fn), ROW_SPLIT (row_split_fn).
  */

@@ -1,8 +1,8 @@
 /*
  * x86_avx2.c: the hand-written AVX2 passes of the top-k family, where the compiled bodies did
- * not get there: the sampled pass of whole arrays (range_*_avx2, one per key width) and the
- * 4-element N:M groups (nm4_*_avx2). variants.c puts them in the AVX2 and AVX-512 pass
- * tables; the split path of float32 slices is in x86_avx2_split.c.
+ * not get there: the sampled pass of whole arrays (range_*_avx2, one per key width; float16's
+ * serves bfloat16) and the 4-element N:M groups (nm4_*_avx2). variants.c puts them in the AVX2
+ * and AVX-512 pass tables; the split path of float32 slices is in x86_avx2_split.c.
  */
 #include "topk_internal.h"
 
@@ -52,9 +52,10 @@ TP_TARGET_AVX2 int nm4_f32_avx2(const uint32_t *x, int64_t groups, int32_t n, ui
     return !_mm256_testz_si256(nan, nan);
 }
 
-/* float16 keys: the same, each 8 keys widened to 32-bit lanes first. */
-TP_TARGET_AVX2 int nm4_f16_avx2(const uint16_t *x, int64_t groups, int32_t n, uint8_t *mask,
-                                int64_t *done) {
+/* 16-bit keys (float16, bfloat16): the same, each 8 keys widened to 32-bit lanes first; `inf`
+ * is the type's Inf key, above which a key is NaN. */
+TP_TARGET_AVX2 TP_ALWAYS_INLINE int nm4_half_avx2(const uint16_t *x, int64_t groups, int32_t n,
+                                                  uint8_t *mask, int64_t *done, int32_t inf) {
     const __m128i absm = _mm_set1_epi16(0x7fff);
     const __m256i neg_n = _mm256_set1_epi32(-n);
     const __m256i one = _mm256_set1_epi8(1);
@@ -71,9 +72,19 @@ TP_TARGET_AVX2 int nm4_f16_avx2(const uint16_t *x, int64_t groups, int32_t n, ui
         __m256i bytes = tp_lanes_to_bytes(keep[0], keep[1], keep[2], keep[3]);
         _mm256_storeu_si256((__m256i *)(mask + 32 * t), _mm256_and_si256(bytes, one));
     }
-    __m256i nan = _mm256_cmpgt_epi32(vmax, _mm256_set1_epi32(0x7c00));
+    __m256i nan = _mm256_cmpgt_epi32(vmax, _mm256_set1_epi32(inf));
     *done = steps * 8;
     return !_mm256_testz_si256(nan, nan);
+}
+
+TP_TARGET_AVX2 int nm4_f16_avx2(const uint16_t *x, int64_t groups, int32_t n, uint8_t *mask,
+                                int64_t *done) {
+    return nm4_half_avx2(x, groups, n, mask, done, INFKEY_f16);
+}
+
+TP_TARGET_AVX2 int nm4_bf16_avx2(const uint16_t *x, int64_t groups, int32_t n, uint8_t *mask,
+                                 int64_t *done) {
+    return nm4_half_avx2(x, groups, n, mask, done, INFKEY_bf16);
 }
 
 /* Keys ahead that the range pass prefetches (4 KB). One thread alone cannot keep enough
@@ -183,8 +194,9 @@ TP_TARGET_AVX2 int64_t range_f32_avx2(const uint32_t *x, int64_t lo, int64_t hi,
     return c;
 }
 
-/* range_f32_avx2 for float16 keys: 32 keys (one cache line) per step in two vectors of 16-bit
- * lanes. Keys are below 2^15, so signed 16-bit compares order them, and LO - 1 is -1 when LO
+/* range_f32_avx2 for 16-bit keys (float16, and bfloat16: the pass only compares keys; its
+ * caller tests st->kmax against the type's Inf key): 32 keys (one cache line) per step in two
+ * vectors of 16-bit lanes. Keys are below 2^15, so signed 16-bit compares order them, and LO - 1 is -1 when LO
  * is 0. packs_epi16 interleaves the two vectors' 128-bit halves; one permute restores index
  * order. */
 TP_TARGET_AVX2 int64_t range_f16_avx2(const uint16_t *x, int64_t lo, int64_t hi, int64_t vbase,

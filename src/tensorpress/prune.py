@@ -12,8 +12,10 @@ Semantics shared by every function and both backends:
   (torch.nn.utils.prune's convention); n is the size of the array, slice or concatenation.
 - Exactly k entries are kept; among equal magnitudes at the threshold the lower flat index is
   kept (ONNX TopK's rule), so results never depend on the backend, SIMD variant or threads.
-- Inputs are C-contiguous float16 / float32 / float64 arrays (never copied silently). NaN
-  raises NonFiniteError (a ValueError); Inf is a valid largest magnitude.
+- Inputs are C-contiguous float16 / bfloat16 (ml_dtypes) / float32 / float64 arrays (never
+  copied silently). NaN raises NonFiniteError (a ValueError); Inf is a valid largest magnitude.
+  A bfloat16 input gives the masks of the same call on its float32 conversion, and its
+  thresholds are those of the float32 call as bfloat16 (exact: they are input values).
 - Masks are bool arrays of the input's shape; ``packed=True`` returns
   ``np.packbits(mask.reshape(-1))`` instead: uint8, 8x smaller (``np.unpackbits(p,
   count=x.size).reshape(x.shape)`` restores the mask).
@@ -25,6 +27,7 @@ import math
 import numbers
 import operator
 
+import ml_dtypes
 import numpy as np
 
 from . import _checks
@@ -32,9 +35,10 @@ from ._backend import topk as _kernels
 from .errors import DTypeError, InvalidArgumentError, NonFiniteError
 
 
-TOPK_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-_UNSIGNED = {np.dtype(np.float16): np.uint16, np.dtype(np.float32): np.uint32,
-             np.dtype(np.float64): np.uint64}
+TOPK_DTYPES = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16), np.dtype(np.float32),
+               np.dtype(np.float64))
+_UNSIGNED = {np.dtype(np.float16): np.uint16, np.dtype(ml_dtypes.bfloat16): np.uint16,
+             np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
 
 __all__ = ["topk_mask", "topk_threshold", "prune_", "global_topk_masks", "nm_mask"]
 

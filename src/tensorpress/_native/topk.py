@@ -1,8 +1,9 @@
 """C backend of the top-k family (csrc/topk/): pointers taken, one call, status -> exception.
 
-Arguments arrive validated by tensorpress.prune: C-contiguous float16/32/64 arrays, masks of
-the right size and dtype, 0 <= k <= n. Workspaces are allocated here (never in C) and kept per
-Python thread between calls, so repeated calls neither re-allocate nor re-fault their pages.
+Arguments arrive validated by tensorpress.prune: C-contiguous float16/bfloat16/float32/float64
+arrays, masks of the right size and dtype, 0 <= k <= n. Workspaces are allocated here (never in
+C) and kept per Python thread between calls, so repeated calls neither re-allocate nor re-fault
+their pages.
 
 Testing aid: `sampling(width)` makes this thread's calls pass that sample width to C (the
 sampled paths' bracket; 0 forces their fallback) and count the misses C reports per call.
@@ -11,6 +12,7 @@ sampled paths' bracket; 0 forces their fallback) and count the misses C reports 
 import contextlib
 import threading
 
+import ml_dtypes
 import numpy as np
 
 from . import check, ffi, isa_code, lib
@@ -19,6 +21,7 @@ _DTYPE_CODES = {
     np.dtype(np.float32): lib.TP_FLOAT32,
     np.dtype(np.float64): lib.TP_FLOAT64,
     np.dtype(np.float16): lib.TP_FLOAT16,
+    np.dtype(ml_dtypes.bfloat16): lib.TP_BFLOAT16,
 }
 _local = threading.local()
 

@@ -7,6 +7,7 @@ in index order, radix selection among them with 8-bit digits, then one pass appl
 "key > T, or key == T and index <= cut".
 """
 
+import ml_dtypes
 import numba as nb
 import numpy as np
 
@@ -14,9 +15,11 @@ from ..errors import NonFiniteError
 from . import check_isa, use_parallel
 
 # (unsigned view dtype, sign-clearing mask, key of Inf, top-digit shift) per float dtype; the
-# top digit has the same width as in csrc/topk/.
+# top digit has the same width as in csrc/topk/. Numba has no bfloat16: like float16 it is
+# read as its uint16 bits, whose magnitude keys order as the values do (Inf's key 0x7F80).
 _KEYS = {
     np.dtype(np.float16): (np.uint16, 0x7FFF, 0x7C00, 4),
+    np.dtype(ml_dtypes.bfloat16): (np.uint16, 0x7FFF, 0x7F80, 4),
     np.dtype(np.float32): (np.uint32, 0x7FFFFFFF, 0x7F800000, 19),
     np.dtype(np.float64): (np.uint64, 0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000, 48),
 }
