@@ -2,6 +2,7 @@
 
 import math
 
+import ml_dtypes
 import numpy as np
 import pytest
 from conftest import isa_variants, requires_c
@@ -13,7 +14,8 @@ from reference import quant as ref
 from tensorpress import _backend
 from tensorpress.errors import DTypeError, InvalidArgumentError, NonFiniteError
 
-DTYPES = [np.float32, np.float64, np.float16]
+BF16 = ml_dtypes.bfloat16
+DTYPES = [np.float32, np.float64, np.float16, BF16]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -259,6 +261,79 @@ def test_float64_beyond_float32_range_raises():
         tp.quantize_int8(x, 0)
 
 
+def test_bfloat16_extremes():
+    # largest finite, smallest normal, subnormals (exact in float32), signed zeros
+    bits = np.array([0x7f7f, 0xff7f, 0x0080, 0x8080, 0x0001, 0x807f, 0x0000, 0x8000, 0x3f80, 0x4049],
+                    np.uint16)
+    x = bits.view(BF16)
+    for axis in (None, 0):
+        check_quant(x, axis, True, None)
+        check_quant(x, axis, False, None)
+    check_quant(x.reshape(2, 5), None, True, 2)
+
+
+BF16_CASES = [  # (shape, axis, block): every plan and loop of the C kernel
+    ((1,), None, None), ((0, 3), 0, None), ((), None, None), ((5,), None, None), ((7, 9), 0, None),
+    ((7, 9), 1, None), ((33, 65), 1, None), ((300, 37), 1, None), ((300, 5, 3), 1, None),
+    ((3, 70, 5), 2, None), ((2, 1000), 0, None), ((4000, 300), 1, None), ((64, 2000), 0, None),
+    ((9, 100), None, 32), ((9, 97), None, 32), ((3, 13 * 32), None, 32), ((5, 70), None, 7),
+    ((4, 4, 131), 0, None), ((4096, 5), 1, None),
+]
+
+
+def _call(x, case, **kw):
+    shape, axis, block = case
+    if block is not None:
+        return tp.quantize_int8(x, block_size=block, **kw)
+    return tp.quantize_int8(x, axis, **kw)
+
+
+@pytest.mark.parametrize("case", BF16_CASES)
+@pytest.mark.parametrize("kind", ["normal", "halves", "wide"])
+def test_bfloat16_is_the_float32_call(rng, case, kind):
+    # bf16 -> float32 is exact, so every mode must give the bits of the same call on float32.
+    x = data_for(rng, case[0], BF16, kind)
+    x32 = x.astype(np.float32)
+    _, sshape = ref.groups(case[0], case[1], case[2])
+    scale = np.exp(rng.uniform(-4, 2, sshape)).astype(np.float32)
+    zp = rng.integers(-128, 128, sshape).astype(np.int8)
+    for kw in (dict(symmetric=True), dict(symmetric=False), dict(scale=scale), dict(scale=scale, zero_point=zp)):
+        got, want = _call(x, case, **kw), _call(x32, case, **kw)
+        assert len(got) == len(want)
+        for u, v in zip(got, want):
+            assert u.dtype == v.dtype and u.shape == v.shape
+            np.testing.assert_array_equal(u, v)
+        e_got, e_want = tp.quantization_error(x, *got, **({"block_size": case[2]} if case[2] else {"axis": case[1]})), \
+            tp.quantization_error(x32, *want, **({"block_size": case[2]} if case[2] else {"axis": case[1]}))
+        assert e_got == e_want or (np.isnan(e_got.snr_db) and np.isnan(e_want.snr_db))
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+def test_bfloat16_variants_match_float32_scalar(rng, isa):
+    # Each C variant on bf16 input against the scalar reference on the float32 conversion.
+    c = _backend.kernels_of("c", "quant")
+    for case in BF16_CASES:
+        if case[0] == () or 0 in case[0]:
+            continue
+        for kind in ("normal", "halves", "wide"):
+            x = data_for(rng, case[0], BF16, kind)
+            _, sshape = ref.groups(case[0], case[1], case[2])
+            scale = np.exp(rng.uniform(-4, 2, sshape)).astype(np.float32)
+            for mode, sc in ((0, None), (1, None), (2, scale)):
+                assert_same(run_backend(c, x, case, mode, sc, isa=isa),
+                            run_backend(c, x.astype(np.float32), case, mode, sc, isa="scalar"))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_bfloat16_nonfinite_in_quantization_error(bad):
+    x = np.ones((2, 3), BF16)
+    q, s = tp.quantize_int8(x, 0)
+    x[1, 2] = bad
+    with pytest.raises(NonFiniteError):
+        tp.quantization_error(x, q, s, axis=0)
+
+
 def test_float16_extremes():
     x = np.array([65504, -65504, 6e-8, -6e-8, 0, -0.0, 1e-5, 3.0], np.float16)  # max, subnormals
     for axis in (None, 0):
@@ -340,7 +415,7 @@ def run_backend(module, x, shape_axis_block, mode, scale=None, zp=None, isa=None
     q = np.full(x.shape, 99, np.int8)
     s = np.array(scale, np.float32).reshape(sshape) if scale is not None else np.full(sshape, -1, np.float32)
     z = zp if zp is not None else (np.full(sshape, 99, np.int8) if mode == 1 else None)
-    flat = x.reshape(-1).view(np.uint16) if x.dtype == np.float16 else x.reshape(-1)
+    flat = x.reshape(-1).view(np.uint16) if x.dtype == np.float16 else x.reshape(-1)  # bf16 as it is
     args = (flat, layout, mode, s.reshape(-1), None if z is None else z.reshape(-1), q.reshape(-1))
     bad = module.quantize(*args) if isa is None else module.quantize(*args, isa=isa)
     out = np.full(x.shape, np.nan, np.float32)
@@ -465,11 +540,12 @@ def test_large_dequantize_matches_reference(rng, shape, axis, block):
 
 @pytest.mark.parametrize("axis,symmetric,dtype", [(1, True, np.float32), (1, False, np.float32),
                                                   (0, True, np.float32), (None, False, np.float32),
-                                                  (0, True, np.float16), (None, False, np.float16)])
+                                                  (0, True, np.float16), (None, False, np.float16),
+                                                  (1, True, BF16), (0, False, BF16), (None, True, BF16)])
 def test_large_arrays_match_reference(rng, axis, symmetric, dtype):
     # 8M+ elements: q is written with streaming stores (rows plan for axis 1, tiles for axis 0,
     # the two global passes per tensor), from unaligned row starts (1027 columns); float16
-    # through the F16C loads.
+    # through the F16C loads, bfloat16 through the shifting ones.
     x = data_for(rng, (8171, 1027), dtype)
     check_quant(x, axis, symmetric, None)
 

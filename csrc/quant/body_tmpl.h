@@ -2,9 +2,9 @@
  * body_tmpl.h: the per-element loops of one input type, written once (a template header).
  *
  * The including file defines
- *   T     the element type of x: float, double, or uint16_t (IEEE half bits)
- *   SUF   its suffix: f32, f64, f16 (the loads are qz_load_<SUF>, quant_internal.h)
- *   HALF  1 when T holds IEEE half bits, else 0
+ *   T     the element type of x: float, double, or uint16_t (IEEE half or bfloat16 bits)
+ *   SUF   its suffix: f32, f64, f16, bf16 (the loads are qz_load_<SUF>, quant_internal.h)
+ *   HALF  1 when T holds 16-bit float bits (IEEE half or bfloat16), else 0
  * and gets the TP_ALWAYS_INLINE bodies qz_<loop>_body_<SUF>, which variants.c compiles under
  * each ISA's target attribute through thin wrappers. Every loop is branch-free on data so the
  * compiler vectorizes it for each target; the tests hold every variant to quantize_int8_ref.
@@ -19,15 +19,15 @@
 TP_ALWAYS_INLINE uint32_t TP_CAT(qz_stats_sym_body, SUF)(const void *xv, int64_t n, uint32_t m) {
     const T *TP_RESTRICT x = (const T *)xv;
 #if HALF
-    /* IEEE half: |h| orders like |x| too, and the conversion to float32 keeps that order (Inf
-     * and NaN included), so the max is taken on the 16-bit patterns, 16 lanes per AVX2 vector,
-     * and only the winner is converted. */
+    /* IEEE half and bfloat16: |h| orders like |x| too, and the conversion to float32 keeps that
+     * order (Inf and NaN included), so the max is taken on the 16-bit patterns, 16 lanes per
+     * AVX2 vector, and only the winner is converted. */
     uint16_t h = 0;
     for (int64_t i = 0; i < n; i++) {
         uint16_t a = (uint16_t)(x[i] & 0x7fffu);
         h = a > h ? a : h;
     }
-    uint32_t b = qz_bits(qz_half(h));
+    uint32_t b = qz_bits(QZ_LOAD(&h, 0));
     return b > m ? b : m;
 #else
     for (int64_t i = 0; i < n; i++) {

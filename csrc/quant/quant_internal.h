@@ -9,10 +9,11 @@
  *
  * The files:
  *   ref.c          quantize_int8_ref / dequantize_int8_ref: the plain scalar references
- *   body_tmpl.h    the per-element loops, once per input type (float32, float64, float16)
+ *   body_tmpl.h    the per-element loops, once per input type (float32, float64, float16,
+ *                  bfloat16)
  *   variants.c     the loops compiled per ISA (thin wrappers), the loop sets, the dispatch tables
- *   x86_avx2.c     hand-written AVX2 loops (32-element blocks, float32 / float16 rounding,
- *                  streaming stores)
+ *   x86_avx2.c     hand-written AVX2 loops (32-element blocks, float32 / float16 / bfloat16
+ *                  rounding, streaming stores)
  *   quantize.c     tp_quantize_int8[_isa]: checks, layouts; per tensor, per block, given scales
  *   channels.c     per channel: the tile / copy / rows plans
  *   dequantize.c   tp_dequantize_int8[_isa]
@@ -79,10 +80,22 @@ TP_ALWAYS_INLINE float qz_half(uint16_t h) {
     return qz_float(b | ((uint32_t)(h & 0x8000u) << 16));
 }
 
+/* bfloat16 bits -> float, exact: bfloat16 is the upper half of a float32. */
+TP_ALWAYS_INLINE float qz_bf16(uint16_t h) { return qz_float((uint32_t)h << 16); }
+
 /* Element i as float32, one per input type (the template header picks by suffix). */
 TP_ALWAYS_INLINE float qz_load_f32(const float *p, int64_t i) { return p[i]; }
 TP_ALWAYS_INLINE float qz_load_f64(const double *p, int64_t i) { return (float)p[i]; }
 TP_ALWAYS_INLINE float qz_load_f16(const uint16_t *p, int64_t i) { return qz_half(p[i]); }
+TP_ALWAYS_INLINE float qz_load_bf16(const uint16_t *p, int64_t i) { return qz_bf16(p[i]); }
+
+/* Element i of x as float32, any input type (error paths only: the loops use the loads above). */
+static inline float qz_element(const void *x, int32_t dtype, int64_t i) {
+    if (dtype == TP_FLOAT32) return ((const float *)x)[i];
+    if (dtype == TP_FLOAT64) return (float)((const double *)x)[i];
+    if (dtype == TP_BFLOAT16) return qz_bf16(((const uint16_t *)x)[i]);
+    return qz_half(((const uint16_t *)x)[i]);
+}
 
 /* Rounding without float compares: GCC will not if-convert a float compare-and-select under
  * the default -ftrapping-math, which would leave the loops scalar, so the clamps are integer.
@@ -234,7 +247,7 @@ typedef struct {
 
 typedef struct {
     const void *x;
-    int32_t dtype; /* TP_FLOAT32, TP_FLOAT64, TP_FLOAT16: also the loop set's index */
+    int32_t dtype; /* TP_FLOAT32, TP_FLOAT64, TP_FLOAT16, TP_BFLOAT16: also the loop set's index */
     int32_t mode;
     qz_layout L;   /* n > 0 */
     float *scale;
@@ -286,6 +299,14 @@ int qz_quant_seg_f16_avx2_fast(const void *x, int8_t *q, int64_t n, float inv, i
                                int32_t qmin, int check);
 int qz_quant_seg_f16_avx2_nt(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
                              int32_t qmin, int check);
+int qz_quant_seg_bf16_avx2_fast(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
+                                int32_t qmin, int check);
+int qz_quant_seg_bf16_avx2_nt(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
+                              int32_t qmin, int check);
+int qz_quant_cols_bf16_avx2_fast(const void *x, int8_t *q, int64_t n, const float *inv,
+                                 const int32_t *zp, int32_t qmin, int check);
+int qz_quant_cols_bf16_avx2_nt(const void *x, int8_t *q, int64_t n, const float *inv,
+                               const int32_t *zp, int32_t qmin, int check);
 int qz_quant_cols_f32_avx2_fast(const void *x, int8_t *q, int64_t n, const float *inv,
                                 const int32_t *zp, int32_t qmin, int check);
 int qz_quant_cols_f32_avx2_nt(const void *x, int8_t *q, int64_t n, const float *inv,

@@ -223,9 +223,7 @@ int quantize_int8_run(const qz_call *c, const qz_loops *loops) {
 static int64_t qz_first_bad_group(const void *x, int dtype, const qz_layout *L) {
     int64_t best = -1;
     for (int64_t i = 0; i < L->n; i++) {
-        float v = dtype == TP_FLOAT32   ? ((const float *)x)[i]
-                  : dtype == TP_FLOAT64 ? (float)((const double *)x)[i]
-                                        : qz_half(((const uint16_t *)x)[i]);
+        float v = qz_element(x, dtype, i);
         if (isfinite(v)) continue;
         int64_t g;
         qz_segment(L, i, &g);
@@ -242,7 +240,8 @@ int tp_quantize_int8_isa(const void *x, int32_t dtype, int64_t outer, int64_t ch
     TP_RETURN_IF(bad == NULL, TP_ERR_ARGUMENT);
     *bad = -1;
     TP_RETURN_IF(isa < 0 || isa >= TP_ISA_COUNT || !tp_isa_available(isa), TP_ERR_UNSUPPORTED);
-    TP_RETURN_IF(dtype != TP_FLOAT32 && dtype != TP_FLOAT64 && dtype != TP_FLOAT16,
+    TP_RETURN_IF(dtype != TP_FLOAT32 && dtype != TP_FLOAT64 && dtype != TP_FLOAT16 &&
+                     dtype != TP_BFLOAT16,
                  TP_ERR_ARGUMENT);
     TP_RETURN_IF(mode != TP_QUANT_SYMMETRIC && mode != TP_QUANT_AFFINE && mode != TP_QUANT_GIVEN,
                  TP_ERR_ARGUMENT);

@@ -19,10 +19,19 @@ static float half_to_float(uint16_t h) {
     return (h & 0x8000) ? -magnitude : magnitude;
 }
 
+/* bfloat16 -> float32, exactly: its 16 bits are the upper half of the float32's. */
+static float bfloat16_to_float(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
 /* Element i of x as float32 (a float64 beyond float32's range becomes an infinity). */
 static float element(const void *x, int32_t dtype, int64_t i) {
     if (dtype == TP_FLOAT32) return ((const float *)x)[i];
     if (dtype == TP_FLOAT64) return (float)((const double *)x)[i];
+    if (dtype == TP_BFLOAT16) return bfloat16_to_float(((const uint16_t *)x)[i]);
     return half_to_float(((const uint16_t *)x)[i]);
 }
 

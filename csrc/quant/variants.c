@@ -24,6 +24,11 @@
 #define HALF 1
 #include "body_tmpl.h"
 
+#define T uint16_t
+#define SUF bf16
+#define HALF 1
+#include "body_tmpl.h"
+
 /* out = float(q - zp) * scale: the difference is an exact small integer, so the one multiply
  * is the only rounding, as in torch's dequantize. */
 TP_ALWAYS_INLINE void dq_seg_body(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out, int64_t n,
@@ -74,14 +79,16 @@ TP_ALWAYS_INLINE void dq_cols_body(const int8_t *TP_RESTRICT q, float *TP_RESTRI
 QZ_STAMP_LOOPS(f32, baseline, )
 QZ_STAMP_LOOPS(f64, baseline, )
 QZ_STAMP_LOOPS(f16, baseline, )
+QZ_STAMP_LOOPS(bf16, baseline, )
 static void dq_seg_baseline(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp); }
 static void dq_cols_baseline(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp); }
 
-/* [TP_FLOAT32, TP_FLOAT64, TP_FLOAT16] */
-static const qz_loops QZ_LOOPS_BASELINE[3] = {
+/* [TP_FLOAT32, TP_FLOAT64, TP_FLOAT16, TP_BFLOAT16] */
+static const qz_loops QZ_LOOPS_BASELINE[4] = {
     QZ_COMPILED_LOOP_SET(f32, baseline, NULL, NULL),
     QZ_COMPILED_LOOP_SET(f64, baseline, NULL, NULL),
     QZ_COMPILED_LOOP_SET(f16, baseline, NULL, NULL),
+    QZ_COMPILED_LOOP_SET(bf16, baseline, NULL, NULL),
 };
 static const dq_loops DQ_LOOPS_BASELINE = {dq_seg_baseline, dq_cols_baseline, NULL, NULL};
 
@@ -94,15 +101,18 @@ static void dequantize_int8_baseline(const dq_call *c) { dequantize_int8_run(c, 
 QZ_STAMP_LOOPS(f32, avx2, TP_TARGET_AVX2)
 QZ_STAMP_LOOPS(f64, avx2, TP_TARGET_AVX2)
 QZ_STAMP_LOOPS(f16, avx2, TP_TARGET_AVX2)
+QZ_STAMP_LOOPS(bf16, avx2, TP_TARGET_AVX2)
 TP_TARGET_AVX2 static void dq_seg_avx2(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp); }
 TP_TARGET_AVX2 static void dq_cols_avx2(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp); }
 
-static const qz_loops QZ_LOOPS_AVX2[3] = {
+static const qz_loops QZ_LOOPS_AVX2[4] = {
     QZ_LOOP_SET(f32, avx2, qz_quant_seg_f32_avx2_fast, qz_quant_cols_f32_avx2_fast, qz_quant_seg_f32_avx2_nt,
                 qz_quant_cols_f32_avx2_nt, qz_block32_sym_f32_avx2, qz_stream_copy_avx2),
     QZ_COMPILED_LOOP_SET(f64, avx2, NULL, qz_stream_copy_avx2),
     QZ_LOOP_SET(f16, avx2, qz_quant_seg_f16_avx2_fast, qz_quant_cols_f16_avx2, qz_quant_seg_f16_avx2_nt, NULL, NULL,
                 qz_stream_copy_avx2),
+    QZ_LOOP_SET(bf16, avx2, qz_quant_seg_bf16_avx2_fast, qz_quant_cols_bf16_avx2_fast, qz_quant_seg_bf16_avx2_nt,
+                qz_quant_cols_bf16_avx2_nt, NULL, qz_stream_copy_avx2),
 };
 static const dq_loops DQ_LOOPS_AVX2 = {dq_seg_avx2, dq_cols_avx2, dq_seg_avx2_nt, dq_cols_avx2_nt};
 
@@ -114,13 +124,15 @@ static void dequantize_int8_avx2(const dq_call *c) { dequantize_int8_run(c, &DQ_
 QZ_STAMP_LOOPS(f32, avx512, TP_TARGET_AVX512)
 QZ_STAMP_LOOPS(f64, avx512, TP_TARGET_AVX512)
 QZ_STAMP_LOOPS(f16, avx512, TP_TARGET_AVX512)
+QZ_STAMP_LOOPS(bf16, avx512, TP_TARGET_AVX512)
 TP_TARGET_AVX512 static void dq_seg_avx512(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp); }
 TP_TARGET_AVX512 static void dq_cols_avx512(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp); }
 
-static const qz_loops QZ_LOOPS_AVX512[3] = {
+static const qz_loops QZ_LOOPS_AVX512[4] = {
     QZ_COMPILED_LOOP_SET(f32, avx512, qz_block32_sym_f32_avx2, qz_stream_copy_avx2),
     QZ_COMPILED_LOOP_SET(f64, avx512, NULL, qz_stream_copy_avx2),
     QZ_COMPILED_LOOP_SET(f16, avx512, NULL, qz_stream_copy_avx2),
+    QZ_COMPILED_LOOP_SET(bf16, avx512, NULL, qz_stream_copy_avx2),
 };
 static const dq_loops DQ_LOOPS_AVX512 = {dq_seg_avx512, dq_cols_avx512, dq_seg_avx2_nt, dq_cols_avx2_nt};
 

@@ -8,6 +8,7 @@
  *  - qz_quant_{seg,cols}_<type>_avx2_{fast,nt}: the quantize pass of a per-channel tile runs
  *    from L2 and was compute-bound; these take fewer instructions per element, and the _nt
  *    forms write q with streaming stores straight from registers (no staging buffer).
+ *    bfloat16 is read natively (16-bit lanes shifted into float32 lanes), never copied.
  *  - dq_{seg,cols}_avx2_nt, qz_stream_copy_avx2: streaming stores for large outputs, which skip
  *    the read-for-ownership of every line written (for a float32 output of int8 input, 4 of
  *    the 9 bytes moved per element).
@@ -29,6 +30,14 @@
 #define HALF 1
 #include "body_tmpl.h"
 
+#define T uint16_t
+#define SUF bf16
+#define HALF 1
+#include "body_tmpl.h"
+
+/* The input types of the hand-written loops (the `in` parameter below). */
+enum { QZ_IN_F32, QZ_IN_F16, QZ_IN_BF16 };
+
 TP_TARGET_AVX2 static int seg_compiled_f32(const void *x, int8_t *q, int64_t n, float inv, int32_t zp, int32_t qmin,
                                            int check) {
     return qz_quant_seg_body_f32(x, q, n, inv, zp, qmin, check);
@@ -39,18 +48,35 @@ TP_TARGET_AVX2 static int seg_compiled_f16(const void *x, int8_t *q, int64_t n, 
     return qz_quant_seg_body_f16(x, q, n, inv, zp, qmin, check);
 }
 
+TP_TARGET_AVX2 static int seg_compiled_bf16(const void *x, int8_t *q, int64_t n, float inv, int32_t zp, int32_t qmin,
+                                            int check) {
+    return qz_quant_seg_body_bf16(x, q, n, inv, zp, qmin, check);
+}
+
+TP_TARGET_AVX2 static int cols_compiled_bf16(const void *x, int8_t *q, int64_t n, const float *inv, const int32_t *zp,
+                                             int32_t qmin, int check) {
+    return qz_quant_cols_body_bf16(x, q, n, inv, zp, qmin, check);
+}
+
 TP_TARGET_AVX2 static int cols_compiled_f32(const void *x, int8_t *q, int64_t n, const float *inv, const int32_t *zp,
                                             int32_t qmin, int check) {
     return qz_quant_cols_body_f32(x, q, n, inv, zp, qmin, check);
 }
 
+/* Eight elements of input type `in` as float32, exactly: IEEE half through F16C, as qz_half
+ * does (NaN never gets here: computed scales mean the data was finite); bfloat16 read as 16-bit
+ * lanes, widened and shifted into the upper half of float32 lanes, as qz_bf16 does. */
+TP_TARGET_AVX2 static inline __m256 qz_load8(const void *x, int64_t i, const int in) {
+    if (in == QZ_IN_F32) return _mm256_loadu_ps((const float *)x + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)x + i));
+    if (in == QZ_IN_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
 /* Eight elements times inv rounded to int32 (cvtps2dq: nearest even; see qz_quant_avx2 for why
- * no clamp follows). IEEE half: F16C converts exactly, as qz_half does (NaN never gets here:
- * computed scales mean the data was finite). */
-TP_TARGET_AVX2 static inline __m256i qz_round8(const void *x, int64_t i, __m256 inv, const int half) {
-    __m256 v = half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)x + i)))
-                    : _mm256_loadu_ps((const float *)x + i);
-    return _mm256_cvtps_epi32(_mm256_mul_ps(v, inv));
+ * no clamp follows). */
+TP_TARGET_AVX2 static inline __m256i qz_round8(const void *x, int64_t i, __m256 inv, const int in) {
+    return _mm256_cvtps_epi32(_mm256_mul_ps(qz_load8(x, i, in), inv));
 }
 
 TP_TARGET_AVX2 static inline uint32_t qz_hmax_epu32(__m256i v) {
@@ -93,8 +119,8 @@ TP_TARGET_AVX2 int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t co
             const float *xb = x + (g0 + k) * 32;
             const __m256 inv = _mm256_set1_ps(invs[k]);
             scale[g0 + k] = scs[k];
-            __m256i bytes = tp_lanes_to_bytes(qz_round8(xb, 0, inv, 0), qz_round8(xb, 8, inv, 0),
-                                              qz_round8(xb, 16, inv, 0), qz_round8(xb, 24, inv, 0));
+            __m256i bytes = tp_lanes_to_bytes(qz_round8(xb, 0, inv, QZ_IN_F32), qz_round8(xb, 8, inv, QZ_IN_F32),
+                                              qz_round8(xb, 16, inv, QZ_IN_F32), qz_round8(xb, 24, inv, QZ_IN_F32));
             /* stream: q is large and 16-byte aligned (NumPy's big buffers sit 16 bytes into
              * a page, so 32-byte streaming stores would not line up): two 16-byte streaming
              * stores, which the write-combining buffers join into whole lines */
@@ -113,16 +139,16 @@ TP_TARGET_AVX2 int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t co
 /* 32 elements from i: one scale (inv, zp; zp == 0 skips the adds) or one per column (cols;
  * zp_cols NULL: symmetric, every zero point 0, no loads and no adds). */
 TP_TARGET_AVX2 static inline __m256i qz_round32(const void *x, int64_t i, __m256 inv, __m256i z, int32_t zp,
-                                                const float *inv_cols, const int32_t *zp_cols, const int half,
+                                                const float *inv_cols, const int32_t *zp_cols, const int in,
                                                 const int cols) {
     __m256i r[4];
     for (int k = 0; k < 4; k++) {
         int64_t at = i + 8 * k;
         if (cols) {
-            r[k] = qz_round8(x, at, _mm256_loadu_ps(inv_cols + at), half);
+            r[k] = qz_round8(x, at, _mm256_loadu_ps(inv_cols + at), in);
             if (zp_cols) r[k] = _mm256_add_epi32(r[k], _mm256_loadu_si256((const __m256i *)(zp_cols + at)));
         } else {
-            r[k] = qz_round8(x, at, inv, half);
+            r[k] = qz_round8(x, at, inv, in);
             if (zp) r[k] = _mm256_add_epi32(r[k], z);
         }
     }
@@ -132,11 +158,11 @@ TP_TARGET_AVX2 static inline __m256i qz_round32(const void *x, int64_t i, __m256
 /* n (a multiple of 32) elements, vector by vector. */
 TP_TARGET_AVX2 static inline void qz_run32(const void *x, int8_t *q, int64_t n, float inv_, int32_t zp,
                                            const float *inv_cols, const int32_t *zp_cols, int stream,
-                                           const int half, const int cols) {
+                                           const int in, const int cols) {
     const __m256 inv = _mm256_set1_ps(inv_);
     const __m256i z = _mm256_set1_epi32(zp);
     for (int64_t i = 0; i < n; i += 32) {
-        __m256i bytes = qz_round32(x, i, inv, z, zp, inv_cols, zp_cols, half, cols);
+        __m256i bytes = qz_round32(x, i, inv, z, zp, inv_cols, zp_cols, in, cols);
         if (stream) _mm256_stream_si256((__m256i *)(q + i), bytes);
         else _mm256_storeu_si256((__m256i *)(q + i), bytes);
     }
@@ -154,60 +180,83 @@ TP_TARGET_AVX2 static inline void qz_run32(const void *x, int8_t *q, int64_t n, 
  * A symmetric zero point of 0 (zp == 0, or qmin == -127 per column) runs a loop without adds. */
 TP_TARGET_AVX2 static inline int qz_quant_compiled(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
                                                    const float *inv_cols, const int32_t *zp_cols, int32_t qmin,
-                                                   int check, const int half, const int cols) {
+                                                   int check, const int in, const int cols) {
+    if (in == QZ_IN_BF16)
+        return cols ? cols_compiled_bf16(x, q, n, inv_cols, zp_cols, qmin, check)
+                    : seg_compiled_bf16(x, q, n, inv, zp, qmin, check);
     if (cols) return cols_compiled_f32(x, q, n, inv_cols, zp_cols, qmin, check);
-    if (half) return seg_compiled_f16(x, q, n, inv, zp, qmin, check);
+    if (in == QZ_IN_F16) return seg_compiled_f16(x, q, n, inv, zp, qmin, check);
     return seg_compiled_f32(x, q, n, inv, zp, qmin, check);
 }
 
 TP_TARGET_AVX2 static inline int qz_quant_avx2(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
                                                const float *inv_cols, const int32_t *zp_cols, int32_t qmin, int check,
-                                               const int stream, const int half, const int cols) {
-    const int es = half ? 2 : 4;
+                                               const int stream, const int in, const int cols) {
+    const int es = in == QZ_IN_F32 ? 4 : 2;
     int64_t head = stream ? (int64_t)((32 - ((uintptr_t)q & 31)) & 31) : 0;
-    if (check || n < head + 32) return qz_quant_compiled(x, q, n, inv, zp, inv_cols, zp_cols, qmin, check, half, cols);
-    if (head) qz_quant_compiled(x, q, head, inv, zp, inv_cols, zp_cols, qmin, 0, half, cols);
+    if (check || n < head + 32) return qz_quant_compiled(x, q, n, inv, zp, inv_cols, zp_cols, qmin, check, in, cols);
+    if (head) qz_quant_compiled(x, q, head, inv, zp, inv_cols, zp_cols, qmin, 0, in, cols);
     int64_t body = (n - head) & ~(int64_t)31, done = head + body;
     const void *xb = AT(x, head, es);
-    if (cols && qmin == -127) qz_run32(xb, q + head, body, 0.0f, 0, inv_cols + head, NULL, stream, half, 1);
-    else if (cols) qz_run32(xb, q + head, body, 0.0f, 0, inv_cols + head, zp_cols + head, stream, half, 1);
-    else if (zp) qz_run32(xb, q + head, body, inv, zp, NULL, NULL, stream, half, 0);
-    else qz_run32(xb, q + head, body, inv, 0, NULL, NULL, stream, half, 0);
+    if (cols && qmin == -127) qz_run32(xb, q + head, body, 0.0f, 0, inv_cols + head, NULL, stream, in, 1);
+    else if (cols) qz_run32(xb, q + head, body, 0.0f, 0, inv_cols + head, zp_cols + head, stream, in, 1);
+    else if (zp) qz_run32(xb, q + head, body, inv, zp, NULL, NULL, stream, in, 0);
+    else qz_run32(xb, q + head, body, inv, 0, NULL, NULL, stream, in, 0);
     if (done < n)
         qz_quant_compiled(AT(x, done, es), q + done, n - done, inv, zp, cols ? inv_cols + done : NULL,
-                          cols ? zp_cols + done : NULL, qmin, 0, half, cols);
+                          cols ? zp_cols + done : NULL, qmin, 0, in, cols);
     return 0;
 }
 
 /* The named forms the loop sets hold (variants.c). */
 TP_TARGET_AVX2 int qz_quant_seg_f32_avx2_fast(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
                                               int32_t qmin, int check) {
-    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 0, 0, 0);
+    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 0, QZ_IN_F32, 0);
 }
 
 TP_TARGET_AVX2 int qz_quant_seg_f32_avx2_nt(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
                                             int32_t qmin, int check) {
-    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 1, 0, 0);
+    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 1, QZ_IN_F32, 0);
 }
 
 TP_TARGET_AVX2 int qz_quant_seg_f16_avx2_fast(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
                                               int32_t qmin, int check) {
-    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 0, 1, 0);
+    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 0, QZ_IN_F16, 0);
 }
 
 TP_TARGET_AVX2 int qz_quant_seg_f16_avx2_nt(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
                                             int32_t qmin, int check) {
-    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 1, 1, 0);
+    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 1, QZ_IN_F16, 0);
+}
+
+TP_TARGET_AVX2 int qz_quant_seg_bf16_avx2_fast(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
+                                               int32_t qmin, int check) {
+    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 0, QZ_IN_BF16, 0);
+}
+
+TP_TARGET_AVX2 int qz_quant_seg_bf16_avx2_nt(const void *x, int8_t *q, int64_t n, float inv, int32_t zp,
+                                             int32_t qmin, int check) {
+    return qz_quant_avx2(x, q, n, inv, zp, NULL, NULL, qmin, check, 1, QZ_IN_BF16, 0);
+}
+
+TP_TARGET_AVX2 int qz_quant_cols_bf16_avx2_fast(const void *x, int8_t *q, int64_t n, const float *inv,
+                                                const int32_t *zp, int32_t qmin, int check) {
+    return qz_quant_avx2(x, q, n, 0.0f, 0, inv, zp, qmin, check, 0, QZ_IN_BF16, 1);
+}
+
+TP_TARGET_AVX2 int qz_quant_cols_bf16_avx2_nt(const void *x, int8_t *q, int64_t n, const float *inv,
+                                              const int32_t *zp, int32_t qmin, int check) {
+    return qz_quant_avx2(x, q, n, 0.0f, 0, inv, zp, qmin, check, 1, QZ_IN_BF16, 1);
 }
 
 TP_TARGET_AVX2 int qz_quant_cols_f32_avx2_fast(const void *x, int8_t *q, int64_t n, const float *inv,
                                                const int32_t *zp, int32_t qmin, int check) {
-    return qz_quant_avx2(x, q, n, 0.0f, 0, inv, zp, qmin, check, 0, 0, 1);
+    return qz_quant_avx2(x, q, n, 0.0f, 0, inv, zp, qmin, check, 0, QZ_IN_F32, 1);
 }
 
 TP_TARGET_AVX2 int qz_quant_cols_f32_avx2_nt(const void *x, int8_t *q, int64_t n, const float *inv,
                                              const int32_t *zp, int32_t qmin, int check) {
-    return qz_quant_avx2(x, q, n, 0.0f, 0, inv, zp, qmin, check, 1, 0, 1);
+    return qz_quant_avx2(x, q, n, 0.0f, 0, inv, zp, qmin, check, 1, QZ_IN_F32, 1);
 }
 
 /* q staged in L1 by a compiled loop, copied out with streaming stores (from dst's first 32-byte

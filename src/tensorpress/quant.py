@@ -14,12 +14,15 @@ torch.qint8).int_repr()`` bit for bit, and the computed scales are those of torc
 ``PerChannelMinMaxObserver`` (``per_channel_symmetric`` with quant range -127..127, or
 ``per_channel_affine``), except that torch clamps scales below float32 eps (1.19e-7) up to eps
 while tensorpress keeps them (down to the smallest normal float32), and that an all-zero
-channel gets scale 1 here (torch: eps). float64 and float16 inputs are rounded to float32 first.
+channel gets scale 1 here (torch: eps). float64, float16 and bfloat16 (``ml_dtypes.bfloat16``)
+inputs are rounded to float32 first (float16 and bfloat16 exactly): the results are those of the
+same call on ``x.astype(np.float32)``.
 """
 
 import math
 from typing import NamedTuple
 
+import ml_dtypes
 import numpy as np
 
 from . import _checks
@@ -28,7 +31,8 @@ from ._consts import QUANT_AFFINE, QUANT_GIVEN, QUANT_SYMMETRIC
 from .errors import DTypeError, InvalidArgumentError, NonFiniteError
 
 
-INPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+INPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BFLOAT16)
 _F32_TINY = float(np.finfo(np.float32).tiny)
 
 
@@ -133,6 +137,7 @@ def _describe_group(index, layout, scale_shape, axis):
 
 
 def _flat_input(x):
+    """x flat as the backends take it: float16 as its uint16 bits; bfloat16 as it is."""
     flat = x.reshape(-1)
     return flat.view(np.uint16) if x.dtype == np.float16 else flat
 
@@ -140,8 +145,10 @@ def _flat_input(x):
 def quantize_int8(x, axis=_AXIS_DEFAULT, *, symmetric=True, scale=None, zero_point=None, block_size=None):
     """Quantize a float array to int8 with one scale per tensor, channel or block.
 
-    x: float32, float64 or float16 ndarray, C-contiguous (tensorpress never copies silently;
-       pass ``np.ascontiguousarray(x)``). float64 / float16 are rounded to float32 first.
+    x: float32, float64, float16 or bfloat16 (``ml_dtypes.bfloat16``) ndarray, C-contiguous
+       (tensorpress never copies silently; pass ``np.ascontiguousarray(x)``). float64 is rounded
+       to float32 first; float16 and bfloat16 convert exactly (q, scale and zero_point are those
+       of ``x.astype(np.float32)``), read in place, never through a converted copy.
     axis: the channel axis (default 0; negative counts from the end); None = one scale for the
        whole tensor. With ``block_size`` it may only be left out, None or the last axis.
     symmetric: True: scale = absmax / 127, q in [-127, 127], returns (q, scale).
@@ -233,6 +240,7 @@ _ERROR_CHUNK = 1 << 20
 def quantization_error(x, q, scale, zero_point=None, axis=_AXIS_DEFAULT, *, block_size=None):
     """How far dequantize_int8(q, scale, zero_point, axis, block_size) lies from x.
 
+    x: float32, float64, float16 or bfloat16, as quantize_int8 takes it.
     Returns QuantizationError(max_abs, rms, snr_db), accumulated in float64 over the float32
     reconstruction. SNR is inf when the reconstruction is exact, -inf when x is all zeros but
     the reconstruction is not.

@@ -1,18 +1,21 @@
 """C backend of int8 quantize / dequantize (csrc/quant/): pointers taken, one call each.
 
 Arguments arrive validated by tensorpress.quant; x, q, scale, zero_point and out are flat,
-C-contiguous views. The functions mirror tensorpress._numba.quant; `isa` picks a kernel variant
+C-contiguous views (x: float32, float64, float16 as its uint16 bits, or ml_dtypes.bfloat16). The functions mirror tensorpress._numba.quant; `isa` picks a kernel variant
 (None: the current one; or "scalar", the plain reference, "baseline", "avx2", "avx512").
 """
 
+import ml_dtypes
 import numpy as np
 
 from . import check, ffi, isa_code, lib
 
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 _DTYPE_CODES = {
     np.dtype(np.float32): (lib.TP_FLOAT32, "float *"),
     np.dtype(np.float64): (lib.TP_FLOAT64, "double *"),
     np.dtype(np.uint16): (lib.TP_FLOAT16, "uint16_t *"),  # float16 bits
+    _BFLOAT16: (lib.TP_BFLOAT16, "uint16_t *"),  # passed as its bits (no buffer protocol)
 }
 
 
@@ -24,6 +27,8 @@ def quantize(x, layout, mode, scale, zero_point, q, isa=None):
     """Returns the first channel (block) holding NaN / Inf, or -1 when q and scale are written."""
     outer, channels, inner, block = layout
     code, ctype = _DTYPE_CODES[x.dtype]
+    if x.dtype == _BFLOAT16:
+        x = x.view(np.uint16)
     words = lib.tp_quantize_int8_workspace(code, outer, channels, inner, block, mode,
                                            lib.tp_get_num_threads())
     workspace = np.empty(max(words, 0), np.int32)

@@ -1,16 +1,21 @@
 """Numba twin of csrc/quant/: the same float32 arithmetic in the same order, hence the same bits.
 
 Layout arguments follow tp_quant.h: (outer, channels, inner, block). x arrives flat: float32,
-float64, or the uint16 bits of float16 (Numba has no float16 type), decoded by table lookup.
+float64, the uint16 bits of float16 (Numba has no float16 type), decoded by table lookup, or
+ml_dtypes.bfloat16, which the kernels see as its bits viewed as int16 (a type of its own to
+Numba, so the load overload tells it from float16's uint16) and widen by a shift: the bits
+moved into the upper half of a uint32, reinterpreted as float32 in a register (_f32_from_bits).
 Serial kernels, cached on disk (parallel Numba kernels cannot be cached and took a minute to
 compile per process). Non-finite input returns the first bad channel (block) index instead of
 raising, like the C
 backend's *bad; the public layer words the exception.
 """
 
+import ml_dtypes
 import numba as nb
 import numpy as np
-from numba.extending import overload
+from llvmlite import ir
+from numba.extending import intrinsic, overload
 
 from ..errors import InvalidArgumentError
 from . import check_isa
@@ -32,6 +37,21 @@ _F32_MAX = np.float32(np.finfo(np.float32).max)
 _HALF_TABLE = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
 
 
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+
+
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    """The float32 whose bits are the uint32 `bits` (a register bit cast, no memory)."""
+    if bits != nb.types.uint32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return nb.types.float32(nb.types.uint32), codegen
+
+
 def _load(x, i):  # pragma: no cover - replaced by the overload inside jitted code
     raise NotImplementedError
 
@@ -43,6 +63,12 @@ def _load_impl(x, i):
             return _HALF_TABLE[x[i]]
 
         return load_half
+
+    if x.dtype == nb.types.int16:  # bfloat16 bits (see the module docstring)
+        def load_bfloat16(x, i):
+            return _f32_from_bits(np.uint32(np.uint32(np.uint16(x[i])) << np.uint32(16)))
+
+        return load_bfloat16
 
     def load(x, i):
         return np.float32(x[i])
@@ -274,6 +300,8 @@ def quantize(x, layout, mode, scale, zero_point, q, isa=None):
     check_isa(isa)
     outer, channels, inner, block = _normalize(*layout)
     zp = zero_point if zero_point is not None else _NO_ZP
+    if x.dtype == _BFLOAT16:
+        x = x.view(np.int16)
     if mode == GIVEN:
         if block:
             return int(_quantize_given_blocks(x, q, outer, channels, inner, block, scale, zp,
