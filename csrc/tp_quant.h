@@ -18,8 +18,9 @@
  *               last block of a row may be short; channels must be ceil(inner / block) and there
  *               are outer * channels scales, row-major.
  *
+ * x is float32, float64, or the uint16 bits of IEEE half (TP_FLOAT16) or bfloat16 (TP_BFLOAT16).
  * q = clamp(round_half_even(x * (1.0f / scale)) + zero_point), computed in float32 (x is rounded
- * to float32 first), the clamp in float before the conversion.
+ * to float32 first; exactly for the 16-bit types), the clamp in float before the conversion.
  *
  * scale / zero_point are written (SYMMETRIC: zero_point unused, may be NULL; AFFINE) or read
  * (GIVEN). `workspace` holds tp_quantize_int8_workspace(...) int32 words (0 per tensor and per
@@ -37,12 +38,15 @@ int tp_quantize_int8_isa(const void *x, int32_t dtype, int64_t outer, int64_t ch
                          int8_t *zero_point, int8_t *q, int32_t *workspace,
                          int64_t workspace_len, int64_t *bad, int isa);
 
-/* out = float32(q - zero_point) * scale, same layout rules; zero_point NULL means 0. */
+/* out = float32(q - zero_point) * scale, same layout rules; zero_point NULL means 0. out_dtype
+ * TP_FLOAT32 stores it as is; TP_BFLOAT16 / TP_FLOAT16 round it to nearest even into their
+ * uint16 bits (IEEE half overflows to Inf; NaN stays NaN). */
 int tp_dequantize_int8(const int8_t *q, int64_t outer, int64_t channels, int64_t inner,
-                       int64_t block, const float *scale, const int8_t *zero_point, float *out);
+                       int64_t block, const float *scale, const int8_t *zero_point, void *out,
+                       int32_t out_dtype);
 int tp_dequantize_int8_isa(const int8_t *q, int64_t outer, int64_t channels, int64_t inner,
                            int64_t block, const float *scale, const int8_t *zero_point,
-                           float *out, int isa);
+                           void *out, int32_t out_dtype, int isa);
 /* cdef: end */
 
 #endif /* TP_QUANT_H */

@@ -680,3 +680,197 @@ def _quiet():
             ctx.__exit__(*exc)
 
     return _Exit()
+
+
+# ---- dequantize into bfloat16 / float16 ---------------------------------------------------------
+
+HALF_OUTS = [BF16, np.float16]
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.view({2: np.uint16, 4: np.uint32}[a.dtype.itemsize])
+
+
+def assert_bits_equal(got, want):
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+def _as(x32, dtype):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return x32.astype(dtype)
+
+
+DEQ_CASES = [((), None, None), ((0,), 0, None), ((3, 0), 1, None), ((0, 5), None, 4), ((1,), None, None),
+             ((7, 9), 0, None), ((7, 9), 1, None), ((33, 65), 1, None), ((300, 5, 3), 1, None),
+             ((3, 70, 5), 2, None), ((9, 100), None, 32), ((9, 97), None, 32), ((5, 70), None, 7),
+             ((4, 4, 131), 0, None), ((2, 1000), None, None)]
+
+
+@pytest.mark.parametrize("case", DEQ_CASES)
+@pytest.mark.parametrize("dtype", HALF_OUTS)
+@pytest.mark.parametrize("with_zp", [False, True])
+def test_dequantize_to_half_is_astype_of_float32(rng, case, dtype, with_zp):
+    shape, axis, block = case
+    q = rng.integers(-128, 128, shape, dtype=np.int8)
+    _, sshape = ref.groups(shape, axis, block)
+    # scales from float16-subnormal results to float16 overflow
+    s = np.exp(rng.uniform(-30, 10, sshape)).astype(np.float32)
+    z = rng.integers(-128, 128, sshape).astype(np.int8) if with_zp else None
+    kw = {"block_size": block} if block is not None else {"axis": axis}
+    want = _as(ref.dequantize(q, s, z, axis if block is None else None, block), dtype)
+    got = tp.dequantize_int8(q, s, z, dtype=dtype, **kw)
+    assert_bits_equal(got, want)
+    assert_bits_equal(tp.dequantize_int8(q, s, z, dtype=np.dtype(dtype), **kw), want)
+    out = np.full(shape, 7, dtype)
+    assert tp.dequantize_int8(q, s, z, out=out, **kw) is out
+    assert_bits_equal(out, want)
+    out2 = np.full(shape, 7, dtype)
+    assert tp.dequantize_int8(q, s, z, out=out2, dtype=dtype, **kw) is out2
+    assert_bits_equal(out2, want)
+    assert tp.dequantize_int8(q, s, z, **kw).dtype == np.float32  # the default stays float32
+
+
+def _edge_values():
+    """float32 values at every rounding edge of bfloat16 and float16: exact halfway ties (kept
+    part even and odd), one ulp either side, subnormal results and ties, float16's overflow
+    threshold (65520 rounds to Inf, just below does not), float32 subnormals and extremes."""
+    rng = np.random.default_rng(7)
+    hi = rng.integers(0, 0x7F80, 3000, dtype=np.uint32) << 16  # finite bf16 patterns
+    bf_ties = np.concatenate([hi | 0x8000, hi | 0x7FFF, hi | 0x8001, hi | 0x0001, hi | 0xFFFF])
+    h = rng.integers(0, 0x7C00, 3000).astype(np.uint16).view(np.float16).astype(np.float32).view(np.uint32)
+    normal_h = h[h >= 0x38800000]
+    h_ties = np.concatenate([normal_h | 0x1000, (normal_h | 0x1000) + 1, (normal_h | 0x1000) - 1,
+                             normal_h + 0x2000 | 0x1000])
+    sub = (np.arange(0, 2048) * 0.5).astype(np.float32) * np.float32(2.0**-24)  # k/2 * 2^-24: ties
+    sub = np.concatenate([sub, np.nextafter(sub, np.float32(1)), np.nextafter(sub, np.float32(-1))]).astype(np.float32)
+    special = np.array([np.uint32(0x7F7F8000).view(np.float32), np.uint32(0x7F7FFFFF).view(np.float32),
+                        np.uint32(0x7F7E8000).view(np.float32), 65504, 65519.996, 65520, 65520.004, 65535, 65536, 1e5, 3.3895314e38,
+                        np.finfo(np.float32).max, 6.1035156e-05, 6.097555e-05, 5.9604645e-08, 2.9802322e-08,
+                        2.9802326e-08, 1e-40, 1.4e-45, 0.0, 1.0, 1.00390625, 1.0009765625, 0.33333334],
+                       np.float32)
+    v = np.concatenate([bf_ties.view(np.float32), h_ties.astype(np.uint32).view(np.float32), sub, special])
+    v = v[np.isfinite(v)]
+    return np.concatenate([v, -v]).astype(np.float32)
+
+
+def _edge_case():
+    """q of +-1 with one scale per element: the float32 result is the scale itself, exactly."""
+    v = _edge_values()
+    q = np.where(np.signbit(v), -1, 1).astype(np.int8)
+    return q, np.abs(v).astype(np.float32), v
+
+
+@pytest.mark.parametrize("dtype", HALF_OUTS)
+def test_dequantize_rounding_edges(dtype):
+    q, s, v = _edge_case()
+    x32 = tp.dequantize_int8(q, s, axis=0)
+    np.testing.assert_array_equal(_bits(x32), _bits(v))  # the float32 result is the value itself
+    got = tp.dequantize_int8(q, s, axis=0, dtype=dtype)
+    assert_bits_equal(got, _as(v, dtype))
+    if dtype == np.float16:  # overflow to Inf and subnormal results were reached
+        assert np.isinf(got.astype(np.float32)).any()
+        assert ((np.abs(got) < np.float16(6.1035e-05)) & (got != 0)).any()
+    for block in (1, 3, 32):  # the same values through the block layout (one scale per block)
+        qb = np.ones(q.size, np.int8)
+        sb = s[::block]
+        want = ref.dequantize(qb, sb, None, None, block, dtype=dtype)
+        assert_bits_equal(tp.dequantize_int8(qb, sb, block_size=block, dtype=dtype), want)
+
+
+@pytest.mark.parametrize("dtype", HALF_OUTS)
+def test_dequantize_nonfinite_scales_stay_nonfinite(dtype):
+    q = np.array([0, 1, -1, 5, 0, 1], np.int8)
+    s = np.array([np.inf, np.inf, np.inf, np.nan, 1, 1], np.float32)
+    want = ref.dequantize(q, s, None, 0, dtype=dtype)
+    got = tp.dequantize_int8(q, s, axis=0, dtype=dtype)
+    assert_bits_equal(got, want)
+    assert np.isnan(got[[0, 3]].astype(np.float32)).all() and np.isinf(got[[1, 2]].astype(np.float32)).all()
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+@pytest.mark.parametrize("dtype", HALF_OUTS)
+def test_dequantize_half_variants_match_scalar(rng, isa, dtype):
+    c = _backend.kernels_of("c", "quant")
+    from tensorpress.quant import _layout, _AXIS_DEFAULT
+
+    def run(q, layout, s, z, isa):
+        out = np.full(q.shape, 7, dtype)
+        c.dequantize(q.reshape(-1), layout, s.reshape(-1), None if z is None else z.reshape(-1), out.reshape(-1), isa=isa)
+        return out
+
+    q, s, v = _edge_case()
+    layout, _ = _layout(q.shape, 0, None, "t")
+    assert_bits_equal(run(q, layout, s, None, isa), run(q, layout, s, None, "scalar"))
+    assert_bits_equal(run(q, layout, s, None, "scalar"), _as(v, dtype))
+    for shape, axis, block in LAYOUT_CASES + DEQ_CASES:
+        if int(np.prod(shape)) == 0 or shape == ():
+            continue
+        qq = rng.integers(-128, 128, shape, dtype=np.int8)
+        _, sshape = ref.groups(shape, axis, block)
+        ss = np.exp(rng.uniform(-30, 10, sshape)).astype(np.float32)
+        zz = rng.integers(-128, 128, sshape).astype(np.int8)
+        layout, _ = _layout(shape, _AXIS_DEFAULT if axis is None and block is not None else axis, block, "t")
+        for z in (None, zz):
+            got, want = run(qq, layout, ss, z, isa), run(qq, layout, ss, z, "scalar")
+            assert_bits_equal(got, want)
+            assert_bits_equal(want, _as(ref.dequantize(qq, ss, z, axis if block is None else None, block), dtype))
+
+
+@pytest.mark.parametrize("dtype", HALF_OUTS)
+@pytest.mark.parametrize("shape,axis,block", [((1024, 4200), 0, None), ((1024, 4201), 1, None), ((1024, 4201), None, 32)])
+def test_large_dequantize_to_half(rng, dtype, shape, axis, block):
+    # 8 MiB+ of 16-bit output, aligned and not, every variant.
+    q = rng.integers(-128, 128, shape, dtype=np.int8)
+    _, sshape = ref.groups(shape, axis, block)
+    s = np.exp(rng.uniform(-20, 8, sshape)).astype(np.float32)
+    z = rng.integers(-128, 128, sshape).astype(np.int8)
+    want = _as(ref.dequantize(q, s, z, axis, block), dtype)
+    view = np.empty(q.size + 3, dtype)[3:].reshape(shape)
+    for o in (np.empty(shape, dtype), view):
+        tp.dequantize_int8(q, s, z, axis, block_size=block, out=o)
+        assert_bits_equal(o, want)
+    from tensorpress.quant import _layout, _AXIS_DEFAULT
+
+    layout, _ = _layout(shape, _AXIS_DEFAULT if axis is None else axis, block, "t")
+    for isa in isa_variants():
+        got = np.empty(shape, dtype)
+        _backend.kernels_of("c", "quant").dequantize(q.reshape(-1), layout, s.reshape(-1), z.reshape(-1),
+                                                     got.reshape(-1), isa=isa)
+        assert_bits_equal(got, want)
+
+
+@pytest.mark.parametrize("bad_call", [
+    lambda q, s: tp.dequantize_int8(q, s, out=np.empty((4, 6), np.float64)),
+    lambda q, s: tp.dequantize_int8(q, s, out=np.empty((4, 6), np.int16)),
+    lambda q, s: tp.dequantize_int8(q, s, out=np.empty((4, 6), np.uint16)),
+    lambda q, s: tp.dequantize_int8(q, s, out=np.empty((4, 6), np.float16), dtype=np.float32),
+    lambda q, s: tp.dequantize_int8(q, s, out=np.empty((4, 6), BF16), dtype=np.float16),
+    lambda q, s: tp.dequantize_int8(q, s, out=np.empty((4, 6), np.float32), dtype=BF16),
+    lambda q, s: tp.dequantize_int8(q, s, dtype=np.float64),
+    lambda q, s: tp.dequantize_int8(q, s, dtype=np.int8),
+    lambda q, s: tp.dequantize_int8(q, s, dtype="not a dtype"),
+    lambda q, s: tp.dequantize_int8(q, s, dtype=object),
+])
+def test_dequantize_wrong_output_dtype_raises(bad_call):
+    with pytest.raises(DTypeError):
+        bad_call(np.zeros((4, 6), np.int8), np.ones(4, np.float32))
+
+
+@requires_c
+@pytest.mark.skipif("numba" not in _backend.available_backends(), reason="numba missing")
+@pytest.mark.parametrize("dtype", HALF_OUTS)
+def test_dequantize_half_c_matches_numba(dtype):
+    from tensorpress.quant import _layout
+
+    q, s, v = _edge_case()
+    layout, _ = _layout(q.shape, 0, None, "t")
+    outs = []
+    for be in ("c", "numba"):
+        out = np.full(q.shape, 7, dtype)
+        _backend.kernels_of(be, "quant").dequantize(q, layout, s, None, out)
+        outs.append(out)
+    assert_bits_equal(outs[0], outs[1])
+    assert_bits_equal(outs[0], _as(v, dtype))

@@ -2,7 +2,8 @@
  * quant_internal.h: what the files of the quant family share (never seen by cffi).
  *
  *   q   = clamp(round_half_even(x * (1.0f / scale)) + zero_point, qmin, 127)    (float32 math)
- *   x^  = float32(q - zero_point) * scale
+ *   x^  = float32(q - zero_point) * scale, written as float32 or rounded to nearest even into
+ *         bfloat16 / IEEE half
  * which is torch.quantize_per_channel / dequantize bit for bit. Scales come from the data
  * (symmetric: absmax / 127; affine: the [min, max] range widened to 0, / 255, torch's observer
  * formulas) or from the caller.
@@ -88,6 +89,31 @@ TP_ALWAYS_INLINE float qz_load_f32(const float *p, int64_t i) { return p[i]; }
 TP_ALWAYS_INLINE float qz_load_f64(const double *p, int64_t i) { return (float)p[i]; }
 TP_ALWAYS_INLINE float qz_load_f16(const uint16_t *p, int64_t i) { return qz_half(p[i]); }
 TP_ALWAYS_INLINE float qz_load_bf16(const uint16_t *p, int64_t i) { return qz_bf16(p[i]); }
+
+/* float32 -> bfloat16 bits, rounded to nearest even: add 0x7fff plus the lowest kept bit, then
+ * drop the low half. A NaN becomes the quiet NaN 0x7fc0 with its sign (ml_dtypes' choice). */
+TP_ALWAYS_INLINE uint16_t qz_to_bf16(float f) {
+    uint32_t b = qz_bits(f);
+    uint32_t r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+    uint32_t nan = ((b >> 16) & 0x8000u) | 0x7fc0u;
+    return (uint16_t)((b & 0x7fffffffu) > 0x7f800000u ? nan : r);
+}
+
+/* float32 -> IEEE half bits, rounded to nearest even, in integer and float ops that vectorize
+ * on any target (F16C's vcvtps2ph gives the same bits). Every path is computed and one picked:
+ *  - |f| >= 2^16: Inf (a NaN keeps its sign and top payload bits, quieted, as F16C does);
+ *  - 2^-14 <= |f| < 2^16: rebias the exponent, round at bit 13 (a carry into the exponent is
+ *    the right result, up to Inf for |f| >= 65520);
+ *  - |f| < 2^-14: subnormal or zero: adding 0.5 puts the 10 mantissa bits at the bottom of the
+ *    float, and the float add rounds them to nearest even. */
+TP_ALWAYS_INLINE uint16_t qz_to_half(float f) {
+    uint32_t b = qz_bits(f), sign = (b >> 16) & 0x8000u, a = b & 0x7fffffffu;
+    uint32_t normal = (a + ((uint32_t)(15 - 127) << 23) + 0xfffu + ((a >> 13) & 1u)) >> 13;
+    uint32_t sub = qz_bits(qz_float(a) + 0.5f) - 0x3f000000u;
+    uint32_t big = a > 0x7f800000u ? (0x7e00u | ((a >> 13) & 0x3ffu)) : 0x7c00u;
+    uint32_t h = a >= 0x47800000u ? big : (a < 0x38800000u ? sub : normal);
+    return (uint16_t)(sign | h);
+}
 
 /* Element i of x as float32, any input type (error paths only: the loops use the loads above). */
 static inline float qz_element(const void *x, int32_t dtype, int64_t i) {
@@ -234,12 +260,13 @@ typedef struct {
     void (*stream_copy)(int8_t *dst, const int8_t *src, int64_t n);
 } qz_loops;
 
+/* The dequantize loops of one output type (out: float32, or bfloat16 / IEEE half bits). */
 typedef struct {
-    void (*seg)(const int8_t *q, float *out, int64_t n, float scale, int32_t zp);
-    void (*cols)(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp);
+    void (*seg)(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
+    void (*cols)(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp);
     /* the same with streaming stores, for large outputs (NULL: never) */
-    void (*seg_nt)(const int8_t *q, float *out, int64_t n, float scale, int32_t zp);
-    void (*cols_nt)(const int8_t *q, float *out, int64_t n, const float *scale,
+    void (*seg_nt)(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
+    void (*cols_nt)(const int8_t *q, void *out, int64_t n, const float *scale,
                     const int8_t *zp);
 } dq_loops;
 
@@ -262,7 +289,8 @@ typedef struct {
     qz_layout L; /* n > 0 */
     const float *scale;
     const int8_t *zero_point;
-    float *out;
+    void *out;
+    int32_t out_dtype; /* TP_FLOAT32, TP_BFLOAT16, TP_FLOAT16: also the loop set's index */
 } dq_call;
 
 /* A variant returns 1 when x holds a value that is not finite in float32, else 0. */
@@ -277,7 +305,7 @@ void dequantize_int8_ref(const dq_call *c);
  * (`loops`: one ISA's loop sets, indexed by input type) */
 int quantize_int8_run(const qz_call *c, const qz_loops *loops);
 int qz_channels(const qz_loops *o, const qz_loops *o32, const qz_call *c, const qz_layout *L);
-void dequantize_int8_run(const dq_call *c, const dq_loops *o);
+void dequantize_int8_run(const dq_call *c, const dq_loops *loops);
 
 /* q for n elements of one segment, with one scale (col_inv NULL) or one per column, streamed
  * when L->nt; qz_publish fences what a work item streamed. */
@@ -313,8 +341,8 @@ int qz_quant_cols_f32_avx2_nt(const void *x, int8_t *q, int64_t n, const float *
                               const int32_t *zp, int32_t qmin, int check);
 int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t count, float *scale, int stream);
 void qz_stream_copy_avx2(int8_t *dst, const int8_t *src, int64_t n);
-void dq_seg_avx2_nt(const int8_t *q, float *out, int64_t n, float scale, int32_t zp);
-void dq_cols_avx2_nt(const int8_t *q, float *out, int64_t n, const float *scale,
+void dq_seg_avx2_nt(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
+void dq_cols_avx2_nt(const int8_t *q, void *out, int64_t n, const float *scale,
                      const int8_t *zp);
 #endif
 

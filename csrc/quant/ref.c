@@ -124,14 +124,46 @@ int quantize_int8_ref(const qz_call *c) {
     return 0;
 }
 
-/* out = float32(q - zero_point) * scale */
+/* float32 -> bfloat16, round to nearest even: keep the upper 16 bits, rounded by what the
+ * lower 16 hold (above half: up; exactly half: up when the kept part is odd). A NaN becomes
+ * the quiet NaN 0x7fc0 with its sign. */
+static uint16_t float_to_bfloat16(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    if (isnan(f)) return (uint16_t)(((bits >> 16) & 0x8000u) | 0x7fc0u);
+    uint32_t upper = bits >> 16, lower = bits & 0xffffu;
+    if (lower > 0x8000u || (lower == 0x8000u && (upper & 1u))) upper += 1; /* may carry to Inf */
+    return (uint16_t)upper;
+}
+
+/* float32 -> IEEE half, round to nearest even: halves are multiples of 2^-24 below 2^-14
+ * (subnormal) and have 11 significant bits above; 65520 and more round to Inf. A NaN keeps
+ * its sign and top 10 payload bits and is quieted. */
+static uint16_t float_to_half(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
+    float a = fabsf(f);
+    if (isnan(f)) return (uint16_t)(sign | 0x7e00u | ((bits >> 13) & 0x3ffu));
+    if (a >= 65520.0f) return (uint16_t)(sign | 0x7c00u);
+    if (a < 0x1p-14f) return (uint16_t)(sign | (uint16_t)nearbyintf(a * 0x1p24f)); /* exact scaling */
+    int e;
+    frexpf(a, &e);                                        /* a in [2^(e-1), 2^e) */
+    int m = (int)nearbyintf(ldexpf(a, 11 - e));           /* 1024..2048: 2048 carries below */
+    return (uint16_t)(sign | (((e + 14) << 10) + (m - 1024)));
+}
+
+/* out = float32(q - zero_point) * scale, stored as out_dtype */
 void dequantize_int8_ref(const dq_call *c) {
     const qz_layout *L = &c->L;
     for (int64_t g = 0; g < L->groups; g++) {
         const int32_t zero_point = c->zero_point ? c->zero_point[g] : 0;
         for (int64_t k = 0; k < group_size(L, g); k++) {
             int64_t i = group_index(L, g, k);
-            c->out[i] = (float)((int32_t)c->q[i] - zero_point) * c->scale[g];
+            float v = (float)((int32_t)c->q[i] - zero_point) * c->scale[g];
+            if (c->out_dtype == TP_FLOAT32) ((float *)c->out)[i] = v;
+            else if (c->out_dtype == TP_BFLOAT16) ((uint16_t *)c->out)[i] = float_to_bfloat16(v);
+            else ((uint16_t *)c->out)[i] = float_to_half(v);
         }
     }
 }

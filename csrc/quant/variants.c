@@ -30,18 +30,27 @@
 #include "body_tmpl.h"
 
 /* out = float(q - zp) * scale: the difference is an exact small integer, so the one multiply
- * is the only rounding, as in torch's dequantize. */
-TP_ALWAYS_INLINE void dq_seg_body(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out, int64_t n,
-                                  float scale, int32_t zp) {
-    for (int64_t i = 0; i < n; i++) out[i] = (float)((int32_t)q[i] - zp) * scale;
+ * is the only rounding, as in torch's dequantize; then stored as float32 or rounded to nearest
+ * even into bfloat16 / IEEE half (OT: the output's type code, a constant in each wrapper). */
+TP_ALWAYS_INLINE void dq_store(void *TP_RESTRICT out, int64_t i, float v, const int ot) {
+    if (ot == TP_FLOAT32) ((float *)out)[i] = v;
+    else if (ot == TP_BFLOAT16) ((uint16_t *)out)[i] = qz_to_bf16(v);
+    else ((uint16_t *)out)[i] = qz_to_half(v);
 }
 
-TP_ALWAYS_INLINE void dq_cols_body(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out, int64_t n,
-                                   const float *TP_RESTRICT scale, const int8_t *TP_RESTRICT zp) {
+TP_ALWAYS_INLINE void dq_seg_body(const int8_t *TP_RESTRICT q, void *TP_RESTRICT out, int64_t n,
+                                  float scale, int32_t zp, const int ot) {
+    for (int64_t i = 0; i < n; i++) dq_store(out, i, (float)((int32_t)q[i] - zp) * scale, ot);
+}
+
+TP_ALWAYS_INLINE void dq_cols_body(const int8_t *TP_RESTRICT q, void *TP_RESTRICT out, int64_t n,
+                                   const float *TP_RESTRICT scale, const int8_t *TP_RESTRICT zp,
+                                   const int ot) {
     if (zp)
-        for (int64_t j = 0; j < n; j++) out[j] = (float)((int32_t)q[j] - (int32_t)zp[j]) * scale[j];
+        for (int64_t j = 0; j < n; j++)
+            dq_store(out, j, (float)((int32_t)q[j] - (int32_t)zp[j]) * scale[j], ot);
     else
-        for (int64_t j = 0; j < n; j++) out[j] = (float)q[j] * scale[j];
+        for (int64_t j = 0; j < n; j++) dq_store(out, j, (float)q[j] * scale[j], ot);
 }
 
 /* Parameter lists the wrappers share (the loop slots of qz_loops). */
@@ -65,6 +74,22 @@ TP_ALWAYS_INLINE void dq_cols_body(const int8_t *TP_RESTRICT q, float *TP_RESTRI
     TARGET static void qz_copy_cols_sym_##SUF##_##ISA(const void *x, float *buf, int64_t n, uint32_t *acc) { qz_cols_sym_body_##SUF(x, buf, n, acc, 1); } \
     TARGET static void qz_copy_cols_aff_##SUF##_##ISA(QZ_COPY_AFF_PARAMS) { qz_cols_aff_body_##SUF(x, buf, n, lo, hi, 1); }
 
+/* The dequantize wrappers of one output type under one ISA: dq_{seg,cols}_<OSUF>_<ISA>. */
+#define DQ_STAMP_LOOPS(OSUF, OT, ISA, TARGET) \
+    TARGET static void dq_seg_##OSUF##_##ISA(const int8_t *q, void *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp, OT); } \
+    TARGET static void dq_cols_##OSUF##_##ISA(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp, OT); }
+#define DQ_STAMP_ALL(ISA, TARGET) \
+    DQ_STAMP_LOOPS(f32, TP_FLOAT32, ISA, TARGET) \
+    DQ_STAMP_LOOPS(bf16, TP_BFLOAT16, ISA, TARGET) \
+    DQ_STAMP_LOOPS(f16, TP_FLOAT16, ISA, TARGET)
+/* The dequantize loop sets of one ISA, by output type code [TP_FLOAT32, -, TP_FLOAT16,
+ * TP_BFLOAT16]; float32 with these streaming loops (or NULLs). */
+#define DQ_LOOP_SETS(ISA, SEG_NT, COLS_NT)                                                   \
+    {{dq_seg_f32_##ISA, dq_cols_f32_##ISA, SEG_NT, COLS_NT},                                  \
+     {NULL, NULL, NULL, NULL},                                                                \
+     {dq_seg_f16_##ISA, dq_cols_f16_##ISA, NULL, NULL},                                       \
+     {dq_seg_bf16_##ISA, dq_cols_bf16_##ISA, NULL, NULL}}
+
 /* A loop set: the stamped loops of SUF under ISA, with these quant_seg / quant_cols, and the
  * x86 slots (streaming loops, the float32 32-element blocks, the streaming copy) or NULLs. */
 #define QZ_LOOP_SET(SUF, ISA, SEG, COLS, SEG_NT, COLS_NT, BLOCK32, STREAM)                                  \
@@ -80,8 +105,7 @@ QZ_STAMP_LOOPS(f32, baseline, )
 QZ_STAMP_LOOPS(f64, baseline, )
 QZ_STAMP_LOOPS(f16, baseline, )
 QZ_STAMP_LOOPS(bf16, baseline, )
-static void dq_seg_baseline(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp); }
-static void dq_cols_baseline(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp); }
+DQ_STAMP_ALL(baseline, )
 
 /* [TP_FLOAT32, TP_FLOAT64, TP_FLOAT16, TP_BFLOAT16] */
 static const qz_loops QZ_LOOPS_BASELINE[4] = {
@@ -90,10 +114,10 @@ static const qz_loops QZ_LOOPS_BASELINE[4] = {
     QZ_COMPILED_LOOP_SET(f16, baseline, NULL, NULL),
     QZ_COMPILED_LOOP_SET(bf16, baseline, NULL, NULL),
 };
-static const dq_loops DQ_LOOPS_BASELINE = {dq_seg_baseline, dq_cols_baseline, NULL, NULL};
+static const dq_loops DQ_LOOPS_BASELINE[4] = DQ_LOOP_SETS(baseline, NULL, NULL);
 
 static int quantize_int8_baseline(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_BASELINE); }
-static void dequantize_int8_baseline(const dq_call *c) { dequantize_int8_run(c, &DQ_LOOPS_BASELINE); }
+static void dequantize_int8_baseline(const dq_call *c) { dequantize_int8_run(c, DQ_LOOPS_BASELINE); }
 
 #if TP_HAVE_X86_VARIANTS
 /* ---- AVX2: compiled loops, with the hand-written float32 / float16 ones where they pay ----- */
@@ -102,8 +126,7 @@ QZ_STAMP_LOOPS(f32, avx2, TP_TARGET_AVX2)
 QZ_STAMP_LOOPS(f64, avx2, TP_TARGET_AVX2)
 QZ_STAMP_LOOPS(f16, avx2, TP_TARGET_AVX2)
 QZ_STAMP_LOOPS(bf16, avx2, TP_TARGET_AVX2)
-TP_TARGET_AVX2 static void dq_seg_avx2(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp); }
-TP_TARGET_AVX2 static void dq_cols_avx2(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp); }
+DQ_STAMP_ALL(avx2, TP_TARGET_AVX2)
 
 static const qz_loops QZ_LOOPS_AVX2[4] = {
     QZ_LOOP_SET(f32, avx2, qz_quant_seg_f32_avx2_fast, qz_quant_cols_f32_avx2_fast, qz_quant_seg_f32_avx2_nt,
@@ -114,10 +137,10 @@ static const qz_loops QZ_LOOPS_AVX2[4] = {
     QZ_LOOP_SET(bf16, avx2, qz_quant_seg_bf16_avx2_fast, qz_quant_cols_bf16_avx2_fast, qz_quant_seg_bf16_avx2_nt,
                 qz_quant_cols_bf16_avx2_nt, NULL, qz_stream_copy_avx2),
 };
-static const dq_loops DQ_LOOPS_AVX2 = {dq_seg_avx2, dq_cols_avx2, dq_seg_avx2_nt, dq_cols_avx2_nt};
+static const dq_loops DQ_LOOPS_AVX2[4] = DQ_LOOP_SETS(avx2, dq_seg_avx2_nt, dq_cols_avx2_nt);
 
 static int quantize_int8_avx2(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_AVX2); }
-static void dequantize_int8_avx2(const dq_call *c) { dequantize_int8_run(c, &DQ_LOOPS_AVX2); }
+static void dequantize_int8_avx2(const dq_call *c) { dequantize_int8_run(c, DQ_LOOPS_AVX2); }
 
 /* ---- AVX-512: compiled loops; the hand-written AVX2 blocks and streaming stores ------------- */
 
@@ -125,8 +148,7 @@ QZ_STAMP_LOOPS(f32, avx512, TP_TARGET_AVX512)
 QZ_STAMP_LOOPS(f64, avx512, TP_TARGET_AVX512)
 QZ_STAMP_LOOPS(f16, avx512, TP_TARGET_AVX512)
 QZ_STAMP_LOOPS(bf16, avx512, TP_TARGET_AVX512)
-TP_TARGET_AVX512 static void dq_seg_avx512(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp); }
-TP_TARGET_AVX512 static void dq_cols_avx512(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp); }
+DQ_STAMP_ALL(avx512, TP_TARGET_AVX512)
 
 static const qz_loops QZ_LOOPS_AVX512[4] = {
     QZ_COMPILED_LOOP_SET(f32, avx512, qz_block32_sym_f32_avx2, qz_stream_copy_avx2),
@@ -134,10 +156,10 @@ static const qz_loops QZ_LOOPS_AVX512[4] = {
     QZ_COMPILED_LOOP_SET(f16, avx512, NULL, qz_stream_copy_avx2),
     QZ_COMPILED_LOOP_SET(bf16, avx512, NULL, qz_stream_copy_avx2),
 };
-static const dq_loops DQ_LOOPS_AVX512 = {dq_seg_avx512, dq_cols_avx512, dq_seg_avx2_nt, dq_cols_avx2_nt};
+static const dq_loops DQ_LOOPS_AVX512[4] = DQ_LOOP_SETS(avx512, dq_seg_avx2_nt, dq_cols_avx2_nt);
 
 static int quantize_int8_avx512(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_AVX512); }
-static void dequantize_int8_avx512(const dq_call *c) { dequantize_int8_run(c, &DQ_LOOPS_AVX512); }
+static void dequantize_int8_avx512(const dq_call *c) { dequantize_int8_run(c, DQ_LOOPS_AVX512); }
 #endif
 
 /* ---- the dispatch tables ------------------------------------------------------------------ */

@@ -297,12 +297,13 @@ TP_TARGET_AVX2 static inline void dq_avx2_nt(const int8_t *TP_RESTRICT q, float 
     for (; i < n; i++) out[i] = dq_one(q, i, scale, zp, scale_cols, zp_cols, cols);
 }
 
-TP_TARGET_AVX2 void dq_seg_avx2_nt(const int8_t *q, float *out, int64_t n, float scale, int32_t zp) {
-    dq_avx2_nt(q, out, n, scale, zp, NULL, NULL, 0);
+/* float32 outputs (the dq_loops slots take the output as void *) */
+TP_TARGET_AVX2 void dq_seg_avx2_nt(const int8_t *q, void *out, int64_t n, float scale, int32_t zp) {
+    dq_avx2_nt(q, (float *)out, n, scale, zp, NULL, NULL, 0);
 }
 
-TP_TARGET_AVX2 void dq_cols_avx2_nt(const int8_t *q, float *out, int64_t n, const float *scale, const int8_t *zp) {
-    dq_avx2_nt(q, out, n, 0.0f, 0, scale, zp, 1);
+TP_TARGET_AVX2 void dq_cols_avx2_nt(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp) {
+    dq_avx2_nt(q, (float *)out, n, 0.0f, 0, scale, zp, 1);
 }
 
 #endif /* TP_HAVE_X86_VARIANTS */

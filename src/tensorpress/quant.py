@@ -4,11 +4,13 @@
     q, scale, zp = tp.quantize_int8(w, axis=0, symmetric=False)  # affine, q in [-128, 127]
     q, scale = tp.quantize_int8(w, block_size=32)              # ggml Q8_0-style blocks
     w_hat = tp.dequantize_int8(q, scale, axis=0)
+    w_hat = tp.dequantize_int8(q, scale, axis=0, dtype=ml_dtypes.bfloat16)  # or np.float16
     err = tp.quantization_error(w, q, scale, axis=0)           # max_abs, rms, snr_db
 
 Arithmetic (torch's convention, float32 throughout):
     q = clamp(round_half_even(x * (1 / scale)) + zero_point)    reciprocal in float32
-    x_hat = float32(q - zero_point) * scale
+    x_hat = float32(q - zero_point) * scale    then, for a bfloat16 / float16 output, rounded to
+                                               nearest even (x_hat.astype(dtype) bit for bit)
 With float32 scales this is ``torch.quantize_per_channel(x, scale, zero_point, axis,
 torch.qint8).int_repr()`` bit for bit, and the computed scales are those of torch's
 ``PerChannelMinMaxObserver`` (``per_channel_symmetric`` with quant range -127..127, or
@@ -33,6 +35,7 @@ from .errors import DTypeError, InvalidArgumentError, NonFiniteError
 
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 INPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BFLOAT16)
+OUTPUT_DTYPES = (np.dtype(np.float32), BFLOAT16, np.dtype(np.float16))
 _F32_TINY = float(np.finfo(np.float32).tiny)
 
 
@@ -198,12 +201,27 @@ def quantize_int8(x, axis=_AXIS_DEFAULT, *, symmetric=True, scale=None, zero_poi
     return q, scale_arr
 
 
-def dequantize_int8(q, scale, zero_point=None, axis=_AXIS_DEFAULT, out=None, *, block_size=None):
+def _output_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise DTypeError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}") from None
+    if dt not in OUTPUT_DTYPES:
+        raise DTypeError(f"dtype {dt} is not an output of dequantize_int8; expected float32, bfloat16 or float16")
+    return dt
+
+
+def dequantize_int8(q, scale, zero_point=None, axis=_AXIS_DEFAULT, out=None, *, block_size=None, dtype=None):
     """float32(q - zero_point) * scale, with the layout quantize_int8 used (axis / block_size).
 
     q: int8 C-contiguous ndarray; scale: float scales (rounded to float32) of the shape
     quantize_int8 returned; zero_point: int8 zero points or None (0).
-    out: a float32 C-contiguous writable array of q's shape to write into (returned).
+    out: a float32, bfloat16 (``ml_dtypes.bfloat16``) or float16 C-contiguous writable array of
+       q's shape to write into (returned).
+    dtype: the result's type when no ``out`` is given: float32 (default), ``ml_dtypes.bfloat16``
+       or ``np.float16``; with ``out`` it may only repeat out's dtype. The float32 result is
+       computed as for float32 and then rounded to nearest even (ties to even; float16 overflows
+       to Inf), bit for bit ``x_hat32.astype(dtype)``.
     """
     q = _array(q, "q")
     if q.dtype != np.int8:
@@ -216,13 +234,16 @@ def dequantize_int8(q, scale, zero_point=None, axis=_AXIS_DEFAULT, out=None, *, 
         raise InvalidArgumentError(f"scale has shape {s.shape}; expected {scale_shape} (one per channel or block)")
     s = np.ascontiguousarray(s, dtype=np.float32).reshape(-1)
     z = None if zero_point is None else _given_zero_point(zero_point, scale_shape).reshape(-1)
+    want = None if dtype is None else _output_dtype(dtype)
     if out is None:
-        out = result = np.empty(q.shape, np.float32)
+        out = result = np.empty(q.shape, np.float32 if want is None else want)
     else:
         result = out  # returned as given (an ndarray subclass stays one), written through a plain view
         out = _array(out, "out")
-        if out.dtype != np.float32:
-            raise DTypeError(f"out has dtype {out.dtype}; expected float32")
+        if out.dtype not in OUTPUT_DTYPES:
+            raise DTypeError(f"out has dtype {out.dtype}; expected float32, bfloat16 or float16")
+        if want is not None and out.dtype != want:
+            raise DTypeError(f"out has dtype {out.dtype} but dtype={want} was asked for")
         if out.shape != q.shape:
             raise InvalidArgumentError(f"out has shape {out.shape}; expected {q.shape}")
         _checks.require_writable(out, "out")

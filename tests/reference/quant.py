@@ -1,4 +1,8 @@
-"""Plain NumPy reference of tensorpress.quant: group by group, float32 arithmetic, no tricks."""
+"""Plain NumPy reference of tensorpress.quant: group by group, float32 arithmetic, no tricks.
+
+Inputs of any float type (bfloat16 is ml_dtypes.bfloat16) are converted with astype(np.float32)
+first; dequantize's bfloat16 / float16 results are the float32 result's astype(dtype) (NumPy's and
+ml_dtypes' round to nearest even)."""
 
 import numpy as np
 
@@ -81,9 +85,11 @@ def quantize(x, axis=0, symmetric=True, scale=None, zero_point=None, block_size=
     return q, s.reshape(sshape), z.astype(np.int8).reshape(sshape)
 
 
-def dequantize(q, scale, zero_point=None, axis=0, block_size=None):
+def dequantize(q, scale, zero_point=None, axis=0, block_size=None, dtype=np.float32):
     g, sshape = groups(q.shape, axis, block_size)
     s = np.asarray(scale, np.float32).reshape(-1)
     z = np.zeros(s.size, np.int32) if zero_point is None else np.asarray(zero_point).reshape(-1).astype(np.int32)
     gf = g.reshape(-1)
-    return ((q.reshape(-1).astype(np.int32) - z[gf]).astype(np.float32) * s[gf]).reshape(q.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        x32 = ((q.reshape(-1).astype(np.int32) - z[gf]).astype(np.float32) * s[gf]).reshape(q.shape)
+        return x32 if np.dtype(dtype) == np.float32 else x32.astype(dtype)

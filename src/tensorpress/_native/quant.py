@@ -45,13 +45,26 @@ def quantize(x, layout, mode, scale, zero_point, q, isa=None):
     return -1
 
 
+# Output types of dequantize: float32, or the uint16 bits of bfloat16 / float16.
+_OUT_CODES = {
+    np.dtype(np.float32): lib.TP_FLOAT32,
+    _BFLOAT16: lib.TP_BFLOAT16,
+    np.dtype(np.float16): lib.TP_FLOAT16,
+}
+
+
 def dequantize(q, layout, scale, zero_point, out, isa=None):
+    """out: float32, ml_dtypes.bfloat16 or float16 (rounded to nearest even)."""
     outer, channels, inner, block = layout
+    code = _OUT_CODES[out.dtype]
+    if code != lib.TP_FLOAT32:
+        out = out.view(np.uint16)
     check(
         lib.tp_dequantize_int8_isa(
             ffi.cast("int8_t *", ffi.from_buffer(q, require_writable=False)), outer, channels,
             inner, block, ffi.cast("float *", ffi.from_buffer(scale, require_writable=False)),
-            _ptr(zero_point, "int8_t *"), ffi.cast("float *", ffi.from_buffer(out)), isa_code(isa),
+            _ptr(zero_point, "int8_t *"), ffi.cast("void *", ffi.from_buffer(out)), code,
+            isa_code(isa),
         ),
         "dequantize_int8",
     )

@@ -42,14 +42,82 @@ _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 @intrinsic
 def _f32_from_bits(typingctx, bits):
-    """The float32 whose bits are the uint32 `bits` (a register bit cast, no memory)."""
-    if bits != nb.types.uint32:
+    """The float32 whose bits are the low 32 of the unsigned integer `bits` (a register bit
+    cast, no memory; Numba widens uint32 arithmetic to uint64, hence the truncation)."""
+    if not isinstance(bits, nb.types.Integer) or bits.signed or bits.bitwidth < 32:
         return None
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
+        v = args[0]
+        if bits.bitwidth > 32:
+            v = builder.trunc(v, ir.IntType(32))
+        return builder.bitcast(v, ir.FloatType())
 
-    return nb.types.float32(nb.types.uint32), codegen
+    return nb.types.float32(bits), codegen
+
+
+@intrinsic
+def _bits_from_f32(typingctx, value):
+    """The uint32 bits of the float32 `value` (a register bit cast)."""
+    if value != nb.types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return nb.types.uint32(nb.types.float32), codegen
+
+
+@nb.njit(inline="always", **_KERNEL)
+def _to_bfloat16(v):
+    """float32 -> bfloat16 bits, nearest even (csrc/quant/quant_internal.h: qz_to_bf16)."""
+    b = _bits_from_f32(v)
+    if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
+        return np.uint16(((b >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7FC0))
+    return np.uint16((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+
+
+@nb.njit(inline="always", **_KERNEL)
+def _to_half(v):
+    """float32 -> IEEE half bits, nearest even, overflow to Inf (qz_to_half)."""
+    b = _bits_from_f32(v)
+    sign = (b >> np.uint32(16)) & np.uint32(0x8000)
+    a = b & np.uint32(0x7FFFFFFF)
+    if a >= np.uint32(0x47800000):  # 2^16 and beyond: Inf, or NaN (quieted, top payload kept)
+        h = np.uint32(0x7C00)
+        if a > np.uint32(0x7F800000):
+            h = np.uint32(0x7E00) | ((a >> np.uint32(13)) & np.uint32(0x3FF))
+    elif a < np.uint32(0x38800000):  # below 2^-14: subnormal; the float add rounds to even
+        h = np.uint32(_bits_from_f32(_f32_from_bits(a) + np.float32(0.5)) - np.uint32(0x3F000000))
+    else:
+        h = np.uint32((a - np.uint32(112 << 23) + np.uint32(0xFFF) + ((a >> np.uint32(13)) & np.uint32(1)))
+                      >> np.uint32(13))
+    return np.uint16(sign | h)
+
+
+def _store(out, i, v):  # pragma: no cover - replaced by the overload inside jitted code
+    raise NotImplementedError
+
+
+@overload(_store)
+def _store_impl(out, i, v):
+    """out[i] = v (float32), rounded into float16 bits (uint16) or bfloat16 bits (int16)."""
+    if out.dtype == nb.types.uint16:
+        def store_half(out, i, v):
+            out[i] = _to_half(v)
+
+        return store_half
+
+    if out.dtype == nb.types.int16:
+        def store_bfloat16(out, i, v):
+            out[i] = np.int16(_to_bfloat16(v))
+
+        return store_bfloat16
+
+    def store(out, i, v):
+        out[i] = v
+
+    return store
 
 
 def _load(x, i):  # pragma: no cover - replaced by the overload inside jitted code
@@ -66,7 +134,7 @@ def _load_impl(x, i):
 
     if x.dtype == nb.types.int16:  # bfloat16 bits (see the module docstring)
         def load_bfloat16(x, i):
-            return _f32_from_bits(np.uint32(np.uint32(np.uint16(x[i])) << np.uint32(16)))
+            return _f32_from_bits(np.uint32(np.uint16(x[i])) << np.uint32(16))
 
         return load_bfloat16
 
@@ -258,7 +326,7 @@ def _dequantize_channels(q, outer, channels, inner, scale, zp, has_zp, out):
             s = scale[c]
             z = np.int32(zp[c]) if has_zp else np.int32(0)
             for _i in range(inner):
-                out[idx] = np.float32(np.int32(q[idx]) - z) * s
+                _store(out, idx, np.float32(np.int32(q[idx]) - z) * s)
                 idx += 1
 
 
@@ -270,7 +338,7 @@ def _dequantize_blocks(q, rows, nb_, length, block, scale, zp, has_zp, out):
             s = scale[g]
             z = np.int32(zp[g]) if has_zp else np.int32(0)
             for i in range(r * length + b * block, r * length + min((b + 1) * block, length)):
-                out[i] = np.float32(np.int32(q[i]) - z) * s
+                _store(out, i, np.float32(np.int32(q[i]) - z) * s)
 
 
 def _normalize(outer, channels, inner, block):
@@ -315,9 +383,14 @@ def quantize(x, layout, mode, scale, zero_point, q, isa=None):
 
 
 def dequantize(q, layout, scale, zero_point, out, isa=None):
+    """out: float32, ml_dtypes.bfloat16 (seen as int16 bits) or float16 (as uint16 bits)."""
     check_isa(isa)
     outer, channels, inner, block = _normalize(*layout)
     zp = zero_point if zero_point is not None else _NO_ZP
+    if out.dtype == _BFLOAT16:
+        out = out.view(np.int16)
+    elif out.dtype == np.float16:
+        out = out.view(np.uint16)
     if block:
         _dequantize_blocks(q, outer, channels, inner, block, scale, zp, zero_point is not None, out)
     else:
