@@ -2,6 +2,7 @@
 C variants and thread counts against each other, C against Numba, torch.nn.utils.prune parity,
 properties, heavy ties, special values and bad inputs. Runs on the live backend."""
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -14,7 +15,9 @@ from tensorpress.errors import DTypeError, InvalidArgumentError, NonFiniteError
 from conftest import isa_variants, requires_c
 from reference import topk as ref
 
-DTYPES = [np.float16, np.float32, np.float64]
+BF16 = ml_dtypes.bfloat16
+DTYPES = [np.float16, BF16, np.float32, np.float64]
+BITS = {np.float16: np.uint16, BF16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 
 
 def data(rng, shape, dtype, kind="normal"):
@@ -179,7 +182,7 @@ def test_nm_default_is_2_4(rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_special_values(dtype):
-    info = np.finfo(dtype)
+    info = ml_dtypes.finfo(dtype)  # np.finfo's values, bfloat16's too
     tiny_sub = info.smallest_subnormal
     x = np.array([0.0, -0.0, tiny_sub, -tiny_sub, 2 * tiny_sub, info.tiny, -info.max, np.inf,
                   -np.inf, 1.0, -1.0, 0.0], dtype)
@@ -201,10 +204,13 @@ def test_ties_keep_lower_index():
 
 
 @settings(max_examples=60, deadline=None)
-@given(hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),
+@given(hnp.arrays(st.sampled_from([np.float16, np.float32, np.float64]),
+                  hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),
                   elements=st.floats(-1e4, 1e4, width=16)),
-       st.floats(0, 1), st.data())
-def test_properties(x, frac, draw):
+       st.floats(0, 1), st.booleans(), st.data())
+def test_properties(x, frac, as_bf16, draw):
+    if as_bf16:  # hypothesis draws no bfloat16: the float16 values rounded to it (many ties)
+        x = x.astype(BF16)
     k = round(frac * x.size)
     mask = tp.topk_mask(x, k)
     assert mask.sum() == k
@@ -360,7 +366,8 @@ def test_sampled_path_over_many_tiny_arrays(rng, threads):
     assert stats.misses == 0
 
 
-SMALLEST_NAN_BITS = {np.float16: 0xFC01, np.float32: 0xFF800001, np.float64: 0xFFF0000000000001}
+SMALLEST_NAN_BITS = {np.float16: 0xFC01, BF16: 0xFF81, np.float32: 0xFF800001,
+                     np.float64: 0xFFF0000000000001}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -368,7 +375,7 @@ def test_sampled_path_nan_anywhere(rng, dtype):
     """The sampled path finds NaN in its one pass, before anything is zeroed: any NaN, at the
     start, inside, or at the end of the data, including the NaN whose key is just above Inf's
     (the sign bit set, so only the magnitude tells it from Inf)."""
-    bits_type = {np.float16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}[dtype]
+    bits_type = BITS[dtype]
     for at, smallest in ((0, False), (12345, False), ((1 << 20) - 1, False), (777777, True)):
         x = data(rng, (1 << 20,), dtype)
         if smallest:
@@ -493,7 +500,7 @@ def test_c_variants_agree(rng, dtype):
     recompiled SIMD body), and the scalar reference gives the NumPy reference's."""
     from tensorpress._native import topk as ck
 
-    bits = {np.float16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}[dtype]
+    bits = BITS[dtype]
 
     def key_of(t):
         return int(np.abs(np.asarray(t, dtype)).view(bits))
@@ -591,8 +598,7 @@ def test_c_variants_agree_on_long_slices(rng, dtype, kind, length):
             thr = np.zeros(7, np.uint64)
             ck.topk_rows(rows, 7, length, 1, k, mask, thr, isa=isa)
             np.testing.assert_array_equal(mask, expected, err_msg=msg)
-            bits = np.abs(want_thr).view(np.uint16 if dtype == np.float16 else
-                                         np.uint32 if dtype == np.float32 else np.uint64)
+            bits = np.abs(want_thr).view(BITS[dtype])
             np.testing.assert_array_equal(thr, bits.astype(np.uint64), err_msg=msg)
             y = rows.copy()
             ck.topk_rows(y, 7, length, 1, k, None, zero=True, isa=isa)
@@ -706,3 +712,189 @@ def test_c_entry_points_check_their_arguments():
     assert lib.tp_nm_mask(ffi.from_buffer(rows), 10, 100, 1, lib.TP_FLOAT32, 2, 3, nmp) == lib.TP_ERR_ARGUMENT
     assert lib.tp_nm_mask(ffi.from_buffer(rows), 10, 100, 1, lib.TP_FLOAT32, 5, 4, nmp) == lib.TP_ERR_ARGUMENT
     assert lib.tp_nm_mask(ffi.from_buffer(rows), 10, 100, 1, lib.TP_FLOAT32, 2, 4, nmp) == lib.TP_OK
+
+
+# ---- bfloat16: the results of the same call on the float32 conversion --------------------
+# bfloat16 is the upper half of a float32, so converting is exact and orders magnitudes the
+# same way: masks must equal the float32 call's bit for bit, thresholds be its thresholds (exact
+# in bfloat16: they are input values). Its Inf key (0x7f80) lies far above float16's (0x7c00):
+# bfloat16 values with bits from 0x7c01 up are large finite numbers, never NaN.
+
+def bf16_data(rng, shape, kind):
+    if kind == "huge":  # finite magnitudes whose bits pass float16's Inf key, and Inf itself
+        bits = rng.integers(0x7C00, 0x7F80, int(np.prod(shape)), dtype=np.uint16)
+        bits |= rng.integers(0, 2, bits.size, dtype=np.uint16) << 15
+        x = bits.view(BF16).reshape(shape).copy()
+        x.reshape(-1)[::97] = np.inf
+        x.reshape(-1)[1::89] = -np.inf
+        return x
+    if kind == "inf":
+        x = data(rng, shape, BF16, "normal")
+        x.reshape(-1)[::53] = np.inf
+        x.reshape(-1)[7::71] = -np.inf
+        return x
+    return data(rng, shape, BF16, kind)
+
+
+def assert_bf16_threshold(t, t32):
+    t, t32 = np.asarray(t), np.asarray(t32)
+    assert t.dtype == BF16 and t.shape == t32.shape
+    np.testing.assert_array_equal(t.astype(np.float32), t32)  # the float32 threshold, exactly
+    np.testing.assert_array_equal(t, t32.astype(BF16))
+
+
+BF16_KINDS = ["normal", "ties", "equal", "zeros", "narrow", "inf", "huge"]
+
+
+@pytest.mark.parametrize("kind", BF16_KINDS)
+@pytest.mark.parametrize("n", [1, 7, 64, 1000, 70001, 1_200_007])
+def test_bf16_whole_array_equals_float32_call(rng, kind, n):
+    x = bf16_data(rng, (n,), kind)
+    f = x.astype(np.float32)
+    for k in ks(n) + [0.1, 0.5]:
+        msg = f"k={k}"
+        np.testing.assert_array_equal(tp.topk_mask(x, k), tp.topk_mask(f, k), err_msg=msg)
+        np.testing.assert_array_equal(tp.topk_mask(x, k, packed=True),
+                                      tp.topk_mask(f, k, packed=True), err_msg=msg)
+        if k != 0 and round(k * n if isinstance(k, float) else k) >= 1:
+            assert_bf16_threshold(tp.topk_threshold(x, k), tp.topk_threshold(f, k))
+    y, g = x.copy(), f.copy()
+    np.testing.assert_array_equal(tp.prune_(y, 0.3), tp.prune_(g, 0.3))
+    assert y.dtype == BF16
+    np.testing.assert_array_equal(y.view(np.uint16), g.astype(BF16).view(np.uint16))  # +0.0 too
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "inf", "huge"])
+@pytest.mark.parametrize("shape", [(5, 7, 9), (3, 600, 2), (4, 2, 4099), (0, 3, 4), (1, 1, 1)])
+def test_bf16_per_slice_equals_float32_call(rng, kind, shape):
+    x = bf16_data(rng, shape, kind)
+    f = x.astype(np.float32)
+    for axis in range(-x.ndim, x.ndim):
+        for k in sorted({0, 1, shape[axis] // 3, shape[axis]} - {-1}) + [0.25]:
+            if not isinstance(k, float) and k > shape[axis]:
+                continue
+            msg = f"axis={axis} k={k}"
+            np.testing.assert_array_equal(tp.topk_mask(x, k, axis=axis),
+                                          tp.topk_mask(f, k, axis=axis), err_msg=msg)
+            np.testing.assert_array_equal(tp.topk_mask(x, k, axis=axis, packed=True),
+                                          tp.topk_mask(f, k, axis=axis, packed=True), err_msg=msg)
+            if x.size and (k if not isinstance(k, float) else round(k * shape[axis])) >= 1:
+                assert_bf16_threshold(tp.topk_threshold(x, k, axis=axis),
+                                      tp.topk_threshold(f, k, axis=axis))
+            y, g = x.copy(), f.copy()
+            np.testing.assert_array_equal(tp.prune_(y, k, axis=axis), tp.prune_(g, k, axis=axis))
+            np.testing.assert_array_equal(y.view(np.uint16), g.astype(BF16).view(np.uint16))
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "huge"])
+def test_bf16_global_and_nm_equal_float32_call(rng, kind):
+    shapes = [(3, 5), (0,), (100,), (7, 7, 7), (1,), (40_000,), (2, 300_000)]
+    arrays = [bf16_data(rng, s, kind) for s in shapes]
+    floats = [a.astype(np.float32) for a in arrays]
+    total = sum(a.size for a in arrays)
+    for k in (0, 1, 1000, 0.1, 0.5, total - 1, total):
+        for packed in (False, True):
+            for a, b in zip(tp.global_topk_masks(arrays, k, packed=packed),
+                            tp.global_topk_masks(floats, k, packed=packed)):
+                np.testing.assert_array_equal(a, b, err_msg=f"k={k} packed={packed}")
+    x = bf16_data(rng, (64, 4096), kind)  # 2:4 groups along rows: the 4-element passes
+    f = x.astype(np.float32)
+    for n, m, axis in ((2, 4, -1), (1, 4, -1), (3, 4, -1), (2, 4, 0), (3, 8, -1), (5, 64, 1)):
+        np.testing.assert_array_equal(tp.nm_mask(x, n=n, m=m, axis=axis),
+                                      tp.nm_mask(f, n=n, m=m, axis=axis), err_msg=f"{n}:{m}")
+    c = bf16_data(rng, (3, 8, 5), kind)
+    np.testing.assert_array_equal(tp.nm_mask(c, 2, 4, axis=1), tp.nm_mask(c.astype(np.float32), 2, 4, axis=1))
+
+
+def test_bf16_nan_raises_empty_and_scalar(rng):
+    for nan_bits in (0x7F81, 0xFF81, 0x7FC0, 0xFFFF):  # NaN keys: just above Inf's and beyond
+        for n in (1000, 1 << 20):
+            x = data(rng, (n,), BF16)
+            x.view(np.uint16)[n // 3] = nan_bits
+            before = x.copy()
+            for call in (lambda: tp.topk_mask(x, 10), lambda: tp.topk_threshold(x, 10),
+                         lambda: tp.prune_(x, 0.5), lambda: tp.prune_(x.reshape(8, -1), 10, axis=1),
+                         lambda: tp.prune_(x.reshape(8, -1), 3, axis=0),
+                         lambda: tp.global_topk_masks([x[:5], x], 3), lambda: tp.nm_mask(x),
+                         lambda: tp.nm_mask(x.reshape(8, -1), 2, 4, axis=0)):
+                with pytest.raises(NonFiniteError, match="NaN"):
+                    call()
+            np.testing.assert_array_equal(x.view(np.uint16), before.view(np.uint16))
+    e = np.zeros((0, 3), BF16)
+    assert tp.topk_mask(e, 0).shape == (0, 3) and tp.topk_mask(e, 0.5, axis=1).shape == (0, 3)
+    assert tp.topk_mask(e, 0, packed=True).size == 0 and tp.prune_(e, 0).shape == (0, 3)
+    assert tp.global_topk_masks([e, e], 0)[1].shape == (0, 3)
+    assert tp.nm_mask(np.zeros((0, 4), BF16)).shape == (0, 4)
+    s = np.array(-2.0, BF16)
+    assert tp.topk_mask(s, 1)[()] and tp.topk_mask(s, 1).shape == ()
+    t = tp.topk_threshold(s, 1)
+    assert isinstance(t, np.generic) and t.dtype == BF16 and t == 2.0
+    y = s.copy()
+    assert not tp.prune_(y, 0)[()] and y == 0 and not np.signbit(y)
+
+
+@requires_c
+@pytest.mark.parametrize("kind", ["normal", "ties", "narrow", "inf", "huge", "blocky"])
+def test_bf16_c_variants_equal_float32_calls(rng, kind):
+    """Every C variant on bfloat16 gives what the scalar reference gives on the float32
+    conversion: masks, zeroed data, and threshold keys (float32's are bfloat16's << 16)."""
+    from tensorpress._native import topk as ck
+
+    def make(shape):
+        if kind == "blocky":
+            n = int(np.prod(shape))
+            return blocky(rng, (n + 255) // 256 * 256, BF16)[:n].reshape(shape)
+        return bf16_data(rng, shape, kind)
+
+    x = make((1_000_003,))  # the sampled path of every variant (baseline's from 512K)
+    rows = make((7, 4099))  # per-slice sampled paths
+    short = make((37, 517))
+    cube = make((3, 8, 5))
+    groups = make((9, 4096))
+    parts = [x[:1000], x[1000:1000], x[1000:200_001], x[200_001:]]
+    f = {id(a): a.astype(np.float32) for a in (x, rows, short, cube, groups, *parts)}
+
+    def run(isa, wide):
+        def arr(a):
+            return f[id(a)] if wide else a
+
+        out = []
+        for k in (0, 1, 30_000, 500_001, x.size):
+            for packed in (False, True):
+                mask = np.zeros((x.size + 7) // 8, np.uint8) if packed else np.zeros(x.size, bool)
+                key = ck.topk_select([arr(x)], k, [mask], packed=packed, isa=isa)
+                out += [mask, key >> 16 if wide else key]
+        for k in (1, 77_777):
+            masks = [np.zeros(p.size, bool) for p in parts]
+            zeroed = [arr(p).copy() for p in parts]
+            ck.topk_select(zeroed, k, masks, zero=True, isa=isa)
+            key = ck.topk_select([arr(p) for p in parts], k, None, isa=isa)
+            out += masks + [z.astype(BF16).view(np.uint16) for z in zeroed] + [key >> 16 if wide else key]
+        for r in (rows, short):
+            for k in (1, 41, r.shape[1] // 10, r.shape[1] // 2, r.shape[1] - 1):
+                for packed in (False, True):
+                    mask = np.zeros((r.size + 7) // 8, np.uint8) if packed else np.zeros(r.shape, bool)
+                    thr = np.zeros(r.shape[0], np.uint64)
+                    ck.topk_rows(arr(r), r.shape[0], r.shape[1], 1, k, mask, thr, packed=packed, isa=isa)
+                    y = arr(r).copy()
+                    ck.topk_rows(y, r.shape[0], r.shape[1], 1, k, None, zero=True, isa=isa)
+                    out += [mask, thr >> 16 if wide else thr, y.astype(BF16).view(np.uint16)]
+        y = arr(cube).copy()
+        cmask = np.zeros(cube.shape, bool)
+        ck.topk_rows(y, 3, 8, 5, 3, cmask, None, zero=True, isa=isa)
+        out += [cmask, y.astype(BF16).view(np.uint16)]
+        for n, m in ((2, 4), (1, 4), (3, 4), (3, 8)):
+            mask = np.zeros(groups.shape, bool)
+            ck.nm_mask(arr(groups), 1, groups.size, 1, n, m, mask, isa=isa)
+            out.append(mask)
+        mask = np.zeros(cube.shape, bool)
+        ck.nm_mask(arr(cube), 3, 8, 5, 2, 4, mask, isa=isa)
+        out.append(mask)
+        return out
+
+    want = run("scalar", True)
+    for isa in isa_variants():
+        got = run(isa, False)
+        assert len(got) == len(want)
+        for i, (a, b) in enumerate(zip(got, want)):
+            np.testing.assert_array_equal(a, b, err_msg=f"{isa} bfloat16 vs scalar float32 ({kind}) #{i}")

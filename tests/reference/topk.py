@@ -8,7 +8,8 @@ import numpy as np
 
 
 def magnitudes(x):
-    # float64 holds every float16/float32 magnitude exactly; -0.0 becomes 0.0
+    # float64 holds every float16/bfloat16/float32 magnitude exactly (ml_dtypes converts
+    # bfloat16); -0.0 becomes 0.0
     return np.abs(np.asarray(x, dtype=np.float64))
 
 
