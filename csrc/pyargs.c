@@ -59,8 +59,11 @@ static int gather(PyTypeObject *ndarray, PyObject *lists[ROLES], int64_t count,
                 for (int d = 0; d < PyArray_NDIM(a); d++) numel *= PyArray_DIMS(a)[d];
             } else {
                 if (type != PyArray_TYPE(param)) return report(problem, i, r, TP_ARG_DTYPE_MISMATCH);
+                /* A 0-d array's dims pointer may be NULL, which memcmp may not be given even
+                 * for 0 bytes (UBSan), so the comparison runs only for ndim > 0. */
                 if (PyArray_NDIM(a) != PyArray_NDIM(param) ||
-                    memcmp(PyArray_DIMS(a), PyArray_DIMS(param), sizeof(npy_intp) * (size_t)PyArray_NDIM(a)))
+                    (PyArray_NDIM(a) > 0 &&
+                     memcmp(PyArray_DIMS(a), PyArray_DIMS(param), sizeof(npy_intp) * (size_t)PyArray_NDIM(a))))
                     return report(problem, i, r, TP_ARG_SHAPE_MISMATCH);
             }
             if (!(flags & NPY_ARRAY_C_CONTIGUOUS)) return report(problem, i, r, TP_ARG_NOT_CONTIGUOUS);
