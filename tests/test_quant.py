@@ -550,10 +550,12 @@ def test_large_arrays_match_reference(rng, axis, symmetric, dtype):
     check_quant(x, axis, symmetric, None)
 
 
-def test_large_blocks_match_reference(rng):
-    # 8M+ elements in whole 32-element blocks: the AVX2 block loop (symmetric) streams q with
-    # 16-byte stores (NumPy's big buffers start 16 bytes into a page); q one byte off does not.
-    x = data_for(rng, (8200, 1024), np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, BF16])
+def test_large_blocks_match_reference(rng, dtype):
+    # 8M+ elements in whole 32-element blocks: the AVX2 block loop (symmetric; float32 and
+    # bfloat16) streams q with 16-byte stores (NumPy's big buffers start 16 bytes into a page);
+    # q one byte off does not.
+    x = data_for(rng, (8200, 1024), dtype)
     eq, es, _ = ref.quantize(x, axis=None, symmetric=True, block_size=32)
     q, s = tp.quantize_int8(x, block_size=32)
     np.testing.assert_array_equal(q, eq)

@@ -250,13 +250,13 @@ typedef struct {
     void (*copy_cols_sym)(const void *x, float *buf, int64_t n, uint32_t *acc);
     void (*copy_cols_aff)(const void *x, float *buf, int64_t n, int32_t *mn, int32_t *mx);
     /* x86 only (NULL elsewhere). quant_seg / quant_cols writing q with streaming stores
-     * (NULL: staged in L1 and copied out by stream_copy); float32 symmetric 32-element blocks
+     * (NULL: staged in L1 and copied out by stream_copy); float32 / bfloat16 symmetric 32-element blocks
      * (NULL: block_run); a streaming copy (NULL: this ISA never streams). */
     int (*quant_seg_nt)(const void *x, int8_t *q, int64_t n, float inv, int32_t zp, int32_t qmin,
                         int check);
     int (*quant_cols_nt)(const void *x, int8_t *q, int64_t n, const float *inv,
                          const int32_t *zp, int32_t qmin, int check);
-    int (*block32_sym)(const float *x, int8_t *q, int64_t count, float *scale, int stream);
+    int (*block32_sym)(const void *x, int8_t *q, int64_t count, float *scale, int stream);
     void (*stream_copy)(int8_t *dst, const int8_t *src, int64_t n);
 } qz_loops;
 
@@ -339,11 +339,20 @@ int qz_quant_cols_f32_avx2_fast(const void *x, int8_t *q, int64_t n, const float
                                 const int32_t *zp, int32_t qmin, int check);
 int qz_quant_cols_f32_avx2_nt(const void *x, int8_t *q, int64_t n, const float *inv,
                               const int32_t *zp, int32_t qmin, int check);
-int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t count, float *scale, int stream);
+int qz_block32_sym_f32_avx2(const void *x, int8_t *q, int64_t count, float *scale, int stream);
+int qz_block32_sym_bf16_avx2(const void *x, int8_t *q, int64_t count, float *scale, int stream);
 void qz_stream_copy_avx2(int8_t *dst, const int8_t *src, int64_t n);
 void dq_seg_avx2_nt(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
 void dq_cols_avx2_nt(const int8_t *q, void *out, int64_t n, const float *scale,
                      const int8_t *zp);
+void dq_seg_f16_avx2_fast(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
+void dq_seg_f16_avx2_nt(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
+void dq_cols_f16_avx2_fast(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp);
+void dq_cols_f16_avx2_nt(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp);
+void dq_seg_bf16_avx2_fast(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
+void dq_seg_bf16_avx2_nt(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
+void dq_cols_bf16_avx2_fast(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp);
+void dq_cols_bf16_avx2_nt(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp);
 #endif
 
 #endif /* TP_QUANT_INTERNAL_H */

@@ -134,7 +134,7 @@ static int qz_tensor(const qz_loops *o, const qz_call *c, const qz_layout *L) {
 static int qz_blocks(const qz_loops *o, const qz_call *c, const qz_layout *L) {
     const int64_t G = L->groups, B = L->block, I = L->inner, nb = L->channels, R = L->outer;
     const int affine = c->mode == TP_QUANT_AFFINE, uniform = I % B == 0;
-    const int q8_0 = !affine && B == 32 && o->block32_sym; /* float32 only: see the loop sets */
+    const int q8_0 = !affine && B == 32 && o->block32_sym; /* float32 / bfloat16: see the loop sets */
     const int64_t items = uniform ? (G + QZ_BLOCK_RUN - 1) / QZ_BLOCK_RUN : R;
     const void *x = c->x;
     float *scale = c->scale;
@@ -150,7 +150,7 @@ static int qz_blocks(const qz_loops *o, const qz_call *c, const qz_layout *L) {
             int64_t g0 = k * QZ_BLOCK_RUN, count = G - g0 < QZ_BLOCK_RUN ? G - g0 : QZ_BLOCK_RUN;
             if (q8_0) {
                 int stream = L->nt && ((uintptr_t)q & 15) == 0;
-                bad |= o->block32_sym((const float *)x + g0 * 32, q + g0 * 32, count, scale + g0, stream);
+                bad |= o->block32_sym(AT(x, g0 * 32, L->es), q + g0 * 32, count, scale + g0, stream);
                 if (stream) qz_publish(L);
                 continue;
             }

@@ -76,19 +76,26 @@ TP_ALWAYS_INLINE void dq_cols_body(const int8_t *TP_RESTRICT q, void *TP_RESTRIC
 
 /* The dequantize wrappers of one output type under one ISA: dq_{seg,cols}_<OSUF>_<ISA>. */
 #define DQ_STAMP_LOOPS(OSUF, OT, ISA, TARGET) \
-    TARGET static void dq_seg_##OSUF##_##ISA(const int8_t *q, void *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp, OT); } \
-    TARGET static void dq_cols_##OSUF##_##ISA(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp, OT); }
+    TARGET QZ_MAYBE_UNUSED static void dq_seg_##OSUF##_##ISA(const int8_t *q, void *out, int64_t n, float scale, int32_t zp) { dq_seg_body(q, out, n, scale, zp, OT); } \
+    TARGET QZ_MAYBE_UNUSED static void dq_cols_##OSUF##_##ISA(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp) { dq_cols_body(q, out, n, scale, zp, OT); }
 #define DQ_STAMP_ALL(ISA, TARGET) \
     DQ_STAMP_LOOPS(f32, TP_FLOAT32, ISA, TARGET) \
     DQ_STAMP_LOOPS(bf16, TP_BFLOAT16, ISA, TARGET) \
     DQ_STAMP_LOOPS(f16, TP_FLOAT16, ISA, TARGET)
 /* The dequantize loop sets of one ISA, by output type code [TP_FLOAT32, -, TP_FLOAT16,
- * TP_BFLOAT16]; float32 with these streaming loops (or NULLs). */
-#define DQ_LOOP_SETS(ISA, SEG_NT, COLS_NT)                                                   \
-    {{dq_seg_f32_##ISA, dq_cols_f32_##ISA, SEG_NT, COLS_NT},                                  \
+ * TP_BFLOAT16], from the compiled loops (slot unused by the x86 ISAs: QZ_MAYBE_UNUSED). */
+#define DQ_LOOP_SETS(ISA)                                                                    \
+    {{dq_seg_f32_##ISA, dq_cols_f32_##ISA, NULL, NULL},                                       \
      {NULL, NULL, NULL, NULL},                                                                \
      {dq_seg_f16_##ISA, dq_cols_f16_##ISA, NULL, NULL},                                       \
      {dq_seg_bf16_##ISA, dq_cols_bf16_##ISA, NULL, NULL}}
+/* The same on x86, with the hand-written loops of x86_avx2.c: float32 through the compiled
+ * loop and streaming stores, the 16-bit outputs through F16C / integer rounding, both ways. */
+#define DQ_LOOP_SETS_X86(ISA)                                                                \
+    {{dq_seg_f32_##ISA, dq_cols_f32_##ISA, dq_seg_avx2_nt, dq_cols_avx2_nt},                  \
+     {NULL, NULL, NULL, NULL},                                                                \
+     {dq_seg_f16_avx2_fast, dq_cols_f16_avx2_fast, dq_seg_f16_avx2_nt, dq_cols_f16_avx2_nt},  \
+     {dq_seg_bf16_avx2_fast, dq_cols_bf16_avx2_fast, dq_seg_bf16_avx2_nt, dq_cols_bf16_avx2_nt}}
 
 /* A loop set: the stamped loops of SUF under ISA, with these quant_seg / quant_cols, and the
  * x86 slots (streaming loops, the float32 32-element blocks, the streaming copy) or NULLs. */
@@ -114,7 +121,7 @@ static const qz_loops QZ_LOOPS_BASELINE[4] = {
     QZ_COMPILED_LOOP_SET(f16, baseline, NULL, NULL),
     QZ_COMPILED_LOOP_SET(bf16, baseline, NULL, NULL),
 };
-static const dq_loops DQ_LOOPS_BASELINE[4] = DQ_LOOP_SETS(baseline, NULL, NULL);
+static const dq_loops DQ_LOOPS_BASELINE[4] = DQ_LOOP_SETS(baseline);
 
 static int quantize_int8_baseline(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_BASELINE); }
 static void dequantize_int8_baseline(const dq_call *c) { dequantize_int8_run(c, DQ_LOOPS_BASELINE); }
@@ -135,9 +142,9 @@ static const qz_loops QZ_LOOPS_AVX2[4] = {
     QZ_LOOP_SET(f16, avx2, qz_quant_seg_f16_avx2_fast, qz_quant_cols_f16_avx2, qz_quant_seg_f16_avx2_nt, NULL, NULL,
                 qz_stream_copy_avx2),
     QZ_LOOP_SET(bf16, avx2, qz_quant_seg_bf16_avx2_fast, qz_quant_cols_bf16_avx2_fast, qz_quant_seg_bf16_avx2_nt,
-                qz_quant_cols_bf16_avx2_nt, NULL, qz_stream_copy_avx2),
+                qz_quant_cols_bf16_avx2_nt, qz_block32_sym_bf16_avx2, qz_stream_copy_avx2),
 };
-static const dq_loops DQ_LOOPS_AVX2[4] = DQ_LOOP_SETS(avx2, dq_seg_avx2_nt, dq_cols_avx2_nt);
+static const dq_loops DQ_LOOPS_AVX2[4] = DQ_LOOP_SETS_X86(avx2);
 
 static int quantize_int8_avx2(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_AVX2); }
 static void dequantize_int8_avx2(const dq_call *c) { dequantize_int8_run(c, DQ_LOOPS_AVX2); }
@@ -154,9 +161,9 @@ static const qz_loops QZ_LOOPS_AVX512[4] = {
     QZ_COMPILED_LOOP_SET(f32, avx512, qz_block32_sym_f32_avx2, qz_stream_copy_avx2),
     QZ_COMPILED_LOOP_SET(f64, avx512, NULL, qz_stream_copy_avx2),
     QZ_COMPILED_LOOP_SET(f16, avx512, NULL, qz_stream_copy_avx2),
-    QZ_COMPILED_LOOP_SET(bf16, avx512, NULL, qz_stream_copy_avx2),
+    QZ_COMPILED_LOOP_SET(bf16, avx512, qz_block32_sym_bf16_avx2, qz_stream_copy_avx2),
 };
-static const dq_loops DQ_LOOPS_AVX512[4] = DQ_LOOP_SETS(avx512, dq_seg_avx2_nt, dq_cols_avx2_nt);
+static const dq_loops DQ_LOOPS_AVX512[4] = DQ_LOOP_SETS_X86(avx512);
 
 static int quantize_int8_avx512(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_AVX512); }
 static void dequantize_int8_avx512(const dq_call *c) { dequantize_int8_run(c, DQ_LOOPS_AVX512); }

@@ -2,9 +2,9 @@
  * x86_avx2.c: the quant loops hand-written for AVX2, where the compiler's versions of
  * body_tmpl.h were not enough. Every one gives the bits of quantize_int8_ref (the tests hold
  * them to it and to the NumPy reference).
- *  - qz_block32_sym_f32_avx2: ggml's Q8_0 layout (float32, 32-element blocks, symmetric). The
- *    compiled block body spent most of a 32-element block on loop set-up and horizontal
- *    reductions.
+ *  - qz_block32_sym_{f32,bf16}_avx2: ggml's Q8_0 layout (float32 or bfloat16, 32-element blocks,
+ *    symmetric). The compiled block body spent most of a 32-element block on loop set-up and
+ *    horizontal reductions.
  *  - qz_quant_{seg,cols}_<type>_avx2_{fast,nt}: the quantize pass of a per-channel tile runs
  *    from L2 and was compute-bound; these take fewer instructions per element, and the _nt
  *    forms write q with streaming stores straight from registers (no staging buffer).
@@ -12,6 +12,7 @@
  *  - dq_{seg,cols}_avx2_nt, qz_stream_copy_avx2: streaming stores for large outputs, which skip
  *    the read-for-ownership of every line written (for a float32 output of int8 input, 4 of
  *    the 9 bytes moved per element).
+ *  - dq_{seg,cols}_{f16,bf16}_avx2_{fast,nt}: dequantize into IEEE half (F16C) / bfloat16.
  * Streaming stores are weakly ordered: the drivers fence once per work item (qz_publish).
  */
 #include "quant_internal.h"
@@ -88,7 +89,8 @@ TP_TARGET_AVX2 static inline uint32_t qz_hmax_epu32(__m256i v) {
 
 /* Same results as the block body (integer max of |x| bits, then qz_params_sym, then rounding
  * to nearest even). Returns 1 on NaN / Inf. */
-TP_TARGET_AVX2 int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t count, float *scale, int stream) {
+TP_TARGET_AVX2 static inline int qz_block32_sym_avx2(const void *x, int8_t *q, int64_t count, float *scale, int stream,
+                                                  const int in) {
     const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
     /* Eight blocks at a time: their absmaxes, then their scales and reciprocals with two vector
      * divisions (the same IEEE divisions qz_params_sym does one by one), then their q. This keeps
@@ -97,12 +99,12 @@ TP_TARGET_AVX2 int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t co
         int64_t nb = count - g0 < 8 ? count - g0 : 8;
         uint32_t amax[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         for (int64_t k = 0; k < nb; k++) {
-            const float *xb = x + (g0 + k) * 32;
+            const void *xb = AT(x, (g0 + k) * 32, in == QZ_IN_F32 ? 4 : 2);
             __m256i m = _mm256_max_epu32(
-                _mm256_max_epu32(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)xb), abs_mask),
-                                 _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(xb + 8)), abs_mask)),
-                _mm256_max_epu32(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(xb + 16)), abs_mask),
-                                 _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(xb + 24)), abs_mask)));
+                _mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 0, in)), abs_mask),
+                                 _mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 8, in)), abs_mask)),
+                _mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 16, in)), abs_mask),
+                                 _mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 24, in)), abs_mask)));
             amax[k] = qz_hmax_epu32(m);
             if (amax[k] >= 0x7f800000u) return 1;
         }
@@ -116,11 +118,11 @@ TP_TARGET_AVX2 int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t co
         _mm256_storeu_ps(invs, _mm256_div_ps(_mm256_set1_ps(1.0f), sc));
         _mm256_storeu_ps(scs, sc);
         for (int64_t k = 0; k < nb; k++) {
-            const float *xb = x + (g0 + k) * 32;
+            const void *xb = AT(x, (g0 + k) * 32, in == QZ_IN_F32 ? 4 : 2);
             const __m256 inv = _mm256_set1_ps(invs[k]);
             scale[g0 + k] = scs[k];
-            __m256i bytes = tp_lanes_to_bytes(qz_round8(xb, 0, inv, QZ_IN_F32), qz_round8(xb, 8, inv, QZ_IN_F32),
-                                              qz_round8(xb, 16, inv, QZ_IN_F32), qz_round8(xb, 24, inv, QZ_IN_F32));
+            __m256i bytes = tp_lanes_to_bytes(qz_round8(xb, 0, inv, in), qz_round8(xb, 8, inv, in),
+                                              qz_round8(xb, 16, inv, in), qz_round8(xb, 24, inv, in));
             /* stream: q is large and 16-byte aligned (NumPy's big buffers sit 16 bytes into
              * a page, so 32-byte streaming stores would not line up): two 16-byte streaming
              * stores, which the write-combining buffers join into whole lines */
@@ -134,6 +136,16 @@ TP_TARGET_AVX2 int qz_block32_sym_f32_avx2(const float *x, int8_t *q, int64_t co
         }
     }
     return 0;
+}
+
+/* float32 (ggml's Q8_0) and bfloat16 (read natively: the compiled block body ran at a fifth of
+ * the float32 blocks' speed). */
+TP_TARGET_AVX2 int qz_block32_sym_f32_avx2(const void *x, int8_t *q, int64_t count, float *scale, int stream) {
+    return qz_block32_sym_avx2(x, q, count, scale, stream, QZ_IN_F32);
+}
+
+TP_TARGET_AVX2 int qz_block32_sym_bf16_avx2(const void *x, int8_t *q, int64_t count, float *scale, int stream) {
+    return qz_block32_sym_avx2(x, q, count, scale, stream, QZ_IN_BF16);
 }
 
 /* 32 elements from i: one scale (inv, zp; zp == 0 skips the adds) or one per column (cols;
@@ -304,6 +316,84 @@ TP_TARGET_AVX2 void dq_seg_avx2_nt(const int8_t *q, void *out, int64_t n, float 
 
 TP_TARGET_AVX2 void dq_cols_avx2_nt(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp) {
     dq_avx2_nt(q, (float *)out, n, 0.0f, 0, scale, zp, 1);
+}
+
+/* Dequantize into bfloat16 / IEEE half (ot: the output's type code): the float32 result of
+ * dq_one, eight lanes at a time, then rounded to nearest even: IEEE half by F16C's vcvtps2ph
+ * (the bits of qz_to_half: overflow to Inf, NaN quieted with its top payload), bfloat16 by the
+ * integer rounding of qz_to_bf16 (NaN -> 0x7fc0 with its sign). The compiled qz_to_half loop
+ * did not vectorize (its float add for subnormals sits among integer selects) and ran 10x
+ * slower than the float32 output. With `stream`, 16-byte streaming stores from out's first
+ * 16-byte boundary. */
+TP_TARGET_AVX2 static inline __m128i dq_round8_16(__m256 v, const int ot) {
+    if (ot == TP_FLOAT16) return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i b = _mm256_castps_si256(v);
+    const __m256i hi = _mm256_srli_epi32(b, 16);
+    __m256i r = _mm256_add_epi32(_mm256_add_epi32(b, _mm256_set1_epi32(0x7fff)), _mm256_and_si256(hi, _mm256_set1_epi32(1)));
+    r = _mm256_srli_epi32(r, 16);
+    const __m256i nan = _mm256_or_si256(_mm256_and_si256(hi, _mm256_set1_epi32(0x8000)), _mm256_set1_epi32(0x7fc0));
+    const __m256i is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+    r = _mm256_blendv_epi8(r, nan, is_nan);
+    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)); /* lanes <= 0xffff */
+}
+
+TP_TARGET_AVX2 static inline uint16_t dq_one16(const int8_t *q, int64_t i, float scale, int32_t zp,
+                                               const float *scale_cols, const int8_t *zp_cols, const int cols,
+                                               const int ot) {
+    float v = dq_one(q, i, scale, zp, scale_cols, zp_cols, cols);
+    return ot == TP_FLOAT16 ? qz_to_half(v) : qz_to_bf16(v);
+}
+
+TP_TARGET_AVX2 static inline void dq16_avx2(const int8_t *TP_RESTRICT q, uint16_t *TP_RESTRICT out, int64_t n,
+                                            float scale, int32_t zp, const float *TP_RESTRICT scale_cols,
+                                            const int8_t *TP_RESTRICT zp_cols, const int cols, const int ot,
+                                            const int stream) {
+    int64_t i = 0;
+    if (stream)
+        for (; i < n && ((uintptr_t)(out + i) & 15); i++)
+            out[i] = dq_one16(q, i, scale, zp, scale_cols, zp_cols, cols, ot);
+    const __m256 s = _mm256_set1_ps(scale);
+    const __m256i z = _mm256_set1_epi32(zp);
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
+        __m256 x;
+        if (!cols) {
+            x = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, z)), s);
+        } else {
+            if (zp_cols) v = _mm256_sub_epi32(v, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(zp_cols + i))));
+            x = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale_cols + i));
+        }
+        __m128i h = dq_round8_16(x, ot);
+        if (stream) _mm_stream_si128((__m128i *)(out + i), h);
+        else _mm_storeu_si128((__m128i *)(out + i), h);
+    }
+    for (; i < n; i++) out[i] = dq_one16(q, i, scale, zp, scale_cols, zp_cols, cols, ot);
+}
+
+/* The named forms the dequantize loop sets hold: dq_{seg,cols}_{f16,bf16}_avx2_{fast,nt}. */
+TP_TARGET_AVX2 void dq_seg_f16_avx2_fast(const int8_t *q, void *out, int64_t n, float scale, int32_t zp) {
+    dq16_avx2(q, (uint16_t *)out, n, scale, zp, NULL, NULL, 0, TP_FLOAT16, 0);
+}
+TP_TARGET_AVX2 void dq_seg_f16_avx2_nt(const int8_t *q, void *out, int64_t n, float scale, int32_t zp) {
+    dq16_avx2(q, (uint16_t *)out, n, scale, zp, NULL, NULL, 0, TP_FLOAT16, 1);
+}
+TP_TARGET_AVX2 void dq_cols_f16_avx2_fast(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp) {
+    dq16_avx2(q, (uint16_t *)out, n, 0.0f, 0, scale, zp, 1, TP_FLOAT16, 0);
+}
+TP_TARGET_AVX2 void dq_cols_f16_avx2_nt(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp) {
+    dq16_avx2(q, (uint16_t *)out, n, 0.0f, 0, scale, zp, 1, TP_FLOAT16, 1);
+}
+TP_TARGET_AVX2 void dq_seg_bf16_avx2_fast(const int8_t *q, void *out, int64_t n, float scale, int32_t zp) {
+    dq16_avx2(q, (uint16_t *)out, n, scale, zp, NULL, NULL, 0, TP_BFLOAT16, 0);
+}
+TP_TARGET_AVX2 void dq_seg_bf16_avx2_nt(const int8_t *q, void *out, int64_t n, float scale, int32_t zp) {
+    dq16_avx2(q, (uint16_t *)out, n, scale, zp, NULL, NULL, 0, TP_BFLOAT16, 1);
+}
+TP_TARGET_AVX2 void dq_cols_bf16_avx2_fast(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp) {
+    dq16_avx2(q, (uint16_t *)out, n, 0.0f, 0, scale, zp, 1, TP_BFLOAT16, 0);
+}
+TP_TARGET_AVX2 void dq_cols_bf16_avx2_nt(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp) {
+    dq16_avx2(q, (uint16_t *)out, n, 0.0f, 0, scale, zp, 1, TP_BFLOAT16, 1);
 }
 
 #endif /* TP_HAVE_X86_VARIANTS */
