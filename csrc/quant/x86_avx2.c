@@ -87,11 +87,54 @@ TP_TARGET_AVX2 static inline uint32_t qz_hmax_epu32(__m256i v) {
     return (uint32_t)_mm_cvtsi128_si32(m);
 }
 
+TP_TARGET_AVX2 static inline uint32_t qz_hmax_epu16(__m256i v) {
+    __m128i m = _mm_max_epu16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    m = _mm_minpos_epu16(_mm_xor_si128(m, _mm_set1_epi32(-1))); /* max = ~min of the complements */
+    return 0xffffu - ((uint32_t)_mm_cvtsi128_si32(m) & 0xffffu);
+}
+
+/* One 32-element block's |x| max as float32 bits. bfloat16: two loads, the max taken on the
+ * 16-bit patterns (|bf16| orders like its float32), only the winner widened. */
+TP_TARGET_AVX2 static inline uint32_t qz_block32_absmax(const void *xb, const int in) {
+    if (in == QZ_IN_BF16) {
+        const __m256i abs16 = _mm256_set1_epi16(0x7fff);
+        const uint16_t *h = (const uint16_t *)xb;
+        __m256i m = _mm256_max_epu16(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)h), abs16),
+                                     _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(h + 16)), abs16));
+        return qz_hmax_epu16(m) << 16;
+    }
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
+    __m256i m = _mm256_max_epu32(
+        _mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 0, in)), abs_mask),
+                         _mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 8, in)), abs_mask)),
+        _mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 16, in)), abs_mask),
+                         _mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 24, in)), abs_mask)));
+    return qz_hmax_epu32(m);
+}
+
+/* One 32-element block's q (no clamp needed: see qz_quant_avx2). bfloat16: two loads; unpacking
+ * with zeros puts each bf16 in the upper half of a 32-bit lane (its float32), in the order
+ * 0-3,8-11 / 4-7,12-15 per load, which packs_epi32 undoes; one permute fixes packs_epi16's. */
+TP_TARGET_AVX2 static inline __m256i qz_block32_bytes(const void *xb, __m256 inv, const int in) {
+    if (in == QZ_IN_BF16) {
+        const __m256i zero = _mm256_setzero_si256();
+        const uint16_t *h = (const uint16_t *)xb;
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)h), v1 = _mm256_loadu_si256((const __m256i *)(h + 16));
+        __m256i r0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v0)), inv));
+        __m256i r1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v0)), inv));
+        __m256i r2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v1)), inv));
+        __m256i r3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v1)), inv));
+        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
+        return _mm256_permute4x64_epi64(b, _MM_SHUFFLE(3, 1, 2, 0));
+    }
+    return tp_lanes_to_bytes(qz_round8(xb, 0, inv, in), qz_round8(xb, 8, inv, in), qz_round8(xb, 16, inv, in),
+                             qz_round8(xb, 24, inv, in));
+}
+
 /* Same results as the block body (integer max of |x| bits, then qz_params_sym, then rounding
  * to nearest even). Returns 1 on NaN / Inf. */
 TP_TARGET_AVX2 static inline int qz_block32_sym_avx2(const void *x, int8_t *q, int64_t count, float *scale, int stream,
                                                   const int in) {
-    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
     /* Eight blocks at a time: their absmaxes, then their scales and reciprocals with two vector
      * divisions (the same IEEE divisions qz_params_sym does one by one), then their q. This keeps
      * the divider's latency off each block's critical path. */
@@ -99,13 +142,7 @@ TP_TARGET_AVX2 static inline int qz_block32_sym_avx2(const void *x, int8_t *q, i
         int64_t nb = count - g0 < 8 ? count - g0 : 8;
         uint32_t amax[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         for (int64_t k = 0; k < nb; k++) {
-            const void *xb = AT(x, (g0 + k) * 32, in == QZ_IN_F32 ? 4 : 2);
-            __m256i m = _mm256_max_epu32(
-                _mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 0, in)), abs_mask),
-                                 _mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 8, in)), abs_mask)),
-                _mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 16, in)), abs_mask),
-                                 _mm256_and_si256(_mm256_castps_si256(qz_load8(xb, 24, in)), abs_mask)));
-            amax[k] = qz_hmax_epu32(m);
+            amax[k] = qz_block32_absmax(AT(x, (g0 + k) * 32, in == QZ_IN_F32 ? 4 : 2), in);
             if (amax[k] >= 0x7f800000u) return 1;
         }
         /* qz_params_sym, eight lanes: s = a / 127; a == 0 -> 1; s < FLT_MIN -> FLT_MIN; 1 / s */
@@ -121,8 +158,7 @@ TP_TARGET_AVX2 static inline int qz_block32_sym_avx2(const void *x, int8_t *q, i
             const void *xb = AT(x, (g0 + k) * 32, in == QZ_IN_F32 ? 4 : 2);
             const __m256 inv = _mm256_set1_ps(invs[k]);
             scale[g0 + k] = scs[k];
-            __m256i bytes = tp_lanes_to_bytes(qz_round8(xb, 0, inv, in), qz_round8(xb, 8, inv, in),
-                                              qz_round8(xb, 16, inv, in), qz_round8(xb, 24, inv, in));
+            __m256i bytes = qz_block32_bytes(xb, inv, in);
             /* stream: q is large and 16-byte aligned (NumPy's big buffers sit 16 bytes into
              * a page, so 32-byte streaming stores would not line up): two 16-byte streaming
              * stores, which the write-combining buffers join into whole lines */
