@@ -3,6 +3,8 @@
 #define TP_TOPK_H
 
 /* cdef: begin */
+/* Every entry takes dtype TP_FLOAT32, TP_FLOAT64, TP_FLOAT16 or TP_BFLOAT16 (the 16-bit types as
+ * their bits); a threshold key is the k-th largest element's bits with the sign cleared. */
 /* flags of tp_topk_select / tp_topk_rows */
 #define TP_TOPK_PACKED 1   /* masks are np.packbits bytes (first element = MSB of byte 0) */
 #define TP_TOPK_ZERO 2     /* also zero every element that is not kept, in place */
