@@ -12,7 +12,8 @@
  *  - dq_{seg,cols}_avx2_nt, qz_stream_copy_avx2: streaming stores for large outputs, which skip
  *    the read-for-ownership of every line written (for a float32 output of int8 input, 4 of
  *    the 9 bytes moved per element).
- *  - dq_{seg,cols}_{f16,bf16}_avx2_{fast,nt}: dequantize into IEEE half (F16C) / bfloat16.
+ *  - dq_{seg,cols}_{f16,bf16}_avx2_{fast,nt}: dequantize into IEEE half (F16C) / bfloat16,
+ *    16 lanes per step.
  * Streaming stores are weakly ordered: the drivers fence once per work item (qz_publish).
  */
 #include "quant_internal.h"
@@ -326,22 +327,31 @@ TP_TARGET_AVX2 static inline float dq_one(const int8_t *q, int64_t i, float scal
     return (float)((int32_t)q[i] - zp) * scale;
 }
 
+/* Eight results of dq_one as float32 lanes (one scale, or one per column). */
+TP_TARGET_AVX2 static inline __m256 dq_x8(const int8_t *q, int64_t i, __m256 s, __m256i z, const float *scale_cols,
+                                          const int8_t *zp_cols, const int cols) {
+    __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
+    if (!cols) return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, z)), s);
+    if (zp_cols) v = _mm256_sub_epi32(v, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(zp_cols + i))));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale_cols + i));
+}
+
+/* 16-byte streaming stores from out's first 16-byte boundary: NumPy's large buffers sit 16
+ * bytes into a page, and with 32-byte alignment every 32-element block paid a scalar head and
+ * tail (per block 32 ran 6x slower than per channel). */
+TP_TARGET_AVX2 static inline void dq_stream8(float *out, __m256 x) {
+    _mm_stream_ps(out, _mm256_castps256_ps128(x));
+    _mm_stream_ps(out + 4, _mm256_extractf128_ps(x, 1));
+}
+
 TP_TARGET_AVX2 static inline void dq_avx2_nt(const int8_t *TP_RESTRICT q, float *TP_RESTRICT out, int64_t n,
                                              float scale, int32_t zp, const float *TP_RESTRICT scale_cols,
                                              const int8_t *TP_RESTRICT zp_cols, const int cols) {
     int64_t i = 0;
-    for (; i < n && ((uintptr_t)(out + i) & 31); i++) out[i] = dq_one(q, i, scale, zp, scale_cols, zp_cols, cols);
+    for (; i < n && ((uintptr_t)(out + i) & 15); i++) out[i] = dq_one(q, i, scale, zp, scale_cols, zp_cols, cols);
     const __m256 s = _mm256_set1_ps(scale);
     const __m256i z = _mm256_set1_epi32(zp);
-    for (; i + 8 <= n; i += 8) {
-        __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
-        if (!cols) {
-            _mm256_stream_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, z)), s));
-            continue;
-        }
-        if (zp_cols) v = _mm256_sub_epi32(v, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(zp_cols + i))));
-        _mm256_stream_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale_cols + i)));
-    }
+    for (; i + 8 <= n; i += 8) dq_stream8(out + i, dq_x8(q, i, s, z, scale_cols, zp_cols, cols));
     for (; i < n; i++) out[i] = dq_one(q, i, scale, zp, scale_cols, zp_cols, cols);
 }
 
@@ -355,22 +365,36 @@ TP_TARGET_AVX2 void dq_cols_avx2_nt(const int8_t *q, void *out, int64_t n, const
 }
 
 /* Dequantize into bfloat16 / IEEE half (ot: the output's type code): the float32 result of
- * dq_one, eight lanes at a time, then rounded to nearest even: IEEE half by F16C's vcvtps2ph
+ * dq_one, sixteen lanes at a time, then rounded to nearest even: IEEE half by F16C's vcvtps2ph
  * (the bits of qz_to_half: overflow to Inf, NaN quieted with its top payload), bfloat16 by the
- * integer rounding of qz_to_bf16 (NaN -> 0x7fc0 with its sign). The compiled qz_to_half loop
- * did not vectorize (its float add for subnormals sits among integer selects) and ran 10x
- * slower than the float32 output. With `stream`, 16-byte streaming stores from out's first
- * 16-byte boundary. */
-TP_TARGET_AVX2 static inline __m128i dq_round8_16(__m256 v, const int ot) {
-    if (ot == TP_FLOAT16) return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+ * integer rounding of qz_to_bf16 (NaN -> 0x7fc0 with its sign; that select is skipped when every
+ * scale of the call is finite, as the integer q cannot make a NaN then). The compiled
+ * qz_to_half loop did not vectorize (its float add for subnormals sits among integer selects)
+ * and ran 10x slower than the float32 output. With `stream`, 16-byte streaming stores from
+ * out's first 16-byte boundary (NumPy's large buffers sit 16 bytes into a page: with 32-byte
+ * alignment every 32-element block paid a scalar head and tail, 4x slower). */
+/* bfloat16 bits of eight float32 lanes, each in the low half of its 32-bit lane */
+TP_TARGET_AVX2 static inline __m256i dq_bf16_8(__m256 v, const int may_nan) {
     const __m256i b = _mm256_castps_si256(v);
     const __m256i hi = _mm256_srli_epi32(b, 16);
     __m256i r = _mm256_add_epi32(_mm256_add_epi32(b, _mm256_set1_epi32(0x7fff)), _mm256_and_si256(hi, _mm256_set1_epi32(1)));
     r = _mm256_srli_epi32(r, 16);
-    const __m256i nan = _mm256_or_si256(_mm256_and_si256(hi, _mm256_set1_epi32(0x8000)), _mm256_set1_epi32(0x7fc0));
-    const __m256i is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
-    r = _mm256_blendv_epi8(r, nan, is_nan);
-    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)); /* lanes <= 0xffff */
+    if (may_nan) {
+        const __m256i nan = _mm256_or_si256(_mm256_and_si256(hi, _mm256_set1_epi32(0x8000)), _mm256_set1_epi32(0x7fc0));
+        const __m256i is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x7fffffff)),
+                                                  _mm256_set1_epi32(0x7f800000));
+        r = _mm256_blendv_epi8(r, nan, is_nan);
+    }
+    return r;
+}
+
+TP_TARGET_AVX2 static inline __m256i dq_round16(__m256 x0, __m256 x1, const int ot, const int may_nan) {
+    if (ot == TP_FLOAT16)
+        return _mm256_set_m128i(_mm256_cvtps_ph(x1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                _mm256_cvtps_ph(x0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    /* lanes <= 0xffff, so the unsigned pack is exact; it works per 128-bit half: one permute */
+    __m256i p = _mm256_packus_epi32(dq_bf16_8(x0, may_nan), dq_bf16_8(x1, may_nan));
+    return _mm256_permute4x64_epi64(p, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
 TP_TARGET_AVX2 static inline uint16_t dq_one16(const int8_t *q, int64_t i, float scale, int32_t zp,
@@ -380,30 +404,41 @@ TP_TARGET_AVX2 static inline uint16_t dq_one16(const int8_t *q, int64_t i, float
     return ot == TP_FLOAT16 ? qz_to_half(v) : qz_to_bf16(v);
 }
 
-TP_TARGET_AVX2 static inline void dq16_avx2(const int8_t *TP_RESTRICT q, uint16_t *TP_RESTRICT out, int64_t n,
-                                            float scale, int32_t zp, const float *TP_RESTRICT scale_cols,
-                                            const int8_t *TP_RESTRICT zp_cols, const int cols, const int ot,
-                                            const int stream) {
+TP_TARGET_AVX2 static inline void dq16_run(const int8_t *TP_RESTRICT q, uint16_t *TP_RESTRICT out, int64_t n,
+                                           float scale, int32_t zp, const float *TP_RESTRICT scale_cols,
+                                           const int8_t *TP_RESTRICT zp_cols, const int cols, const int ot,
+                                           const int stream, const int may_nan) {
     int64_t i = 0;
     if (stream)
         for (; i < n && ((uintptr_t)(out + i) & 15); i++)
             out[i] = dq_one16(q, i, scale, zp, scale_cols, zp_cols, cols, ot);
     const __m256 s = _mm256_set1_ps(scale);
     const __m256i z = _mm256_set1_epi32(zp);
-    for (; i + 8 <= n; i += 8) {
-        __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
-        __m256 x;
-        if (!cols) {
-            x = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, z)), s);
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = dq_round16(dq_x8(q, i, s, z, scale_cols, zp_cols, cols),
+                               dq_x8(q, i + 8, s, z, scale_cols, zp_cols, cols), ot, may_nan);
+        if (stream) { /* two 16-byte stores: see qz_block32_sym_avx2 on NumPy's alignment */
+            _mm_stream_si128((__m128i *)(out + i), _mm256_castsi256_si128(h));
+            _mm_stream_si128((__m128i *)(out + i + 8), _mm256_extracti128_si256(h, 1));
         } else {
-            if (zp_cols) v = _mm256_sub_epi32(v, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(zp_cols + i))));
-            x = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale_cols + i));
+            _mm256_storeu_si256((__m256i *)(out + i), h);
         }
-        __m128i h = dq_round8_16(x, ot);
-        if (stream) _mm_stream_si128((__m128i *)(out + i), h);
-        else _mm_storeu_si128((__m128i *)(out + i), h);
     }
     for (; i < n; i++) out[i] = dq_one16(q, i, scale, zp, scale_cols, zp_cols, cols, ot);
+}
+
+TP_TARGET_AVX2 static inline void dq16_avx2(const int8_t *q, uint16_t *out, int64_t n, float scale, int32_t zp,
+                                            const float *scale_cols, const int8_t *zp_cols, const int cols,
+                                            const int ot, const int stream) {
+    int finite = 1;
+    if (ot == TP_BFLOAT16) {
+        if (cols)
+            for (int64_t j = 0; j < n; j++) finite &= isfinite(scale_cols[j]) != 0;
+        else
+            finite = isfinite(scale) != 0;
+    }
+    if (finite) dq16_run(q, out, n, scale, zp, scale_cols, zp_cols, cols, ot, stream, 0);
+    else dq16_run(q, out, n, scale, zp, scale_cols, zp_cols, cols, ot, stream, 1);
 }
 
 /* The named forms the dequantize loop sets hold: dq_{seg,cols}_{f16,bf16}_avx2_{fast,nt}. */
