@@ -15,6 +15,7 @@
  *   variants.c     the loops compiled per ISA (thin wrappers), the loop sets, the dispatch tables
  *   x86_avx2.c     hand-written AVX2 loops (32-element blocks, float32 / float16 / bfloat16
  *                  rounding, streaming stores)
+ *   x86_avx512.c   hand-written AVX-512 dequantize into bfloat16
  *   quantize.c     tp_quantize_int8[_isa]: checks, layouts; per tensor, per block, given scales
  *   channels.c     per channel: the tile / copy / rows plans
  *   dequantize.c   tp_dequantize_int8[_isa]
@@ -353,6 +354,11 @@ void dq_seg_bf16_avx2_fast(const int8_t *q, void *out, int64_t n, float scale, i
 void dq_seg_bf16_avx2_nt(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
 void dq_cols_bf16_avx2_fast(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp);
 void dq_cols_bf16_avx2_nt(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp);
+/* x86_avx512.c */
+void dq_seg_bf16_avx512_fast(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
+void dq_seg_bf16_avx512_nt(const int8_t *q, void *out, int64_t n, float scale, int32_t zp);
+void dq_cols_bf16_avx512_fast(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp);
+void dq_cols_bf16_avx512_nt(const int8_t *q, void *out, int64_t n, const float *scale, const int8_t *zp);
 #endif
 
 #endif /* TP_QUANT_INTERNAL_H */

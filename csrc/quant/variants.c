@@ -90,12 +90,14 @@ TP_ALWAYS_INLINE void dq_cols_body(const int8_t *TP_RESTRICT q, void *TP_RESTRIC
      {dq_seg_f16_##ISA, dq_cols_f16_##ISA, NULL, NULL},                                       \
      {dq_seg_bf16_##ISA, dq_cols_bf16_##ISA, NULL, NULL}}
 /* The same on x86, with the hand-written loops of x86_avx2.c: float32 through the compiled
- * loop and streaming stores, the 16-bit outputs through F16C / integer rounding, both ways. */
-#define DQ_LOOP_SETS_X86(ISA)                                                                \
+ * loop and streaming stores, the 16-bit outputs through F16C / integer rounding, both ways;
+ * bfloat16 from BF16_ISA's file (x86_avx2.c or x86_avx512.c). */
+#define DQ_LOOP_SETS_X86(ISA, BF16_ISA)                                                      \
     {{dq_seg_f32_##ISA, dq_cols_f32_##ISA, dq_seg_avx2_nt, dq_cols_avx2_nt},                  \
      {NULL, NULL, NULL, NULL},                                                                \
      {dq_seg_f16_avx2_fast, dq_cols_f16_avx2_fast, dq_seg_f16_avx2_nt, dq_cols_f16_avx2_nt},  \
-     {dq_seg_bf16_avx2_fast, dq_cols_bf16_avx2_fast, dq_seg_bf16_avx2_nt, dq_cols_bf16_avx2_nt}}
+     {dq_seg_bf16_##BF16_ISA##_fast, dq_cols_bf16_##BF16_ISA##_fast, dq_seg_bf16_##BF16_ISA##_nt, \
+      dq_cols_bf16_##BF16_ISA##_nt}}
 
 /* A loop set: the stamped loops of SUF under ISA, with these quant_seg / quant_cols, and the
  * x86 slots (streaming loops, the float32 32-element blocks, the streaming copy) or NULLs. */
@@ -144,7 +146,7 @@ static const qz_loops QZ_LOOPS_AVX2[4] = {
     QZ_LOOP_SET(bf16, avx2, qz_quant_seg_bf16_avx2_fast, qz_quant_cols_bf16_avx2_fast, qz_quant_seg_bf16_avx2_nt,
                 qz_quant_cols_bf16_avx2_nt, qz_block32_sym_bf16_avx2, qz_stream_copy_avx2),
 };
-static const dq_loops DQ_LOOPS_AVX2[4] = DQ_LOOP_SETS_X86(avx2);
+static const dq_loops DQ_LOOPS_AVX2[4] = DQ_LOOP_SETS_X86(avx2, avx2);
 
 static int quantize_int8_avx2(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_AVX2); }
 static void dequantize_int8_avx2(const dq_call *c) { dequantize_int8_run(c, DQ_LOOPS_AVX2); }
@@ -163,7 +165,7 @@ static const qz_loops QZ_LOOPS_AVX512[4] = {
     QZ_COMPILED_LOOP_SET(f16, avx512, NULL, qz_stream_copy_avx2),
     QZ_COMPILED_LOOP_SET(bf16, avx512, qz_block32_sym_bf16_avx2, qz_stream_copy_avx2),
 };
-static const dq_loops DQ_LOOPS_AVX512[4] = DQ_LOOP_SETS_X86(avx512);
+static const dq_loops DQ_LOOPS_AVX512[4] = DQ_LOOP_SETS_X86(avx512, avx512);
 
 static int quantize_int8_avx512(const qz_call *c) { return quantize_int8_run(c, QZ_LOOPS_AVX512); }
 static void dequantize_int8_avx512(const dq_call *c) { dequantize_int8_run(c, DQ_LOOPS_AVX512); }
