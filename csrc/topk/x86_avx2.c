@@ -52,27 +52,42 @@ TP_TARGET_AVX2 int nm4_f32_avx2(const uint32_t *x, int64_t groups, int32_t n, ui
     return !_mm256_testz_si256(nan, nan);
 }
 
-/* 16-bit keys (float16, bfloat16): the same, each 8 keys widened to 32-bit lanes first; `inf`
- * is the type's Inf key, above which a key is NaN. */
+/* nm4_keep_avx2 for 16-bit keys: four groups, one per 64-bit quarter; shufflelo/hi rotate each
+ * quarter's four lanes. Keys are below 2^15, so signed 16-bit compares order them. */
+TP_TARGET_AVX2 TP_ALWAYS_INLINE __m256i nm4_keep16_avx2(__m256i v, __m256i neg_n) {
+    const __m256i tie1 = _mm256_set1_epi64x((int64_t)0xffff000000000000ULL);
+    const __m256i tie2 = _mm256_set1_epi64x((int64_t)0xffffffff00000000ULL);
+    const __m256i tie3 = _mm256_set1_epi64x((int64_t)0xffffffffffff0000ULL);
+    __m256i o1 = _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(v, _MM_SHUFFLE(0, 3, 2, 1)), _MM_SHUFFLE(0, 3, 2, 1));
+    __m256i o2 = _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(v, _MM_SHUFFLE(1, 0, 3, 2)), _MM_SHUFFLE(1, 0, 3, 2));
+    __m256i o3 = _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(v, _MM_SHUFFLE(2, 1, 0, 3)), _MM_SHUFFLE(2, 1, 0, 3));
+    __m256i b1 = _mm256_or_si256(_mm256_cmpgt_epi16(o1, v), _mm256_and_si256(_mm256_cmpeq_epi16(o1, v), tie1));
+    __m256i b2 = _mm256_or_si256(_mm256_cmpgt_epi16(o2, v), _mm256_and_si256(_mm256_cmpeq_epi16(o2, v), tie2));
+    __m256i b3 = _mm256_or_si256(_mm256_cmpgt_epi16(o3, v), _mm256_and_si256(_mm256_cmpeq_epi16(o3, v), tie3));
+    __m256i minus_count = _mm256_add_epi16(_mm256_add_epi16(b1, b2), b3);
+    return _mm256_cmpgt_epi16(minus_count, neg_n); /* count < n */
+}
+
+/* 16-bit keys (float16, bfloat16): the same in 16-bit lanes, 8 groups (one cache line) per
+ * step; `inf` is the type's Inf key, above which a key is NaN. Widening each 8 keys to 32-bit
+ * lanes for nm4_keep_avx2 did half the work per instruction: 16M bfloat16 2:4 masks on one
+ * thread ran at 4.5e9 elements/s (float32: 3.8e9), in 16-bit lanes at 6.0e9 - 6.9e9. */
 TP_TARGET_AVX2 TP_ALWAYS_INLINE int nm4_half_avx2(const uint16_t *x, int64_t groups, int32_t n,
-                                                  uint8_t *mask, int64_t *done, int32_t inf) {
-    const __m128i absm = _mm_set1_epi16(0x7fff);
-    const __m256i neg_n = _mm256_set1_epi32(-n);
+                                                  uint8_t *mask, int64_t *done, int16_t inf) {
+    const __m256i absm = _mm256_set1_epi16(0x7fff);
+    const __m256i neg_n = _mm256_set1_epi16((int16_t)-n);
     const __m256i one = _mm256_set1_epi8(1);
     __m256i vmax = _mm256_setzero_si256();
     int64_t steps = groups / 8;
     for (int64_t t = 0; t < steps; t++) {
-        __m256i keep[4];
-        for (int q = 0; q < 4; q++) {
-            __m128i h = _mm_and_si128(_mm_loadu_si128((const __m128i *)(x + 32 * t + 8 * q)), absm);
-            __m256i v = _mm256_cvtepu16_epi32(h);
-            vmax = _mm256_max_epu32(vmax, v);
-            keep[q] = nm4_keep_avx2(v, neg_n);
-        }
-        __m256i bytes = tp_lanes_to_bytes(keep[0], keep[1], keep[2], keep[3]);
-        _mm256_storeu_si256((__m256i *)(mask + 32 * t), _mm256_and_si256(bytes, one));
+        __m256i k0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 32 * t)), absm);
+        __m256i k1 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 32 * t + 16)), absm);
+        vmax = _mm256_max_epi16(vmax, _mm256_max_epi16(k0, k1));
+        __m256i keep = _mm256_packs_epi16(nm4_keep16_avx2(k0, neg_n), nm4_keep16_avx2(k1, neg_n));
+        keep = _mm256_permute4x64_epi64(keep, 0xD8); /* packs interleaves 128-bit halves */
+        _mm256_storeu_si256((__m256i *)(mask + 32 * t), _mm256_and_si256(keep, one));
     }
-    __m256i nan = _mm256_cmpgt_epi32(vmax, _mm256_set1_epi32(inf));
+    __m256i nan = _mm256_cmpgt_epi16(vmax, _mm256_set1_epi16(inf));
     *done = steps * 8;
     return !_mm256_testz_si256(nan, nan);
 }
