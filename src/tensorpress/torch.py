@@ -366,14 +366,14 @@ class Adam(torch.optim.Optimizer):
         # found_inf must cover every call before the first one updates anything; one call
         # checks its own tensors.
         if grad_scale is not None and len(calls) > 1:
-            rows = b"".join(_rows(b) for _, b, _ in calls)
-            if _kernels.found_inf_packed(rows, sum(len(b[0]) for _, b, _ in calls), grad_scale):
+            if _kernels.found_inf_packed(b"".join(rows for _, _, _, rows in calls),
+                                         sum(len(b[0]) for _, b, _, _ in calls), grad_scale):
                 self.last_found_inf = True
                 return loss
 
         self.last_found_inf = False
-        for step, b, options in calls:
-            found_inf = _run(step, b, options, grad_scale)
+        for step, b, options, rows in calls:
+            found_inf = _run(step, rows, len(b[0]), options, grad_scale)
             if found_inf:  # only possible for a single call: nothing was updated
                 self.last_found_inf = True
                 return loss
@@ -382,7 +382,7 @@ class Adam(torch.optim.Optimizer):
         return loss
 
     def _calls(self, group, hyper, members, created):
-        """The native calls of one param group: (step, bucket, options) per step count."""
+        """The native calls of one param group: (step, bucket, options, packed rows) per step count."""
         lr, betas, eps, wd = hyper
         calls = []
         amsgrad = bool(group["amsgrad"])
@@ -402,7 +402,7 @@ class Adam(torch.optim.Optimizer):
                        decoupled_weight_decay=bool(group["decoupled_weight_decay"]),
                        amsgrad=amsgrad, maximize=bool(group["maximize"]))
         for step, b in buckets.items():
-            calls.append((int(step) + 1, b, options))
+            calls.append((int(step) + 1, b, options, _rows(b)))
         return calls
 
 
@@ -411,7 +411,7 @@ def _check_across_calls(calls):
     before the first call writes: each call checks only its own tensors for alignment and
     overlap, so every tensor of every call is checked here first."""
     spans = []
-    for _, b, _ in calls:
+    for _, b, _, _ in calls:
         for rec, g in zip(b[0], b[1]):
             tensors = [("a parameter", rec.param, True), ("a grad", g, False)]
             tensors += [(f"a state tensor ({name})", t, True) for name, t, _ in rec.state_tensors if name != "step"]
@@ -430,14 +430,14 @@ def _rows(b):
     return b"".join(rec.row_head + pack(g.data_ptr()) + rec.row_tail for rec, g in zip(b[0], b[1]))
 
 
-def _run(step, b, options, grad_scale):
+def _run(step, rows, count, options, grad_scale):
     """One native call for a bucket: the adam family's entry for raw addresses."""
     flags = ((_optim.DECOUPLED if options["decoupled_weight_decay"] else 0)
              | (_optim.AMSGRAD if options["amsgrad"] else 0)
              | (_optim.MAXIMIZE if options["maximize"] else 0)
              | (_optim.GRAD_SCALE if grad_scale is not None else 0))
     beta1, beta2 = options["betas"]
-    return _kernels.adam_step_packed(_rows(b), len(b[0]), step, options["lr"], beta1, beta2,
+    return _kernels.adam_step_packed(rows, count, step, options["lr"], beta1, beta2,
                                      options["eps"], options["weight_decay"], grad_scale, flags)
 
 
