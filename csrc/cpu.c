@@ -21,7 +21,9 @@ static int detect_isa(void) {
     /* __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV). */
     __builtin_cpu_init();
     if (!has_f16c()) return TP_ISA_BASELINE;
-    if (__builtin_cpu_supports("avx512f")) return TP_ISA_AVX512;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return TP_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return TP_ISA_AVX2;
 #endif
     return TP_ISA_BASELINE;

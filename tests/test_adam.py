@@ -180,7 +180,7 @@ def kernel_flags(opts):
 def run_isa(state, isa, step, opts, beta1=0.9, beta2=0.999, eps=1e-8):
     c_adam = _backend.kernels_of("c", "adam")
     flags = kernel_flags(opts)
-    lists = tuple(None if a is None else (a,) for a in state)
+    lists = tuple(None if a is None else (a,) for a in state) + (None,)  # no masters
     return c_adam.adam_step(lists, step, 1e-3, beta1, beta2, eps, opts["weight_decay"], opts["grad_scale"], flags, isa=isa)
 
 
@@ -246,7 +246,7 @@ def test_c_and_numba_agree(opts, rng):
     c_state = lists_state(rng, shapes, dtypes, opts["amsgrad"])
     nb_state = [None if col is None else [a.copy() for a in col] for col in c_state]
     for backend, state in (("c", c_state), ("numba", nb_state)):
-        lists = tuple(None if col is None else tuple(col) for col in state)
+        lists = tuple(None if col is None else tuple(col) for col in state) + (None,)  # no masters
         for step in (1, 2, 3):
             _backend.kernels_of(backend, "adam").adam_step(lists, step, 1e-3, 0.9, 0.999, 1e-8, opts["weight_decay"], opts["grad_scale"], flags)
     for c_col, nb_col in zip(c_state, nb_state):
@@ -383,7 +383,8 @@ def packed_rows(cols, amsgrad=False):
     ptr = lambda a: a.__array_interface__["data"][0]  # noqa: E731
     return b"".join(
         row.pack(ptr(p), ptr(cols[1][i]), ptr(cols[2][i]), ptr(cols[3][i]),
-                 ptr(cols[4][i]) if amsgrad else 0, p.size, codes[p.dtype], 0)
+                 ptr(cols[4][i]) if amsgrad else 0, 0, p.size, i,
+                 codes[p.dtype], codes[p.dtype], codes[p.dtype], 0)
         for i, p in enumerate(cols[0]))
 
 
@@ -393,7 +394,7 @@ def test_packed_rows_equal_the_array_path(rng):
     a = lists_state(rng, shapes, dtypes, amsgrad=True)
     b = [[x.copy() for x in col] for col in a]
     family.adam_step_packed(packed_rows(a, True), 4, 3, 1e-3, 0.9, 0.999, 1e-8, 0.1, 2.0, 2 | 8)
-    family.adam_step(tuple(tuple(col) for col in b), 3, 1e-3, 0.9, 0.999, 1e-8, 0.1, 2.0, 2 | 8)
+    family.adam_step(tuple(tuple(col) for col in b) + (None,), 3, 1e-3, 0.9, 0.999, 1e-8, 0.1, 2.0, 2 | 8)
     for col_a, col_b in zip(a, b):
         for x, y in zip(col_a, col_b):
             np.testing.assert_array_equal(x, y)

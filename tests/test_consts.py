@@ -38,6 +38,7 @@ C_NAMES = {
     "HUFFMAN_BLOCK_LOG2": "TP_HUFFMAN_BLOCK_LOG2",
     "HUFFMAN_MIN_BLOCK_LOG2": "TP_HUFFMAN_MIN_BLOCK_LOG2",
     "HUFFMAN_MAX_BLOCK_LOG2": "TP_HUFFMAN_MAX_BLOCK_LOG2",
+    "ADAM_STOCHASTIC_ROUNDING": "TP_ADAM_STOCHASTIC_ROUNDING",
     "HUFFMAN_UINT8": "TP_HUFFMAN_UINT8",
     "HUFFMAN_INT8": "TP_HUFFMAN_INT8",
     "HUFFMAN_BYTES": "TP_HUFFMAN_BYTES",
@@ -87,5 +88,6 @@ def test_adam_row_is_the_c_struct():
     assert struct.calcsize(_consts.ADAM_ROW) == ffi.sizeof("tp_adam_tensor")
     head, tail = struct.calcsize(_consts.ADAM_ROW_HEAD), struct.calcsize(_consts.ADAM_ROW_TAIL)
     assert 2 * head + tail == struct.calcsize(_consts.ADAM_ROW)
-    fields = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "numel", "dtype")
-    assert [ffi.offsetof("tp_adam_tensor", f) for f in fields] == [0, 8, 16, 24, 32, 40, 48]
+    fields = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "master", "numel",
+              "index", "dtype", "grad_dtype", "state_dtype", "reserved")
+    assert [ffi.offsetof("tp_adam_tensor", f) for f in fields] == [0, 8, 16, 24, 32, 40, 48, 56, 64, 68, 72, 76]

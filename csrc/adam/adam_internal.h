@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include "common.h"
+#include "half.h"
 
 #define ADAM_TEMPLATE "consts_tmpl.h"
 #include "for_each_type.h"
@@ -22,6 +23,30 @@ extern const adam_kernel_f64 ADAM_F64[TP_ISA_COUNT];
 /* 1 if any g[i] / scale is NaN or Inf (variants.c). */
 int adam_any_nonfinite_f32(const float *g, int64_t n, float scale);
 int adam_any_nonfinite_f64(const double *g, int64_t n, double scale);
+
+/* ---- mixed precision: every tensor that is not all-float32 or all-float64 ---------------
+ * One slice of one tensor for the mixed kernels, its pointers already advanced to element
+ * `first` of the tensor (the stochastic-rounding counter). Arithmetic is float32. */
+typedef struct {
+    void *p;
+    const void *g;
+    void *m, *v, *vmax; /* vmax NULL unless amsgrad */
+    float *master;      /* NULL, or the float32 master of a half param */
+    int32_t ptype, gtype, stype;
+    int stochastic; /* round a half param stochastically (no master) */
+    uint64_t key;   /* tp_sr_key of the 2^32-element span holding the slice */
+    uint32_t first; /* low 32 bits of the slice's first element index */
+} adam_mixed_slice;
+
+typedef void (*adam_kernel_mixed)(const adam_consts_f32 *c, const adam_mixed_slice *s, int64_t n);
+
+/* The scalar reference (mixed_ref.c) and the dispatch table (variants.c). */
+void adam_mixed_ref(const adam_consts_f32 *c, const adam_mixed_slice *s, int64_t n);
+extern const adam_kernel_mixed ADAM_MIXED[TP_ISA_COUNT];
+
+/* 1 if any g[i] (bfloat16 or float16 bits, `type`) / scale, in float32, is NaN or at least
+ * `limit` in magnitude (the smallest float that rounds to Inf in the grad's type). */
+int adam_any_nonfinite_half(const uint16_t *g, int64_t n, float scale, int32_t type);
 
 #if TP_HAVE_X86_VARIANTS
 /* The compiled AVX2 body, and the hand-written float32 one (x86_avx2.c) that runs whole

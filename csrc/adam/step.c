@@ -12,6 +12,10 @@
  *   denom = sqrt(v) / sqrt(1 - beta2^t) + eps
  *   p = p + ((-lr / (1 - beta1^t)) * m) / denom
  * ref.c spells this out; variants.c and x86_avx2.c are the fast forms with the same bits.
+ *
+ * A tensor whose buffers are not all float32 (or all float64) runs the mixed-precision kernel
+ * (mixed_ref.c, mixed_body.h): the same update in float32 on values read exactly from
+ * bfloat16 / float16, each written value rounded once.
  */
 #include "adam_internal.h"
 #include "spans.h"
@@ -19,7 +23,7 @@
 /* Below this many elements per thread a second thread costs more than it saves. */
 #define ADAM_MIN_PER_THREAD 32768
 /* Largest work item of a list of tensors (0.5 MiB of each float32 stream); work items are
- * multiples of 16 elements, so two threads never write one cache line. */
+ * multiples of 32 elements, so two threads never write one cache line, even of 16-bit data. */
 #define ADAM_CHUNK ((int64_t)1 << 17)
 
 typedef struct {
@@ -27,20 +31,70 @@ typedef struct {
     adam_consts_f64 f64;
     adam_kernel_f32 kernel_f32;
     adam_kernel_f64 kernel_f64;
+    adam_kernel_mixed kernel_mixed;
+    uint64_t seed, step;
+    int stochastic;
 } adam_plan;
+
+static int64_t dtype_size(int32_t dtype) {
+    return dtype == TP_FLOAT64 ? 8 : dtype == TP_FLOAT32 ? 4 : 2;
+}
+
+/* 1 if the tensor's types are a combination the step accepts (tp_adam.h). */
+static int types_ok(const tp_adam_tensor *t) {
+    int32_t p = t->dtype, g = t->grad_dtype, s = t->state_dtype;
+    if (t->reserved != 0) return 0;
+    if (p == TP_FLOAT64) return g == TP_FLOAT64 && s == TP_FLOAT64 && !t->master;
+    if (s != TP_FLOAT32 && s != TP_BFLOAT16) return 0;
+    if (p == TP_FLOAT32)
+        return (g == TP_FLOAT32 || g == TP_BFLOAT16 || g == TP_FLOAT16) && !t->master;
+    return (p == TP_BFLOAT16 || p == TP_FLOAT16) && (g == p || g == TP_FLOAT32);
+}
+
+static int all_f32(const tp_adam_tensor *t) {
+    return t->dtype == TP_FLOAT32 && t->grad_dtype == TP_FLOAT32 &&
+           t->state_dtype == TP_FLOAT32;
+}
+
+/* Elements [lo, lo + n) of a mixed tensor, with lo and lo + n in one 2^32-element span. */
+static void adam_run_mixed(const adam_plan *plan, const tp_adam_tensor *t, int64_t lo, int64_t n) {
+    int64_t ssize = dtype_size(t->state_dtype);
+    adam_mixed_slice s;
+    s.p = (char *)t->param + lo * dtype_size(t->dtype);
+    s.g = (const char *)t->grad + lo * dtype_size(t->grad_dtype);
+    s.m = (char *)t->exp_avg + lo * ssize;
+    s.v = (char *)t->exp_avg_sq + lo * ssize;
+    s.vmax = plan->f32.amsgrad ? (char *)t->max_exp_avg_sq + lo * ssize : NULL;
+    s.master = t->master ? t->master + lo : NULL;
+    s.ptype = t->dtype;
+    s.gtype = t->grad_dtype;
+    s.stype = t->state_dtype;
+    s.stochastic = plan->stochastic && t->dtype != TP_FLOAT32 && !t->master;
+    s.key = s.stochastic ? tp_sr_key(plan->seed, plan->step, (uint64_t)t->index, (uint64_t)lo >> 32) : 0;
+    s.first = (uint32_t)lo;
+    plan->kernel_mixed(&plan->f32, &s, n);
+}
 
 /* Update elements [lo, hi) of one tensor with the plan's variant. */
 static void adam_run(const adam_plan *plan, const tp_adam_tensor *t, int64_t lo, int64_t hi) {
     int64_t n = hi - lo;
     if (n <= 0) return;
-    if (t->dtype == TP_FLOAT32) {
+    if (all_f32(t) && !t->master) {
         float *vmax = plan->f32.amsgrad ? (float *)t->max_exp_avg_sq + lo : NULL;
         plan->kernel_f32(&plan->f32, (float *)t->param + lo, (const float *)t->grad + lo,
                          (float *)t->exp_avg + lo, (float *)t->exp_avg_sq + lo, vmax, n);
-    } else {
+    } else if (t->dtype == TP_FLOAT64) {
         double *vmax = plan->f64.amsgrad ? (double *)t->max_exp_avg_sq + lo : NULL;
         plan->kernel_f64(&plan->f64, (double *)t->param + lo, (const double *)t->grad + lo,
                          (double *)t->exp_avg + lo, (double *)t->exp_avg_sq + lo, vmax, n);
+    } else {
+        /* split where the stochastic-rounding key changes (every 2^32 elements) */
+        while (n > 0) {
+            int64_t span_end = ((lo >> 32) + 1) << 32;
+            int64_t part = span_end - lo < n ? span_end - lo : n;
+            adam_run_mixed(plan, t, lo, part);
+            lo += part, n -= part;
+        }
     }
 }
 
@@ -67,10 +121,14 @@ static int grads_nonfinite(const tp_adam_tensor *t, int64_t count, int64_t total
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) reduction(| : found) if (threads > 1)
 #endif
     for (int64_t i = 0; i < count; i++) {
-        if (t[i].dtype == TP_FLOAT32)
+        if (t[i].numel == 0) continue;
+        if (t[i].grad_dtype == TP_FLOAT32)
             found |= adam_any_nonfinite_f32((const float *)t[i].grad, t[i].numel, (float)grad_scale);
-        else
+        else if (t[i].grad_dtype == TP_FLOAT64)
             found |= adam_any_nonfinite_f64((const double *)t[i].grad, t[i].numel, grad_scale);
+        else
+            found |= adam_any_nonfinite_half((const uint16_t *)t[i].grad, t[i].numel,
+                                             (float)grad_scale, t[i].grad_dtype);
     }
     return found;
 }
@@ -83,7 +141,7 @@ int tp_adam_found_inf(const tp_adam_tensor *tensors, int64_t count, double grad_
     int64_t total = 0;
     for (int64_t i = 0; i < count; i++) {
         TP_RETURN_IF(tensors[i].numel < 0, TP_ERR_ARGUMENT);
-        TP_RETURN_IF(tensors[i].dtype != TP_FLOAT32 && tensors[i].dtype != TP_FLOAT64, TP_ERR_ARGUMENT);
+        TP_RETURN_IF(!types_ok(&tensors[i]), TP_ERR_ARGUMENT);
         TP_RETURN_IF(tensors[i].numel > 0 && tensors[i].grad == NULL, TP_ERR_ARGUMENT);
         total += tensors[i].numel;
     }
@@ -102,14 +160,15 @@ static int check_hyper(int64_t step, double lr, double beta1, double beta2, doub
     if (flags & TP_ADAM_GRAD_SCALE)
         TP_RETURN_IF(!isfinite(grad_scale) || grad_scale == 0.0, TP_ERR_ARGUMENT);
     TP_RETURN_IF(flags & ~(TP_ADAM_DECOUPLED | TP_ADAM_AMSGRAD | TP_ADAM_MAXIMIZE |
-                           TP_ADAM_GRAD_SCALE),
+                           TP_ADAM_GRAD_SCALE | TP_ADAM_STOCHASTIC_ROUNDING),
                  TP_ERR_ARGUMENT);
     return TP_OK;
 }
 
 int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step, double lr,
                      double beta1, double beta2, double eps, double weight_decay,
-                     double grad_scale, int32_t flags, int32_t *found_inf, int isa) {
+                     double grad_scale, int32_t flags, uint64_t seed, int32_t *found_inf,
+                     int isa) {
     TP_RETURN_IF(found_inf == NULL || count < 0 || (count > 0 && tensors == NULL), TP_ERR_ARGUMENT);
     *found_inf = 0;
     TP_RETURN_IF(!tp_isa_available(isa), TP_ERR_UNSUPPORTED);
@@ -120,7 +179,7 @@ int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step,
     for (int64_t i = 0; i < count; i++) {
         const tp_adam_tensor *t = &tensors[i];
         TP_RETURN_IF(t->numel < 0, TP_ERR_ARGUMENT);
-        TP_RETURN_IF(t->dtype != TP_FLOAT32 && t->dtype != TP_FLOAT64, TP_ERR_ARGUMENT);
+        TP_RETURN_IF(!types_ok(t), TP_ERR_ARGUMENT);
         if (t->numel == 0) continue;
         TP_RETURN_IF(!t->param || !t->grad || !t->exp_avg || !t->exp_avg_sq, TP_ERR_ARGUMENT);
         TP_RETURN_IF((flags & TP_ADAM_AMSGRAD) && !t->max_exp_avg_sq, TP_ERR_ARGUMENT);
@@ -130,6 +189,10 @@ int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step,
     adam_plan plan;
     plan.kernel_f32 = TP_PICK(ADAM_F32, isa);
     plan.kernel_f64 = TP_PICK(ADAM_F64, isa);
+    plan.kernel_mixed = TP_PICK(ADAM_MIXED, isa);
+    plan.seed = seed;
+    plan.step = (uint64_t)step;
+    plan.stochastic = (flags & TP_ADAM_STOCHASTIC_ROUNDING) != 0;
     double bias_correction1 = 1.0 - pow(beta1, (double)step);
     double bias_correction2 = 1.0 - pow(beta2, (double)step);
     adam_consts_init_f32(&plan.f32, bias_correction1, bias_correction2, lr, beta1, beta2, eps,
@@ -155,7 +218,7 @@ int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step,
      * chunks come in increasing order, so its cursor into the list only moves on. */
     int64_t chunk = total / (count == 1 ? threads : 4 * threads);
     if (count > 1 && chunk > ADAM_CHUNK) chunk = ADAM_CHUNK;
-    chunk = chunk < 16 ? 16 : chunk & ~(int64_t)15;
+    chunk = chunk < 32 ? 32 : chunk & ~(int64_t)31;
     const int64_t chunks = total / chunk; /* the last one also takes the remainder */
 #pragma omp parallel num_threads(threads)
     {
@@ -173,34 +236,38 @@ int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step,
 
 int tp_adam_step(const tp_adam_tensor *tensors, int64_t count, int64_t step, double lr,
                  double beta1, double beta2, double eps, double weight_decay, double grad_scale,
-                 int32_t flags, int32_t *found_inf) {
+                 int32_t flags, uint64_t seed, int32_t *found_inf) {
     return tp_adam_step_isa(tensors, count, step, lr, beta1, beta2, eps, weight_decay,
-                            grad_scale, flags, found_inf, tp_isa_current());
+                            grad_scale, flags, seed, found_inf, tp_isa_current());
 }
 
 int tp_adam_step_checked(const tp_adam_tensor *tensors, int64_t count, tp_span *spans,
                          int64_t step, double lr, double beta1, double beta2, double eps,
                          double weight_decay, double grad_scale, int32_t flags,
-                         int32_t *found_inf) {
+                         uint64_t seed, int32_t *found_inf) {
     TP_RETURN_IF(found_inf == NULL || count < 0 || (count > 0 && (!tensors || !spans)), TP_ERR_ARGUMENT);
     *found_inf = 0;
-    int roles = (flags & TP_ADAM_AMSGRAD) ? 5 : 4;
+    enum { ROLES = 6 }; /* param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, master */
     for (int64_t i = 0; i < count; i++) {
         const tp_adam_tensor *t = &tensors[i];
-        TP_RETURN_IF(t->dtype != TP_FLOAT32 && t->dtype != TP_FLOAT64, TP_ERR_ARGUMENT);
+        TP_RETURN_IF(!types_ok(t), TP_ERR_ARGUMENT);
         TP_RETURN_IF(t->numel < 0, TP_ERR_ARGUMENT);
-        uintptr_t size = t->dtype == TP_FLOAT32 ? 4 : 8;
-        const void *ptrs[5] = {t->param, t->grad, t->exp_avg, t->exp_avg_sq, t->max_exp_avg_sq};
-        for (int r = 0; r < 5; r++) {
+        const void *ptrs[ROLES] = {t->param, t->grad, t->exp_avg, t->exp_avg_sq,
+                                   t->max_exp_avg_sq, t->master};
+        const int32_t types[ROLES] = {t->dtype, t->grad_dtype, t->state_dtype, t->state_dtype,
+                                      t->state_dtype, TP_FLOAT32};
+        const int used_roles[ROLES] = {1, 1, 1, 1, (flags & TP_ADAM_AMSGRAD) != 0, t->master != NULL};
+        for (int r = 0; r < ROLES; r++) {
             tp_span *span = &spans[r * count + i];
-            int used = r < roles && t->numel > 0;
+            uintptr_t size = (uintptr_t)dtype_size(types[r]);
+            int used = used_roles[r] && t->numel > 0;
             if (used) TP_RETURN_IF(ptrs[r] == NULL || (uintptr_t)ptrs[r] % size, TP_ERR_ARGUMENT);
             span->start = used ? (uintptr_t)ptrs[r] : 0;
             span->end = used ? span->start + (uintptr_t)t->numel * size : 0;
             span->writes = used && r != 1;
         }
     }
-    TP_RETURN_IF(!tp_spans_disjoint(spans, 5 * count, spans + 5 * count), TP_ERR_ARGUMENT);
+    TP_RETURN_IF(!tp_spans_disjoint(spans, ROLES * count, spans + ROLES * count), TP_ERR_ARGUMENT);
     return tp_adam_step(tensors, count, step, lr, beta1, beta2, eps, weight_decay, grad_scale,
-                        flags, found_inf);
+                        flags, seed, found_inf);
 }

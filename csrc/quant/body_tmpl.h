@@ -27,11 +27,11 @@ TP_ALWAYS_INLINE uint32_t TP_CAT(qz_stats_sym_body, SUF)(const void *xv, int64_t
         uint16_t a = (uint16_t)(x[i] & 0x7fffu);
         h = a > h ? a : h;
     }
-    uint32_t b = qz_bits(QZ_LOAD(&h, 0));
+    uint32_t b = tp_bits(QZ_LOAD(&h, 0));
     return b > m ? b : m;
 #else
     for (int64_t i = 0; i < n; i++) {
-        uint32_t b = qz_bits(QZ_LOAD(x, i)) & 0x7fffffffu;
+        uint32_t b = tp_bits(QZ_LOAD(x, i)) & 0x7fffffffu;
         m = b > m ? b : m;
     }
     return m;
@@ -61,7 +61,7 @@ TP_ALWAYS_INLINE void TP_CAT(qz_cols_sym_body, SUF)(const void *xv, float *TP_RE
     const T *TP_RESTRICT x = (const T *)xv;
     for (int64_t j = 0; j < n; j++) {
         float v = QZ_LOAD(x, j);
-        uint32_t b = qz_bits(v) & 0x7fffffffu;
+        uint32_t b = tp_bits(v) & 0x7fffffffu;
         if (copy) buf[j] = v;
         acc[j] = b > acc[j] ? b : acc[j];
     }
@@ -96,7 +96,7 @@ TP_ALWAYS_INLINE int TP_CAT(qz_quant_loop, SUF)(const T *TP_RESTRICT x, int8_t *
     uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++) {
         float v = QZ_LOAD(x, i);
-        if (check) bad |= (qz_bits(v) & 0x7f800000u) == 0x7f800000u;
+        if (check) bad |= (tp_bits(v) & 0x7f800000u) == 0x7f800000u;
         if (cols) q[i] = qz_round_clamp(v * inv_cols[i], zp_cols[i], qmin, check);
         else q[i] = qz_round_clamp(v * inv, zp, qmin, check);
     }
@@ -127,7 +127,7 @@ TP_ALWAYS_INLINE int TP_CAT(qz_block, SUF)(const T *TP_RESTRICT x, int8_t *TP_RE
     if (!affine) {
         uint32_t m = 0;
         for (int64_t i = 0; i < n; i++) {
-            uint32_t b = qz_bits(QZ_LOAD(x, i)) & 0x7fffffffu;
+            uint32_t b = tp_bits(QZ_LOAD(x, i)) & 0x7fffffffu;
             m = b > m ? b : m;
         }
         if (m >= 0x7f800000u) return 1;

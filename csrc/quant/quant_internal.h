@@ -27,6 +27,7 @@
 #include <math.h>
 #include <string.h>
 #include "../common.h"
+#include "../half.h"
 
 #define QZ_MIN_PER_THREAD 65536    /* elements: below this one thread is faster */
 #define QZ_CHUNK 65536             /* elements per work item of the streaming loops */
@@ -41,28 +42,16 @@
 
 /* ---- scalar helpers, inlined into every loop ---------------------------------------------- */
 
-TP_ALWAYS_INLINE uint32_t qz_bits(float f) {
-    uint32_t b;
-    memcpy(&b, &f, sizeof b);
-    return b;
-}
-
-TP_ALWAYS_INLINE float qz_float(uint32_t b) {
-    float f;
-    memcpy(&f, &b, sizeof f);
-    return f;
-}
-
 /* An int32 whose signed order is the float order (negative floats have their magnitude bits
  * flipped), so min / max reduce as integers, which vectorizes without -ffast-math. NaNs land
  * beyond the infinities. */
 TP_ALWAYS_INLINE int32_t qz_key(float f) {
-    int32_t b = (int32_t)qz_bits(f);
+    int32_t b = (int32_t)tp_bits(f);
     return b ^ ((b >> 31) & 0x7fffffff);
 }
 
 TP_ALWAYS_INLINE float qz_unkey(int32_t k) {
-    return qz_float((uint32_t)(k ^ ((k >> 31) & 0x7fffffff)));
+    return tp_float((uint32_t)(k ^ ((k >> 31) & 0x7fffffff)));
 }
 
 #define QZ_KEY_POS_INF 0x7f800000
@@ -72,56 +61,18 @@ TP_ALWAYS_INLINE int qz_key_nonfinite(int32_t lo, int32_t hi) {
     return hi >= QZ_KEY_POS_INF || lo <= QZ_KEY_NEG_INF;
 }
 
-/* IEEE half bits -> float, exact, in integer and float ops that vectorize on any x86-64 (no F16C
- * needed): shift exponent and mantissa into float position and rescale by 2^(127-15); subnormal
- * halves become normal floats through the same multiply; Inf / NaN get the all-ones exponent. */
-TP_ALWAYS_INLINE float qz_half(uint16_t h) {
-    uint32_t em = h & 0x7fffu;
-    uint32_t b = qz_bits(qz_float(em << 13) * 0x1p112f);
-    b = em >= 0x7c00u ? (b | 0x7f800000u) : b;
-    return qz_float(b | ((uint32_t)(h & 0x8000u) << 16));
-}
-
-/* bfloat16 bits -> float, exact: bfloat16 is the upper half of a float32. */
-TP_ALWAYS_INLINE float qz_bf16(uint16_t h) { return qz_float((uint32_t)h << 16); }
-
 /* Element i as float32, one per input type (the template header picks by suffix). */
 TP_ALWAYS_INLINE float qz_load_f32(const float *p, int64_t i) { return p[i]; }
 TP_ALWAYS_INLINE float qz_load_f64(const double *p, int64_t i) { return (float)p[i]; }
-TP_ALWAYS_INLINE float qz_load_f16(const uint16_t *p, int64_t i) { return qz_half(p[i]); }
-TP_ALWAYS_INLINE float qz_load_bf16(const uint16_t *p, int64_t i) { return qz_bf16(p[i]); }
-
-/* float32 -> bfloat16 bits, rounded to nearest even: add 0x7fff plus the lowest kept bit, then
- * drop the low half. A NaN becomes the quiet NaN 0x7fc0 with its sign (ml_dtypes' choice). */
-TP_ALWAYS_INLINE uint16_t qz_to_bf16(float f) {
-    uint32_t b = qz_bits(f);
-    uint32_t r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-    uint32_t nan = ((b >> 16) & 0x8000u) | 0x7fc0u;
-    return (uint16_t)((b & 0x7fffffffu) > 0x7f800000u ? nan : r);
-}
-
-/* float32 -> IEEE half bits, rounded to nearest even, in integer and float ops that vectorize
- * on any target (F16C's vcvtps2ph gives the same bits). Every path is computed and one picked:
- *  - |f| >= 2^16: Inf (a NaN keeps its sign and top payload bits, quieted, as F16C does);
- *  - 2^-14 <= |f| < 2^16: rebias the exponent, round at bit 13 (a carry into the exponent is
- *    the right result, up to Inf for |f| >= 65520);
- *  - |f| < 2^-14: subnormal or zero: adding 0.5 puts the 10 mantissa bits at the bottom of the
- *    float, and the float add rounds them to nearest even. */
-TP_ALWAYS_INLINE uint16_t qz_to_half(float f) {
-    uint32_t b = qz_bits(f), sign = (b >> 16) & 0x8000u, a = b & 0x7fffffffu;
-    uint32_t normal = (a + ((uint32_t)(15 - 127) << 23) + 0xfffu + ((a >> 13) & 1u)) >> 13;
-    uint32_t sub = qz_bits(qz_float(a) + 0.5f) - 0x3f000000u;
-    uint32_t big = a > 0x7f800000u ? (0x7e00u | ((a >> 13) & 0x3ffu)) : 0x7c00u;
-    uint32_t h = a >= 0x47800000u ? big : (a < 0x38800000u ? sub : normal);
-    return (uint16_t)(sign | h);
-}
+TP_ALWAYS_INLINE float qz_load_f16(const uint16_t *p, int64_t i) { return tp_f16_to_f32(p[i]); }
+TP_ALWAYS_INLINE float qz_load_bf16(const uint16_t *p, int64_t i) { return tp_bf16_to_f32(p[i]); }
 
 /* Element i of x as float32, any input type (error paths only: the loops use the loads above). */
 static inline float qz_element(const void *x, int32_t dtype, int64_t i) {
     if (dtype == TP_FLOAT32) return ((const float *)x)[i];
     if (dtype == TP_FLOAT64) return (float)((const double *)x)[i];
-    if (dtype == TP_BFLOAT16) return qz_bf16(((const uint16_t *)x)[i]);
-    return qz_half(((const uint16_t *)x)[i]);
+    if (dtype == TP_BFLOAT16) return tp_bf16_to_f32(((const uint16_t *)x)[i]);
+    return tp_f16_to_f32(((const uint16_t *)x)[i]);
 }
 
 /* Rounding without float compares: GCC will not if-convert a float compare-and-select under
@@ -146,7 +97,7 @@ TP_ALWAYS_INLINE int8_t qz_round_clamp(float t, int32_t zp, int32_t qmin, const 
         k = k < QZ_KEY_P256 ? k : QZ_KEY_P256;
         t = qz_unkey(k);
     }
-    int32_t r = (int32_t)qz_bits(t + QZ_MAGIC) + (zp - QZ_MAGIC_BITS); /* one add per element */
+    int32_t r = (int32_t)tp_bits(t + QZ_MAGIC) + (zp - QZ_MAGIC_BITS); /* one add per element */
     r = r > qmin ? r : qmin;
     r = r < 127 ? r : 127;
     return (int8_t)r;
@@ -162,7 +113,7 @@ typedef struct {
 /* Symmetric: scale = absmax / 127 (torch: max_val_pos / ((quant_max - quant_min) / 2)). */
 static inline qz_params qz_params_sym(uint32_t absmax_bits) {
     qz_params p;
-    float a = qz_float(absmax_bits);
+    float a = tp_float(absmax_bits);
     float s = a / 127.0f;
     if (a == 0.0f) s = 1.0f;
     else if (s < QZ_MIN_SCALE) s = QZ_MIN_SCALE;

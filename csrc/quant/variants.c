@@ -34,8 +34,8 @@
  * even into bfloat16 / IEEE half (OT: the output's type code, a constant in each wrapper). */
 TP_ALWAYS_INLINE void dq_store(void *TP_RESTRICT out, int64_t i, float v, const int ot) {
     if (ot == TP_FLOAT32) ((float *)out)[i] = v;
-    else if (ot == TP_BFLOAT16) ((uint16_t *)out)[i] = qz_to_bf16(v);
-    else ((uint16_t *)out)[i] = qz_to_half(v);
+    else if (ot == TP_BFLOAT16) ((uint16_t *)out)[i] = tp_f32_to_bf16(v);
+    else ((uint16_t *)out)[i] = tp_f32_to_f16(v);
 }
 
 TP_ALWAYS_INLINE void dq_seg_body(const int8_t *TP_RESTRICT q, void *TP_RESTRICT out, int64_t n,

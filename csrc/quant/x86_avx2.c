@@ -65,9 +65,9 @@ TP_TARGET_AVX2 static int cols_compiled_f32(const void *x, int8_t *q, int64_t n,
     return qz_quant_cols_body_f32(x, q, n, inv, zp, qmin, check);
 }
 
-/* Eight elements of input type `in` as float32, exactly: IEEE half through F16C, as qz_half
+/* Eight elements of input type `in` as float32, exactly: IEEE half through F16C, as tp_f16_to_f32
  * does (NaN never gets here: computed scales mean the data was finite); bfloat16 read as 16-bit
- * lanes, widened and shifted into the upper half of float32 lanes, as qz_bf16 does. */
+ * lanes, widened and shifted into the upper half of float32 lanes, as tp_bf16_to_f32 does. */
 TP_TARGET_AVX2 static inline __m256 qz_load8(const void *x, int64_t i, const int in) {
     if (in == QZ_IN_F32) return _mm256_loadu_ps((const float *)x + i);
     __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)x + i));
@@ -366,10 +366,10 @@ TP_TARGET_AVX2 void dq_cols_avx2_nt(const int8_t *q, void *out, int64_t n, const
 
 /* Dequantize into bfloat16 / IEEE half (ot: the output's type code): the float32 result of
  * dq_one, sixteen lanes at a time, then rounded to nearest even: IEEE half by F16C's vcvtps2ph
- * (the bits of qz_to_half: overflow to Inf, NaN quieted with its top payload), bfloat16 by the
- * integer rounding of qz_to_bf16 (NaN -> 0x7fc0 with its sign; that select is skipped when every
+ * (the bits of tp_f32_to_f16: overflow to Inf, NaN quieted with its top payload), bfloat16 by the
+ * integer rounding of tp_f32_to_bf16 (NaN -> 0x7fc0 with its sign; that select is skipped when every
  * scale of the call is finite, as the integer q cannot make a NaN then). The compiled
- * qz_to_half loop did not vectorize (its float add for subnormals sits among integer selects)
+ * tp_f32_to_f16 loop did not vectorize (its float add for subnormals sits among integer selects)
  * and ran 10x slower than the float32 output. With `stream`, 16-byte streaming stores from
  * out's first 16-byte boundary (NumPy's large buffers sit 16 bytes into a page: with 32-byte
  * alignment every 32-element block paid a scalar head and tail, 4x slower). */
@@ -401,7 +401,7 @@ TP_TARGET_AVX2 static inline uint16_t dq_one16(const int8_t *q, int64_t i, float
                                                const float *scale_cols, const int8_t *zp_cols, const int cols,
                                                const int ot) {
     float v = dq_one(q, i, scale, zp, scale_cols, zp_cols, cols);
-    return ot == TP_FLOAT16 ? qz_to_half(v) : qz_to_bf16(v);
+    return ot == TP_FLOAT16 ? tp_f32_to_f16(v) : tp_f32_to_bf16(v);
 }
 
 TP_TARGET_AVX2 static inline void dq16_run(const int8_t *TP_RESTRICT q, uint16_t *TP_RESTRICT out, int64_t n,

@@ -18,7 +18,7 @@ TP_TARGET_AVX512 static inline float dq512_one(const int8_t *q, int64_t i, float
     return (float)((int32_t)q[i] - zp) * scale;
 }
 
-/* Sixteen results rounded to bfloat16 (qz_to_bf16: nearest even; NaN -> 0x7fc0 with its sign,
+/* Sixteen results rounded to bfloat16 (tp_f32_to_bf16: nearest even; NaN -> 0x7fc0 with its sign,
  * looked for only when a scale of the call is not finite). */
 TP_TARGET_AVX512 static inline __m256i dq512_bf16_16(__m512 x, const int may_nan) {
     const __m512i b = _mm512_castps_si512(x);
@@ -42,7 +42,7 @@ TP_TARGET_AVX512 static inline void dq512_bf16_run(const int8_t *TP_RESTRICT q, 
     /* 16-byte streaming stores from out's first 16-byte boundary (see dq16_avx2) */
     if (stream)
         for (; i < n && ((uintptr_t)(out + i) & 15); i++)
-            out[i] = qz_to_bf16(dq512_one(q, i, scale, zp, scale_cols, zp_cols, cols));
+            out[i] = tp_f32_to_bf16(dq512_one(q, i, scale, zp, scale_cols, zp_cols, cols));
     const __m512 s = _mm512_set1_ps(scale);
     const __m512i z = _mm512_set1_epi32(zp);
     for (; i + 16 <= n; i += 16) {
@@ -62,7 +62,7 @@ TP_TARGET_AVX512 static inline void dq512_bf16_run(const int8_t *TP_RESTRICT q, 
             _mm256_storeu_si256((__m256i *)(out + i), h);
         }
     }
-    for (; i < n; i++) out[i] = qz_to_bf16(dq512_one(q, i, scale, zp, scale_cols, zp_cols, cols));
+    for (; i < n; i++) out[i] = tp_f32_to_bf16(dq512_one(q, i, scale, zp, scale_cols, zp_cols, cols));
 }
 
 TP_TARGET_AVX512 static inline void dq512_bf16(const int8_t *q, void *out, int64_t n, float scale, int32_t zp,

@@ -8,11 +8,16 @@ import math
 import numbers
 import operator
 
+import ml_dtypes
 import numpy as np
 
 from .errors import DTypeError, InvalidArgumentError, NonFiniteError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+FLOAT16 = np.dtype(np.float16)
+HALF_DTYPES = (BFLOAT16, FLOAT16)
+ADAM_PARAM_DTYPES = FLOAT_DTYPES + HALF_DTYPES
 
 
 def where(name, index):
@@ -151,39 +156,86 @@ def int_in_range(value, name, minimum, maximum):
     return value
 
 
-ADAM_ROLES = ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
+ADAM_ROLES = ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs", "master_params")
+_F32, _F64 = FLOAT_DTYPES
+
+
+def _adam_dtype_problem(name, a, p, state):
+    """Why array `a` in role `name` cannot go with param `p` (whose first state array has dtype
+    `state`), or None (docs/mixed_precision.md has the table)."""
+    t = a.dtype
+    half_param = p.dtype in HALF_DTYPES
+    if name == "grads":
+        if t == p.dtype or (p.dtype == _F32 and t in HALF_DTYPES) or (half_param and t == _F32):
+            return None
+        if p.dtype == _F64:
+            return "float64 params take float64 grads"
+        if p.dtype == _F32:
+            return "float32 params take float32, bfloat16 or float16 grads"
+        return f"{p.dtype} params take {p.dtype} or float32 grads"
+    if name == "master_params":
+        if not half_param:
+            return f"master weights are for bfloat16 / float16 params, and this param is {p.dtype}"
+        return None if t == _F32 else "master weights are float32"
+    # the optimizer states
+    if p.dtype == _F64:
+        return None if t == _F64 else "float64 params keep float64 states"
+    if t == FLOAT16:
+        return ("float16 optimizer states are refused: the second moment (grad^2 scaled by "
+                "1 - beta2) of gradients near 1e-2 falls below float16's range and the step "
+                "diverges; use float32 or bfloat16 states")
+    if t not in (_F32, BFLOAT16):
+        return "states are float32 or bfloat16"
+    if state is not None and t != state:
+        return f"the states of one param share one dtype, and exp_avgs has {state}"
+    return None
 
 
 def check_adam_tensors(lists):
     """Validate the tuples of arrays of one Adam step: `lists` holds params, grads, exp_avgs,
-    exp_avg_sqs and (with amsgrad) max_exp_avg_sqs. Raises on the first problem; returns the
-    same lists as tuples of plain ndarrays (subclasses viewed, see require_ndarray)."""
+    exp_avg_sqs, and max_exp_avg_sqs and master_params (each a sequence, or None when not
+    used). Raises on the first problem: DTypeError naming the arrays for a dtype combination
+    that docs/mixed_precision.md does not list. Returns the lists with None kept, each other
+    one a tuple of plain ndarrays (subclasses viewed, see require_ndarray)."""
+    lists = list(lists) + [None] * (len(ADAM_ROLES) - len(lists))
     count = len(lists[0])
     for name, seq in zip(ADAM_ROLES[1:], lists[1:]):
-        if len(seq) != count:
+        if seq is not None and len(seq) != count:
             raise InvalidArgumentError(f"{name} has {len(seq)} arrays but params has {count}")
     spans = []
-    plain = [[] for _ in lists]
+    plain = [None if seq is None else [] for seq in lists]
     for i in range(count):
         p = require_ndarray(lists[0][i], "params", i)
-        require_dtype(p, FLOAT_DTYPES, "params", i)
+        if p.dtype.byteorder == (">" if np.little_endian else "<"):
+            raise DTypeError(f"params[{i}] is byte-swapped ({p.dtype}); use native byte order")
+        require_dtype(p, ADAM_PARAM_DTYPES, "params", i)
+        state = None
         for name, seq, checked in zip(ADAM_ROLES, lists, plain):
+            if seq is None:
+                continue
+            if seq[i] is None and name == "master_params":
+                checked.append(None)  # this param has no master
+                continue
             a = require_ndarray(seq[i], name, i)
             checked.append(a)
-            if a.dtype != p.dtype:
-                raise DTypeError(f"{name}[{i}] has dtype {a.dtype} but params[{i}] has {p.dtype}")
+            if a.dtype.byteorder == (">" if np.little_endian else "<"):
+                raise DTypeError(f"{name}[{i}] is byte-swapped ({a.dtype}); use native byte order")
+            if name != "params":
+                why = _adam_dtype_problem(name, a, p, state)
+                if why:
+                    raise DTypeError(f"{name}[{i}] has dtype {a.dtype} and params[{i}] has {p.dtype}: {why}")
+                if name == "exp_avgs":
+                    state = a.dtype
             if a.shape != p.shape:
                 raise InvalidArgumentError(f"{name}[{i}] has shape {a.shape} but params[{i}] has {p.shape}")
             require_contiguous(a, name, i)
             require_aligned(a, name, i)
-            if a.dtype.byteorder == (">" if np.little_endian else "<"):
-                raise DTypeError(f"{name}[{i}] is byte-swapped ({a.dtype}); use native byte order")
             written = name != "grads"
             if written:
                 require_writable(a, name, i)
             spans.append((f"{name}[{i}]", a, written))
     require_no_overlap(spans)
-    return [tuple(checked) for checked in plain]
+    return [None if checked is None else tuple(checked) for checked in plain]
 
 
 # --- Adam ---------------------------------------------------------------------------------

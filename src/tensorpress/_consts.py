@@ -24,15 +24,17 @@ ADAM_DECOUPLED = 1   # AdamW: p *= 1 - lr*wd instead of g += wd*p
 ADAM_AMSGRAD = 2
 ADAM_MAXIMIZE = 4
 ADAM_GRAD_SCALE = 8  # grads are divided by grad_scale; a non-finite result skips the step
+ADAM_STOCHASTIC_ROUNDING = 16  # half params without a master are rounded stochastically
 
 # One row of the C table tp_adam_tensor (csrc/tp_adam.h) as the struct module packs it, for
 # callers holding raw addresses (tensorpress.torch): param, grad, exp_avg, exp_avg_sq,
-# max_exp_avg_sq (addresses), numel (int64), dtype (int32), padding. The head is the param's
-# address, the tail everything after the grad's, so a caller keeps both between steps and
-# packs only the grad's address anew.
-ADAM_ROW = "=QQQQQqii"
+# max_exp_avg_sq, master (addresses, 0 for none), numel, index (int64: the tensor's number in
+# stochastic rounding's counter), dtype, grad_dtype, state_dtype, reserved (int32). The head is
+# the param's address, the tail everything after the grad's, so a caller keeps both between
+# steps and packs only the grad's address anew.
+ADAM_ROW = "=QQQQQQqqiiii"
 ADAM_ROW_HEAD = "=Q"
-ADAM_ROW_TAIL = "=QQQqii"
+ADAM_ROW_TAIL = "=QQQQqqiiii"
 
 # Modes of the int8 quantizer (csrc/tp_quant.h: TP_QUANT_*).
 QUANT_SYMMETRIC = 0  # scale = absmax/127 per group, q in [-127, 127], no zero point

@@ -16,11 +16,15 @@ from typing import Protocol
 
 
 class Adam(Protocol):
-    def adam_step(self, lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags, isa=None):
+    def adam_step(self, lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags,
+                  seed=0, indices=None, isa=None):
         """Update in place; `lists` = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or
-        None), tuples of arrays. `flags`: _consts.ADAM_* bits. Returns found_inf."""
+        None, masters or None), tuples of arrays. `flags`: _consts.ADAM_* bits; `seed` and
+        `indices` (each tensor's number, None for 0..n-1) key stochastic rounding. Returns
+        found_inf."""
 
-    def adam_step_packed(self, rows, count, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags):
+    def adam_step_packed(self, rows, count, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags,
+                         seed=0):
         """adam_step over `count` rows of raw addresses (_consts.ADAM_ROW), for callers holding
         tensors rather than arrays; checks alignment and overlap before writing."""
 

@@ -14,6 +14,7 @@ from ._consts import ADAM_AMSGRAD as AMSGRAD
 from ._consts import ADAM_DECOUPLED as DECOUPLED
 from ._consts import ADAM_GRAD_SCALE as GRAD_SCALE
 from ._consts import ADAM_MAXIMIZE as MAXIMIZE
+from ._consts import ADAM_STOCHASTIC_ROUNDING as STOCHASTIC_ROUNDING
 from .errors import DTypeError, InvalidArgumentError
 
 
@@ -21,19 +22,19 @@ from .errors import DTypeError, InvalidArgumentError
 _hyper = _checks.adam_hyper
 
 
-def _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
-    """Each argument as a tuple of arrays (a single array becomes a 1-tuple). The tuples also
-    keep every array alive while the kernel runs without the GIL."""
+def _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, master_params):
+    """Each argument as a tuple of arrays (a single array becomes a 1-tuple), None kept. The
+    tuples also keep every array alive while the kernel runs without the GIL."""
+    args = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, master_params)
     if type(params) is np.ndarray:
         # The kernel layer checks every element; a wrong kind of argument is worded there.
-        return ((params,), (grads,), (exp_avgs,), (exp_avg_sqs,),
-                None if max_exp_avg_sqs is None else (max_exp_avg_sqs,))
+        for name, a in zip(_checks.ADAM_ROLES, args):
+            if a is not None and not isinstance(a, np.ndarray):
+                raise DTypeError(f"params is one array, so {name} must be one array too, got {type(a).__name__}")
+        return tuple(None if a is None else (a,) for a in args)
     sequences = (list, tuple)
-    if (type(params) in sequences and type(grads) in sequences and type(exp_avgs) in sequences
-            and type(exp_avg_sqs) in sequences and (max_exp_avg_sqs is None or type(max_exp_avg_sqs) in sequences)):
-        return (tuple(params), tuple(grads), tuple(exp_avgs), tuple(exp_avg_sqs),
-                None if max_exp_avg_sqs is None else tuple(max_exp_avg_sqs))
-    args = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
+    if all(a is None or type(a) in sequences for a in args) and type(params) in sequences:
+        return tuple(None if a is None else tuple(a) for a in args)
     if isinstance(params, np.ndarray):
         for name, a in zip(_checks.ADAM_ROLES, args):
             if a is not None and not isinstance(a, np.ndarray):
@@ -50,28 +51,60 @@ def _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
                 out.append(tuple(a))
             except TypeError:
                 raise DTypeError(f"{name} must be an array or a list of arrays, got {type(a).__name__}") from None
-    return out
+    return tuple(out)
+
+
+def _seed(seed):
+    return _checks.int_in_range(seed, "seed", 0, 2**64 - 1)
+
+
+def _tensor_indices(indices, count):
+    if indices is None:
+        return None
+    try:
+        values = [_checks.int_in_range(i, "tensor_indices[]", 0, _checks.INT64_MAX) for i in indices]
+    except TypeError:
+        raise InvalidArgumentError(f"tensor_indices must be a sequence of ints, got {type(indices).__name__}") from None
+    if len(values) != count:
+        raise InvalidArgumentError(f"tensor_indices has {len(values)} entries for {count} params")
+    return values
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9, 0.999),
               eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False,
-              max_exp_avg_sqs=None, maximize=False, grad_scale=None):
+              max_exp_avg_sqs=None, maximize=False, grad_scale=None, master_params=None,
+              stochastic_rounding=False, seed=0, tensor_indices=None):
     """One Adam (or AdamW) update of `params`, `exp_avgs` and `exp_avg_sqs`, in place.
 
-    Each array argument is one ndarray or a list of them (float32 or float64, C-contiguous,
-    the four arrays of one tensor alike in shape and dtype); a list is updated in one native
-    call. `step` is the 1-based step number used in the bias corrections. With
-    ``decoupled_weight_decay=True`` the decay is AdamW's (``p *= 1 - lr*weight_decay``), else
-    Adam's L2 term (``g += weight_decay*p``). ``amsgrad=True`` needs `max_exp_avg_sqs`.
+    Each array argument is one ndarray or a list of them (C-contiguous, the arrays of one
+    tensor alike in shape); a list is updated in one native call. `step` is the 1-based step
+    number used in the bias corrections. With ``decoupled_weight_decay=True`` the decay is
+    AdamW's (``p *= 1 - lr*weight_decay``), else Adam's L2 term (``g += weight_decay*p``).
+    ``amsgrad=True`` needs `max_exp_avg_sqs`.
 
-    When `grad_scale` is given, gradients are divided by it first, and if any unscaled
-    gradient of any tensor is NaN or Inf nothing is updated and True is returned (torch's
-    ``found_inf``). Without `grad_scale` there is no such check (as in torch.optim.Adam) and the
-    result is always False. Gradients are only read; they may be read-only arrays.
+    Dtypes, per tensor (docs/mixed_precision.md): float64 throughout; or a float32 param with
+    float32, bfloat16 or float16 grads; or a bfloat16 / float16 param with grads of its dtype or
+    float32. States (exp_avg, exp_avg_sq, max_exp_avg_sq) are float32 or bfloat16, one dtype
+    per tensor (float16 states are refused: the second moment underflows). Arithmetic is
+    float32 (float64 for float64), and each written value is rounded once, to nearest even.
+
+    `master_params` (one per param: a float32 array for a half param, or None for a param
+    without one): the update is made on the master, and the param receives the new master rounded
+    to nearest even, in the same pass. ``stochastic_rounding=True`` writes half params without
+    a master rounded stochastically, keyed by (`seed`, `step`, tensor index, element index):
+    the same bits on every backend and thread count. A tensor's index is its position in the
+    list unless `tensor_indices` gives them.
+
+    When `grad_scale` is given, gradients are divided by it first (in float32 for float32 /
+    half grads), and if any unscaled gradient of any tensor is NaN or Inf, or beyond the range
+    of its own dtype, nothing is updated and True is returned (torch's ``found_inf``). Without
+    `grad_scale` there is no such check (as in torch.optim.Adam) and the result is always
+    False. Gradients are only read; they may be read-only arrays.
 
     Raises DTypeError / InvalidArgumentError (TypeError / ValueError) before touching anything
-    when arrays disagree in shape or dtype, are non-contiguous, read-only (other than grads),
-    overlap in memory, or a hyper-parameter is out of range.
+    when arrays disagree in shape, have a dtype combination not listed above, are
+    non-contiguous, read-only (other than grads), overlap in memory, or a hyper-parameter is
+    out of range.
     """
     step, lr, beta1, beta2, eps, weight_decay, grad_scale = _hyper(step, lr, betas, eps, weight_decay, grad_scale)
     flags = (DECOUPLED if decoupled_weight_decay else 0) | (MAXIMIZE if maximize else 0)
@@ -83,11 +116,24 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9
         flags |= AMSGRAD
     elif max_exp_avg_sqs is not None:
         raise InvalidArgumentError("max_exp_avg_sqs is only used with amsgrad=True")
-    if type(params) is np.ndarray and max_exp_avg_sqs is None:
-        lists = ((params,), (grads,), (exp_avgs,), (exp_avg_sqs,), None)  # the one-tensor call, inline
+    if stochastic_rounding is not False:
+        if not isinstance(stochastic_rounding, (bool, np.bool_)):
+            raise InvalidArgumentError(f"stochastic_rounding must be a bool, got {stochastic_rounding!r}")
+        if stochastic_rounding:
+            if master_params is not None:
+                raise InvalidArgumentError("stochastic_rounding is for half params without master_params: "
+                                           "with a master, the param is the master rounded to nearest")
+            flags |= STOCHASTIC_ROUNDING
+    if seed != 0:
+        seed = _seed(seed)
+    if type(params) is np.ndarray and max_exp_avg_sqs is None and master_params is None:
+        lists = ((params,), (grads,), (exp_avgs,), (exp_avg_sqs,), None, None)  # the one-tensor call, inline
     else:
-        lists = _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
-    return _kernels.adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags)
+        lists = _as_tuples(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, master_params)
+    if tensor_indices is not None:
+        tensor_indices = _tensor_indices(tensor_indices, len(lists[0]))
+    return _kernels.adam_step(lists, step, lr, beta1, beta2, eps, weight_decay, grad_scale, flags,
+                              seed, tensor_indices)
 
 
 class Adam:

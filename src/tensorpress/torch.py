@@ -177,7 +177,8 @@ class _Views:
         self.row_head = _ROW_HEAD.pack(p.data_ptr())
         self.row_tail = _ROW_TAIL.pack(
             state["exp_avg"].data_ptr(), state["exp_avg_sq"].data_ptr(),
-            state["max_exp_avg_sq"].data_ptr() if amsgrad else 0, p.numel(), _DTYPE_CODES[p.dtype], 0)
+            state["max_exp_avg_sq"].data_ptr() if amsgrad else 0, 0, p.numel(), 0,
+            _DTYPE_CODES[p.dtype], _DTYPE_CODES[p.dtype], _DTYPE_CODES[p.dtype], 0)
 
     def param_valid(self, p):
         """`p` is still the tensor these views were made for, over the same contiguous memory."""
