@@ -136,6 +136,20 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9
                               seed, tensor_indices)
 
 
+_STATE_DTYPES = (np.dtype(np.float32), _checks.BFLOAT16)
+
+
+def _state_dtype_of(p, state_dtype):
+    """The dtype of a param's optimizer states: float64 for float64; else `state_dtype` when
+    given; else bfloat16 for bfloat16 (as torch's fused AdamW) and float32 for float32 and
+    float16 (float16 states underflow, docs/mixed_precision.md)."""
+    if p.dtype == np.float64:
+        return p.dtype
+    if state_dtype is not None:
+        return state_dtype
+    return _checks.BFLOAT16 if p.dtype == _checks.BFLOAT16 else np.dtype(np.float32)
+
+
 class Adam:
     """Adam over a list of NumPy arrays, updated in place by one native call per step.
 
@@ -145,30 +159,69 @@ class Adam:
     Hyper-parameters are attributes (``opt.lr = 1e-4`` between steps is how a schedule is
     applied). Each array keeps its own step count, as in torch.optim.Adam. ``state_dict()``
     returns copies of the state in torch's layout; ``load_state_dict`` restores it exactly.
+
+    Params are float32, float64, bfloat16 or float16 (docs/mixed_precision.md). The states
+    are float64 for float64 params; otherwise `state_dtype` (float32 or ml_dtypes.bfloat16)
+    when given, else bfloat16 for bfloat16 params (torch's fused AdamW keeps them so) and
+    float32 for float32 and float16 params (float16 states underflow). ``master_weights=True``
+    keeps a float32 copy of every half param, updated by the step, and writes the param as it
+    rounded to nearest (``state_dict()["state"][i]["master_param"]``).
+    ``stochastic_rounding=True`` (half params, no master weights) rounds the written params
+    stochastically, keyed by `seed`, the step, the param's index and the element's index.
     """
 
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
-                 amsgrad=False, maximize=False):
+                 amsgrad=False, maximize=False, state_dtype=None, master_weights=False,
+                 stochastic_rounding=False, seed=0):
         if isinstance(params, np.ndarray):
             params = [params]
         self.params = list(params)
         checked = []
         for i, p in enumerate(self.params):
             p = self.params[i] = _checks.require_ndarray(p, "params", i)
-            _checks.require_dtype(p, _checks.FLOAT_DTYPES, "params", i)
+            _checks.require_dtype(p, _checks.ADAM_PARAM_DTYPES, "params", i)
             _checks.require_contiguous(p, "params", i)
+            _checks.require_aligned(p, "params", i)
             _checks.require_writable(p, "params", i)
             checked.append((f"params[{i}]", p, True))
         _checks.require_no_overlap(checked)
         self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
         _hyper(1, lr, self.betas, eps, weight_decay, None)
         self.amsgrad, self.maximize = bool(amsgrad), bool(maximize)
+        if state_dtype is not None:
+            try:
+                state_dtype = np.dtype(state_dtype)
+            except TypeError:
+                raise DTypeError(f"state_dtype must be a dtype, got {state_dtype!r}") from None
+            if state_dtype not in _STATE_DTYPES:
+                raise DTypeError(f"state_dtype must be float32 or bfloat16, got {state_dtype}"
+                                 + ("; float16 states underflow (docs/mixed_precision.md)" if state_dtype == np.float16 else ""))
+        for name, flag in (("master_weights", master_weights), ("stochastic_rounding", stochastic_rounding)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise InvalidArgumentError(f"{name} must be a bool, got {flag!r}")
+        if master_weights and stochastic_rounding:
+            raise InvalidArgumentError("stochastic_rounding is for half params without master weights: "
+                                       "with master weights the param is the master rounded to nearest")
+        self.state_dtype = state_dtype
+        self.master_weights, self.stochastic_rounding = bool(master_weights), bool(stochastic_rounding)
+        self.seed = _seed(seed)
         self._steps = [0] * len(self.params)
-        self._exp_avgs = [np.zeros_like(p) for p in self.params]
-        self._exp_avg_sqs = [np.zeros_like(p) for p in self.params]
-        self._max_exp_avg_sqs = [np.zeros_like(p) for p in self.params] if self.amsgrad else None
+        self._init_state()
+
+    def _state_dtypes(self):
+        return [_state_dtype_of(p, self.state_dtype) for p in self.params]
+
+    def _init_state(self):
+        dtypes = self._state_dtypes()
+        self._exp_avgs = [np.zeros(p.shape, d) for p, d in zip(self.params, dtypes)]
+        self._exp_avg_sqs = [np.zeros(p.shape, d) for p, d in zip(self.params, dtypes)]
+        self._max_exp_avg_sqs = [np.zeros(p.shape, d) for p, d in zip(self.params, dtypes)] if self.amsgrad else None
+        self._masters = None
+        if self.master_weights:
+            self._masters = [p.astype(np.float32) if p.dtype in _checks.HALF_DTYPES else None
+                             for p in self.params]
 
     def _options(self):
         return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
@@ -196,13 +249,16 @@ class Adam:
             _hyper(max(groups) + 1, self.lr, self.betas, self.eps, self.weight_decay, grad_scale)
             if grad_scale is not None:
                 scale = float(grad_scale)
-                if not all(np.isfinite(np.divide(g, scale)).all() for g in checked[1]):
-                    return True
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    # in the grad's own dtype: a half grad that overflows it counts (adam_step)
+                    if not all(np.isfinite(np.divide(g, scale)).all() for g in checked[1]):
+                        return True
         for step, ix in groups.items():
-            params, group_grads, exp_avgs, exp_avg_sqs, *maxes = self._lists(ix, grads)
+            params, group_grads, exp_avgs, exp_avg_sqs, maxes, masters = self._lists(ix, grads)
             found_inf = adam_step(params, group_grads, exp_avgs, exp_avg_sqs, step=step + 1,
-                                  max_exp_avg_sqs=maxes[0] if maxes else None,
-                                  grad_scale=grad_scale, **options)
+                                  max_exp_avg_sqs=maxes, master_params=masters,
+                                  stochastic_rounding=self.stochastic_rounding, seed=self.seed,
+                                  tensor_indices=ix, grad_scale=grad_scale, **options)
             if found_inf:
                 return True
             for i in ix:
@@ -210,15 +266,14 @@ class Adam:
         return False
 
     def _lists(self, ix, grads):
-        """The arrays of the params numbered `ix`, as adam_step's lists."""
-        lists = [[self.params[i] for i in ix], [grads[i] for i in ix],
-                 [self._exp_avgs[i] for i in ix], [self._exp_avg_sqs[i] for i in ix]]
-        if self._max_exp_avg_sqs is not None:
-            lists.append([self._max_exp_avg_sqs[i] for i in ix])
-        return lists
+        """The arrays of the params numbered `ix`, as adam_step's lists (None where unused)."""
+        pick = lambda arrays: None if arrays is None else [arrays[i] for i in ix]  # noqa: E731
+        return [pick(self.params), [grads[i] for i in ix], pick(self._exp_avgs),
+                pick(self._exp_avg_sqs), pick(self._max_exp_avg_sqs), pick(self._masters)]
 
     def state_dict(self):
-        """Copies of the state, laid out like torch.optim.Adam.state_dict()."""
+        """Copies of the state, laid out like torch.optim.Adam.state_dict() (plus
+        ``master_param`` per half param with master weights)."""
         state = {}
         for i in range(len(self.params)):
             if self._steps[i] == 0:
@@ -227,6 +282,8 @@ class Adam:
                      "exp_avg_sq": self._exp_avg_sqs[i].copy()}
             if self._max_exp_avg_sqs is not None:
                 entry["max_exp_avg_sq"] = self._max_exp_avg_sqs[i].copy()
+            if self._masters is not None and self._masters[i] is not None:
+                entry["master_param"] = self._masters[i].copy()
             state[i] = entry
         group = self._options()
         group["params"] = list(range(len(self.params)))
@@ -237,8 +294,9 @@ class Adam:
 
         Everything is checked before anything changes: state keys are the param numbers 0..n-1
         (ints, or their decimal strings as a JSON round trip leaves them), each step a whole
-        number >= 1 (3 or 3.0, as torch keeps it), the hyper-parameters in range. On an error
-        the optimizer is left as it was."""
+        number >= 1 (3 or 3.0, as torch keeps it), the hyper-parameters in range, each state
+        array of this optimizer's state dtype and shape (and, with master weights, a float32
+        ``master_param`` per half param). On an error the optimizer is left as it was."""
         try:
             (group,) = state_dict["param_groups"]
             state = state_dict["state"]
@@ -264,33 +322,37 @@ class Adam:
         amsgrad = flags["amsgrad"]
         steps = [0] * n
         keys = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
+        state_dtypes = self._state_dtypes()
         loaded = []
         for key, entry in items:
             i = _state_index(key, n)
             if steps[i]:
                 raise InvalidArgumentError(f"the state_dict holds param {i} twice")
             p = self.params[i]
+            wants_master = self.master_weights and p.dtype in _checks.HALF_DTYPES
+            names = keys + (["master_param"] if wants_master else [])
             try:
                 steps[i] = _whole_step(entry["step"], i)
-                arrays = [np.asarray(entry[name]) for name in keys]
+                arrays = [np.asarray(entry[name]) for name in names]
             except (KeyError, TypeError) as exc:
                 raise InvalidArgumentError(f"state[{key!r}] lacks {exc}") from None
-            for name, a in zip(keys, arrays):
-                if a.shape != p.shape or a.dtype != p.dtype:
-                    raise InvalidArgumentError(f"state[{key!r}][{name!r}] is {a.dtype}{list(a.shape)}, the param is {p.dtype}{list(p.shape)}")
+            for name, a in zip(names, arrays):
+                dtype = np.dtype(np.float32) if name == "master_param" else state_dtypes[i]
+                if a.shape != p.shape or a.dtype != dtype:
+                    raise InvalidArgumentError(f"state[{key!r}][{name!r}] is {a.dtype}{list(a.shape)}, expected {dtype}{list(p.shape)}")
             loaded.append((i, arrays))
         # Everything checked: now apply.
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.maximize, self.amsgrad = flags["maximize"], amsgrad
         self._steps = steps
-        self._exp_avgs = [np.zeros_like(p) for p in self.params]
-        self._exp_avg_sqs = [np.zeros_like(p) for p in self.params]
-        self._max_exp_avg_sqs = [np.zeros_like(p) for p in self.params] if amsgrad else None
+        self._init_state()
         for i, arrays in loaded:
             np.copyto(self._exp_avgs[i], arrays[0])
             np.copyto(self._exp_avg_sqs[i], arrays[1])
             if amsgrad:
                 np.copyto(self._max_exp_avg_sqs[i], arrays[2])
+            if len(arrays) > len(keys):
+                np.copyto(self._masters[i], arrays[-1])
 
 
 def _state_index(key, n):
@@ -324,5 +386,8 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, *,
-                 amsgrad=False, maximize=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad=amsgrad, maximize=maximize)
+                 amsgrad=False, maximize=False, state_dtype=None, master_weights=False,
+                 stochastic_rounding=False, seed=0):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad=amsgrad, maximize=maximize,
+                         state_dtype=state_dtype, master_weights=master_weights,
+                         stochastic_rounding=stochastic_rounding, seed=seed)
