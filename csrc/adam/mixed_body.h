@@ -11,7 +11,9 @@
  * body_tmpl.h instead); a half param with its own type or float32 grads, either state type,
  * written to nearest, stochastically, or from a float32 master. amsgrad and the grad scale
  * are compile-time too, as in body_tmpl.h, and the usual AdamW options get loops of their
- * own: 29 combinations x 5 loops per ISA. variants.c compiles the three param types as three
+ * own: 29 combinations x 5 loops per ISA. Where FMA exists, the division by the bias
+ * correction is x86_avx2.c's exact divider-free one (step.c falls back to the baseline
+ * variant in the never-met case its precondition fails): the divider bounds these loops. variants.c compiles the three param types as three
  * functions per ISA: in one function of all 145 loops GCC left the 16-bit AdamW loop on its
  * scalar path (16,384 bfloat16 elements: 7.7-8.9 ns each, 0.7 ns as its own function).
  */
@@ -53,7 +55,7 @@ TP_ALWAYS_INLINE void adam_mixed_stream(const adam_consts_f32 *c, void *TP_RESTR
                                         float *TP_RESTRICT master, uint64_t key, uint32_t first,
                                         int64_t n, const int ptype, const int pmode,
                                         const int gtype, const int stype, const int amsgrad,
-                                        const int scaled, const int adamw) {
+                                        const int scaled, const int adamw, const int fma) {
     const adam_consts_f32 k = *c;
     const uint32_t decoupled = adamw || k.decoupled ? ~0u : 0u;
     const uint32_t l2 = !adamw && k.l2 ? ~0u : 0u;
@@ -80,7 +82,16 @@ TP_ALWAYS_INLINE void adam_mixed_stream(const adam_consts_f32 *c, void *TP_RESTR
             am_store(vmax, i, mx, stype);
             vi = mx;
         }
-        float denom = sqrtf(vi) / k.bias_correction2_sqrt + k.eps;
+        float root = sqrtf(vi), quotient;
+        if (fma) { /* root / bias_correction2_sqrt without the divider (x86_avx2.c proves it) */
+            float q0 = root * k.inv_bias_correction2_sqrt;
+            float e = __builtin_fmaf(q0, k.bias_correction2_sqrt, -root);
+            e = am_select(0u - (uint32_t)(e == e), e, 0.0f);
+            quotient = __builtin_fmaf(-e, k.inv_bias_correction2_sqrt, q0);
+        } else {
+            quotient = root / k.bias_correction2_sqrt;
+        }
+        float denom = quotient + k.eps;
         float pn = pi + (k.neg_step_size * mi) / denom;
         if (pmode == AM_MASTER) master[i] = pn;
         if (pmode == AM_SR) {
@@ -95,66 +106,66 @@ TP_ALWAYS_INLINE void adam_mixed_stream(const adam_consts_f32 *c, void *TP_RESTR
 TP_ALWAYS_INLINE void adam_mixed_loop(const adam_consts_f32 *c, const adam_mixed_slice *s,
                                       int64_t n, const int ptype, const int pmode,
                                       const int gtype, const int stype, const int amsgrad,
-                                      const int scaled) {
+                                      const int scaled, const int fma) {
     /* The usual AdamW step (decoupled decay, beta1 >= 0.5, not maximizing) with its options
      * as constants: computing both sides of three selects cost a fifth of the loop. */
     if (!amsgrad && !scaled && c->decoupled && c->lerp_low && c->sign == 1.0f)
         adam_mixed_stream(c, s->p, s->g, s->m, s->v, s->vmax, s->master, s->key, s->first, n,
-                          ptype, pmode, gtype, stype, 0, 0, 1);
+                          ptype, pmode, gtype, stype, 0, 0, 1, fma);
     else
         adam_mixed_stream(c, s->p, s->g, s->m, s->v, s->vmax, s->master, s->key, s->first, n,
-                          ptype, pmode, gtype, stype, amsgrad, scaled, 0);
+                          ptype, pmode, gtype, stype, amsgrad, scaled, 0, fma);
 }
 
 /* The (amsgrad, scaled) loops of one type combination. */
 TP_ALWAYS_INLINE void adam_mixed_options(const adam_consts_f32 *c, const adam_mixed_slice *s,
                                          int64_t n, const int ptype, const int pmode,
-                                         const int gtype, const int stype) {
+                                         const int gtype, const int stype, const int fma) {
     if (s->vmax && c->scaled)
-        adam_mixed_loop(c, s, n, ptype, pmode, gtype, stype, 1, 1);
+        adam_mixed_loop(c, s, n, ptype, pmode, gtype, stype, 1, 1, fma);
     else if (s->vmax)
-        adam_mixed_loop(c, s, n, ptype, pmode, gtype, stype, 1, 0);
+        adam_mixed_loop(c, s, n, ptype, pmode, gtype, stype, 1, 0, fma);
     else if (c->scaled)
-        adam_mixed_loop(c, s, n, ptype, pmode, gtype, stype, 0, 1);
+        adam_mixed_loop(c, s, n, ptype, pmode, gtype, stype, 0, 1, fma);
     else
-        adam_mixed_loop(c, s, n, ptype, pmode, gtype, stype, 0, 0);
+        adam_mixed_loop(c, s, n, ptype, pmode, gtype, stype, 0, 0, fma);
 }
 
 TP_ALWAYS_INLINE void adam_mixed_states(const adam_consts_f32 *c, const adam_mixed_slice *s,
                                         int64_t n, const int ptype, const int pmode,
-                                        const int gtype) {
+                                        const int gtype, const int fma) {
     if (s->stype == TP_BFLOAT16)
-        adam_mixed_options(c, s, n, ptype, pmode, gtype, TP_BFLOAT16);
+        adam_mixed_options(c, s, n, ptype, pmode, gtype, TP_BFLOAT16, fma);
     else
-        adam_mixed_options(c, s, n, ptype, pmode, gtype, TP_FLOAT32);
+        adam_mixed_options(c, s, n, ptype, pmode, gtype, TP_FLOAT32, fma);
 }
 
 /* A half param: its own grad type or float32, and one of the three ways to write it. */
 TP_ALWAYS_INLINE void adam_mixed_half(const adam_consts_f32 *c, const adam_mixed_slice *s,
-                                      int64_t n, const int ptype) {
+                                      int64_t n, const int ptype, const int fma) {
     const int pmode = s->master ? AM_MASTER : s->stochastic ? AM_SR : AM_PLAIN;
     const int own_grad = s->gtype == ptype;
     if (pmode == AM_MASTER && own_grad)
-        adam_mixed_states(c, s, n, ptype, AM_MASTER, ptype);
+        adam_mixed_states(c, s, n, ptype, AM_MASTER, ptype, fma);
     else if (pmode == AM_MASTER)
-        adam_mixed_states(c, s, n, ptype, AM_MASTER, TP_FLOAT32);
+        adam_mixed_states(c, s, n, ptype, AM_MASTER, TP_FLOAT32, fma);
     else if (pmode == AM_SR && own_grad)
-        adam_mixed_states(c, s, n, ptype, AM_SR, ptype);
+        adam_mixed_states(c, s, n, ptype, AM_SR, ptype, fma);
     else if (pmode == AM_SR)
-        adam_mixed_states(c, s, n, ptype, AM_SR, TP_FLOAT32);
+        adam_mixed_states(c, s, n, ptype, AM_SR, TP_FLOAT32, fma);
     else if (own_grad)
-        adam_mixed_states(c, s, n, ptype, AM_PLAIN, ptype);
+        adam_mixed_states(c, s, n, ptype, AM_PLAIN, ptype, fma);
     else
-        adam_mixed_states(c, s, n, ptype, AM_PLAIN, TP_FLOAT32);
+        adam_mixed_states(c, s, n, ptype, AM_PLAIN, TP_FLOAT32, fma);
 }
 
 /* A float32 param: any grad type, float32 or bfloat16 states (all-float32 runs body_tmpl.h). */
 TP_ALWAYS_INLINE void adam_mixed_single(const adam_consts_f32 *c, const adam_mixed_slice *s,
-                                        int64_t n) {
+                                        int64_t n, const int fma) {
     if (s->gtype == TP_BFLOAT16)
-        adam_mixed_states(c, s, n, TP_FLOAT32, AM_PLAIN, TP_BFLOAT16);
+        adam_mixed_states(c, s, n, TP_FLOAT32, AM_PLAIN, TP_BFLOAT16, fma);
     else if (s->gtype == TP_FLOAT16)
-        adam_mixed_states(c, s, n, TP_FLOAT32, AM_PLAIN, TP_FLOAT16);
+        adam_mixed_states(c, s, n, TP_FLOAT32, AM_PLAIN, TP_FLOAT16, fma);
     else /* float32 grads, so bfloat16 states */
-        adam_mixed_options(c, s, n, TP_FLOAT32, AM_PLAIN, TP_FLOAT32, TP_BFLOAT16);
+        adam_mixed_options(c, s, n, TP_FLOAT32, AM_PLAIN, TP_FLOAT32, TP_BFLOAT16, fma);
 }

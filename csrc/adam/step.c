@@ -199,6 +199,10 @@ int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step,
                          weight_decay, grad_scale, flags);
     adam_consts_init_f64(&plan.f64, bias_correction1, bias_correction2, lr, beta1, beta2, eps,
                          weight_decay, grad_scale, flags);
+    /* The FMA variants divide by the bias correction without the divider, which needs it in
+     * [2^-60, 1]: always so for beta2 in [0, 1) (it is at least 1 - beta2 >= 2^-53), but
+     * should it fail, the baseline variant divides. */
+    if (!plan.f32.fma_div_ok && isa > TP_ISA_BASELINE) plan.kernel_mixed = TP_PICK(ADAM_MIXED, TP_ISA_BASELINE);
 
     if ((flags & TP_ADAM_GRAD_SCALE) && grads_nonfinite(tensors, count, total, grad_scale)) {
         *found_inf = 1;

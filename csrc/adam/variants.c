@@ -40,22 +40,22 @@ const adam_kernel_f64 ADAM_F64[TP_ISA_COUNT] = {
 #include "mixed_body.h"
 
 /* adam_mixed_NAME: the body compiled with TARGET (a target attribute, or none), one function
- * per param type (see mixed_body.h for why not one). */
-#define ADAM_MIXED_WRAPPER(TARGET, NAME)                                                      \
+ * per param type (see mixed_body.h for why not one); FMA: the target has fused multiply-add. */
+#define ADAM_MIXED_WRAPPER(TARGET, NAME, FMA)                                                 \
     TARGET TP_NOINLINE static void adam_mixed_bf16_##NAME(const adam_consts_f32 *c,           \
                                                           const adam_mixed_slice *s,          \
                                                           int64_t n) {                        \
-        adam_mixed_half(c, s, n, TP_BFLOAT16);                                                \
+        adam_mixed_half(c, s, n, TP_BFLOAT16, FMA);                                            \
     }                                                                                         \
     TARGET TP_NOINLINE static void adam_mixed_f16_##NAME(const adam_consts_f32 *c,            \
                                                          const adam_mixed_slice *s,           \
                                                          int64_t n) {                         \
-        adam_mixed_half(c, s, n, TP_FLOAT16);                                                 \
+        adam_mixed_half(c, s, n, TP_FLOAT16, FMA);                                             \
     }                                                                                         \
     TARGET TP_NOINLINE static void adam_mixed_f32_##NAME(const adam_consts_f32 *c,            \
                                                          const adam_mixed_slice *s,           \
                                                          int64_t n) {                         \
-        adam_mixed_single(c, s, n);                                                           \
+        adam_mixed_single(c, s, n, FMA);                                                      \
     }                                                                                         \
     static void adam_mixed_##NAME(const adam_consts_f32 *c, const adam_mixed_slice *s,         \
                                   int64_t n) {                                                \
@@ -67,10 +67,10 @@ const adam_kernel_f64 ADAM_F64[TP_ISA_COUNT] = {
             adam_mixed_f32_##NAME(c, s, n);                                                   \
     }
 
-ADAM_MIXED_WRAPPER(, baseline)
+ADAM_MIXED_WRAPPER(, baseline, 0)
 #if TP_HAVE_X86_VARIANTS
-ADAM_MIXED_WRAPPER(TP_TARGET_AVX2, avx2)
-ADAM_MIXED_WRAPPER(TP_TARGET_AVX512, avx512)
+ADAM_MIXED_WRAPPER(TP_TARGET_AVX2, avx2, 1)
+ADAM_MIXED_WRAPPER(TP_TARGET_AVX512, avx512, 1)
 #endif
 
 const adam_kernel_mixed ADAM_MIXED[TP_ISA_COUNT] = {
