@@ -1,12 +1,13 @@
 """pytest-benchmark suite of int8 quantize / dequantize (run: pytest bench/bench_quant.py).
 
-16M float32 (4096x4096) as in the issue, and the same values as float16 (the dtype of many
-inference checkpoints): tensorpress C and Numba, the naive NumPy chain, and torch's observer +
-quantize_per_channel when torch is installed.
+16M float32 (4096x4096) as in the issue, and the same values as float16 and bfloat16 (the dtypes
+of many inference checkpoints; dequantize also into bfloat16): tensorpress C and Numba, the naive
+NumPy chain, and torch's observer + quantize_per_channel when torch is installed.
 """
 
 import warnings
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -27,33 +28,39 @@ def x16(x):
     return x.astype(np.float16)
 
 
+@pytest.fixture(scope="module")
+def xb16(x):
+    return x.astype(ml_dtypes.bfloat16)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("axis", [0, 1])
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_quantize_tensorpress(benchmark, x, x16, backend, axis, dtype):
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_quantize_tensorpress(benchmark, x, x16, xb16, backend, axis, dtype):
     from tensorpress import quant
 
-    data = x if dtype == "float32" else x16
+    data = {"float32": x, "float16": x16, "bfloat16": xb16}[dtype]
     fn = bq._with_backend(backend, lambda: quant.quantize_int8(data, axis))
     q, s = benchmark(fn)
     assert q.shape == x.shape
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_quantize_blocks_tensorpress(benchmark, x, x16, backend, dtype):
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_quantize_blocks_tensorpress(benchmark, x, x16, xb16, backend, dtype):
     from tensorpress import quant
 
-    data = x if dtype == "float32" else x16
+    data = {"float32": x, "float16": x16, "bfloat16": xb16}[dtype]
     benchmark(bq._with_backend(backend, lambda: quant.quantize_int8(data, block_size=32)))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_dequantize_tensorpress(benchmark, x, backend):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dequantize_tensorpress(benchmark, x, backend, dtype):
     from tensorpress import quant
 
     q, s = quant.quantize_int8(x, 0)
-    out = np.empty_like(x)
+    out = np.empty(x.shape, np.float32 if dtype == "float32" else ml_dtypes.bfloat16)
     benchmark(bq._with_backend(backend, lambda: quant.dequantize_int8(q, s, axis=0, out=out)))
 
 

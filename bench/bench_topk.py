@@ -8,13 +8,17 @@ from tensorpress._bench import topk as cases
 
 N = 1 << 24
 X, WORK = cases.cases(N)
+# (label, tensorpress call, NumPy call, torch call): the table's cases, then their bfloat16 twins
+# (tensorpress only)
+CASES = [(label, ours, naive, peer) for label, _, _, ours, naive, peer, _ in WORK]
+CASES += [(twin[0], twin[2], None, None) for *_, twin in WORK if twin]
 IMPLS = ["c", "numba", "numpy", "torch"]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("case", range(len(WORK)), ids=[w[0] for w in WORK])
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[c[0] for c in CASES])
 def bench_topk(benchmark, case, impl):
-    label, _, ours, naive, peer = WORK[case]
+    label, ours, naive, peer = CASES[case]
     benchmark.group = label
     if impl in ("c", "numba"):
         if impl not in _backend.available_backends():

@@ -1,9 +1,12 @@
 """Benchmark of int8 quantize / dequantize: tensorpress (C, Numba) against the naive NumPy chain
-and torch (observer + quantize_per_channel), with the percent of the bandwidth bound."""
+and torch (observer + quantize_per_channel), with the percent of the bandwidth bound; the
+float32 cases also on the bfloat16 cast of the same data (dequantize: into bfloat16), timed in
+the same rounds, with tensorpress's bf16/f32 speed ratio."""
 
 import time
 import warnings
 
+import ml_dtypes
 import numpy as np
 
 from .. import _backend
@@ -68,13 +71,17 @@ def run(quick=False, plot=False):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((rows_, cols_), dtype=np.float32)
     x16 = x.astype(np.float16)
+    xb16 = x.astype(ml_dtypes.bfloat16)
     torch = torch_or_none()
     repeat = 2 if quick else 5
     per_byte = None  # seconds per byte of traffic: the best probe round beside the kernels
 
     q0, s0 = _quant.quantize_int8(x, 0)
     out = np.empty_like(x)
-    cases = []  # (label, tensorpress fn, naive fn, torch fn, bytes of traffic per element)
+    out16 = np.empty(x.shape, ml_dtypes.bfloat16)
+    # (label, tensorpress fn, naive fn, torch fn, bytes of traffic per element, bfloat16 twin:
+    # (label, tensorpress fn, bytes per element) or None)
+    cases = []
     t_x = torch.from_numpy(x) if torch is not None else None
     for axis in (0, 1):
         cases.append((
@@ -83,12 +90,14 @@ def run(quick=False, plot=False):
             lambda axis=axis: _naive_quantize(x, 1 - axis),
             None if torch is None else (lambda axis=axis: _torch_quantize(torch, t_x, axis)),
             5,  # bytes of memory traffic per element
+            (f"quantize axis {axis} bfloat16", lambda axis=axis: _quant.quantize_int8(xb16, axis), 3),
         ))
     cases.append((
         "quantize axis 0 affine",
         lambda: _quant.quantize_int8(x, 0, symmetric=False), None,
         None if torch is None else (lambda: _torch_quantize_affine(torch, t_x)),
         5,  # bytes of memory traffic per element
+        ("quantize axis 0 affine bfloat16", lambda: _quant.quantize_int8(xb16, 0, symmetric=False), 3),
     ))
     xb = x.reshape(-1, 32)
     cases.append((
@@ -97,10 +106,11 @@ def run(quick=False, plot=False):
         lambda: _naive_quantize(xb, 1),
         None if torch is None else (lambda: _torch_quantize(torch, torch.from_numpy(xb), 0)),
         4 + 2 * 1.125,  # bytes per element: + one float32 scale per 32 elements
+        ("quantize block_size=32 bfloat16", lambda: _quant.quantize_int8(xb16, block_size=32), 2 + 2 * 1.125),
     ))
     cases.append((
         "quantize axis 0 float16",
-        lambda: _quant.quantize_int8(x16, 0), lambda: _naive_quantize(x16, 1), None, 3,
+        lambda: _quant.quantize_int8(x16, 0), lambda: _naive_quantize(x16, 1), None, 3, None,
     ))
     tq0 = []  # quantized lazily: running torch before the tensorpress timings would skew them
 
@@ -117,15 +127,18 @@ def run(quick=False, plot=False):
         lambda: _naive_dequantize(q0, s0[:, None]),
         None if torch is None else torch_dequantize,
         5,  # bytes of memory traffic per element
+        ("dequantize axis 0 to bfloat16", lambda: _quant.dequantize_int8(q0, s0, axis=0, out=out16), 3),
     ))
 
     # Side by side, round by round, with the bandwidth probe among them: the ratios then hold
-    # even when the machine's speed drifts during the run.
-    t_c, t_nb, t_np, t_peer = [], [], [], []
+    # even when the machine's speed drifts during the run (bfloat16 twins in the same rounds).
+    ours = lambda name, fn: None if fn is None or (quick and name == "numba") else _with_backend(name, fn)
+    t_c, t_nb, t_np, t_peer, t16 = [], [], [], [], []
     probe = stream_probe(n, 1, 1)
-    for _, fn, naive, peer, _ in cases:
-        fns = {"c": _with_backend("c", fn), "numba": None if quick else _with_backend("numba", fn),
-               "numpy": naive, "torch": peer, "probe": probe}
+    for _, fn, naive, peer, _, twin in cases:
+        fn16 = twin[1] if twin else None
+        fns = {"c": ours("c", fn), "c bf16": ours("c", fn16), "numba": ours("numba", fn),
+               "numba bf16": ours("numba", fn16), "numpy": naive, "torch": peer, "probe": probe}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's deprecation notice for quantized tensors
             t = best_times(fns, repeat=repeat)
@@ -133,6 +146,7 @@ def run(quick=False, plot=False):
         t_nb.append(t["numba"])
         t_np.append(t["numpy"])
         t_peer.append(t["torch"])
+        t16.append((t["c bf16"], t["numba bf16"]))
         if t["probe"] is not None:
             # The probe's plain stores read each line first: 4 + 2*4 = 12 bytes per element.
             seconds = t["probe"] / (12 * n)
@@ -147,17 +161,26 @@ def run(quick=False, plot=False):
         "moves 4 + 2*4 = 12 B; quantize 4 + 1 = 5 B (q is written with streaming stores from 8M "
         "elements; float16 2 + 1; axis 1 held to 5 B although it reads x twice), blocks "
         "4 + 2*1.125 = 6.25 B (plain stores, scales included), dequantize 1 + 4 = 5 B (streaming "
-        "stores). At --quick sizes the data stays in cache and the percentages mean little.",
-        ["work", "tp C", "tp Numba", "naive NumPy", "torch", "vs NumPy", "vs torch", "% of bound"],
-        ["{}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.2f}x", "{:.2f}x", "{:.0f}%"],
+        "stores). bfloat16 rows: the float32 row's case on x cast to bfloat16 (dequantize: into a "
+        "bfloat16 out), timed in the same rounds; their bytes: quantize 2 + 1 = 3 B, blocks "
+        "2 + 2*1.125 = 4.25 B, dequantize 1 + 2 = 3 B; bf16/f32 = tensorpress's elements/s on "
+        "bfloat16 over its float32 row's (C, else Numba). At --quick sizes the data stays in "
+        "cache and the percentages mean little.",
+        ["work", "tp C", "tp Numba", "naive NumPy", "torch", "vs NumPy", "vs torch", "% of bound", "bf16/f32"],
+        ["{}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.3g}", "{:.2f}x", "{:.2f}x", "{:.0f}%", "{:.2f}x"],
         chart_title="int8 quantization, float32 square matrices",
         xlabel="elements (square float32 matrix)", ylabel="elements / s")
-    for k, (label, _, _, _, traffic) in enumerate(cases):
-        bound_s = None if per_byte is None else n * traffic * per_byte
+    share = lambda traffic, best: 100 * n * traffic * per_byte / best if best and per_byte else None
+    for k, (label, _, _, _, traffic, twin) in enumerate(cases):
         best = t_c[k] or t_nb[k]
         report.rows.append([label, per_second(n, t_c[k]), per_second(n, t_nb[k]), per_second(n, t_np[k]),
                             per_second(n, t_peer[k]), speedup(best, t_np[k]), speedup(best, t_peer[k]),
-                            100 * bound_s / best if best and bound_s else None])
+                            share(traffic, best), None])
+        if twin:
+            (c16, nb16), (label16, _, traffic16) = t16[k], twin
+            best16 = c16 if t_c[k] else nb16
+            report.rows.append([label16, per_second(n, c16), per_second(n, nb16), None, None, None, None,
+                                share(traffic16, best16), speedup(best16, best)])
     if plot:
         # The table's per-channel quantize and dequantize at its size, plus smaller squares.
         at_n = {work: {"c": t_c[k], "numba": t_nb[k], "numpy": t_np[k], "torch": t_peer[k],
