@@ -2,8 +2,9 @@
  * rows.c: tp_topk_rows, the same selection in every slice of an array viewed as
  * (outer, len, inner). Slices are small: each thread takes whole slices, gathers a slice's keys
  * into its workspace (one read of memory), and runs the histogram steps there (row_body_tmpl.h).
- * Long contiguous slices take a sampled path of their own; float32 ones with AVX2 the split
- * path (x86_avx2_split.c), which reads a slice in cache three times but never branches per key.
+ * Long contiguous slices take a sampled path of their own; with AVX2 first the split path
+ * (x86_avx2_split.c; 16-bit slices through float32 keys), which reads a slice in cache three
+ * times but never branches per key.
  */
 #include "topk_internal.h"
 

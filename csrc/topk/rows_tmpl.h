@@ -20,8 +20,8 @@ static int ANY_NAN(const BITS_T *x, int64_t n) {
 /* The sampled path for one contiguous slice (bool mask or none): a sample of every
  * len/TOPK_ROW_SAMPLE-th key (jittered) brackets the k-th key, one pass over the slice writes
  * the mask outside the bracket and collects the keys inside, and the exact selection runs on
- * those. Float32 slices up to ROW_SPLIT_MAX_LEN with AVX2 take the split path instead, and
- * come here only when it misses. Returns 0, 1 on NaN, 2 when the bracket missed (the
+ * those. Slices up to ROW_SPLIT_MAX_LEN with AVX2 take the split path instead (16-bit ones
+ * unless zeroed in place), and come here only when it misses. Returns 0, 1 on NaN, 2 when the bracket missed (the
  * histogram path then redoes the slice), or 3 for slices shorter than TOPK_ROW_SAMPLE_MIN
  * that the split path did not take (the histogram path does them). Workspace: keys of `len`
  * (the split path's), cidx and ckey of `len` entries each; halves hold candidates and their
@@ -30,7 +30,7 @@ static int ROW_SAMPLED(BITS_T *x, int64_t len, int64_t k, int zero, uint8_t *mas
                        KEY_T *keys, int64_t *cidx, uint64_t *ckey, double z,
                        const TP_CAT(topk_passes, SUF) *pass) {
     const int64_t half = len / 2, ns = TOPK_ROW_SAMPLE, stride = len / TOPK_ROW_SAMPLE;
-    /* float32 with AVX2 tries the split path first (x86_avx2_split.c) */
+    /* with AVX2 the split path goes first (x86_avx2_split.c) */
     int split = pass->row_split ? pass->row_split(x, len, k, zero, mask, thr, keys, cidx, ckey, z) : 2;
     if (split < 2) return split;
     if (len < TOPK_ROW_SAMPLE_MIN) return 3; /* short: straight to the histogram path */

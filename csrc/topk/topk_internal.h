@@ -137,6 +137,13 @@ TP_TARGET_AVX2 int nm4_f32_avx2(const uint32_t *x, int64_t groups, int32_t n, ui
 TP_TARGET_AVX2 int row_split_f32_avx2(uint32_t *x, int64_t len, int64_t k, int zero,
                                       uint8_t *mask, uint64_t *thr, uint32_t *keys,
                                       int64_t *cidx, uint64_t *ckey, double z);
+/* ... and of 16-bit slices, through widened keys. */
+TP_TARGET_AVX2 int row_split_bf16_avx2(uint16_t *x, int64_t len, int64_t k, int zero,
+                                       uint8_t *mask, uint64_t *thr, uint32_t *keys,
+                                       int64_t *cidx, uint64_t *ckey, double z);
+TP_TARGET_AVX2 int row_split_f16_avx2(uint16_t *x, int64_t len, int64_t k, int zero,
+                                      uint8_t *mask, uint64_t *thr, uint32_t *keys,
+                                      int64_t *cidx, uint64_t *ckey, double z);
 #endif
 
 /* candidates.c: radix-select among `count` candidates (index order) that share the prefix

@@ -81,7 +81,7 @@ const topk_passes TOPK_PASSES_BASELINE = {&passes_f16_baseline, &passes_bf16_bas
 #define ISA_ATTRS TP_TARGET_AVX2
 #define RANGE_FAST range_f16_avx2
 #define NM4_FAST nm4_f16_avx2
-#define ROW_SPLIT NULL
+#define ROW_SPLIT row_split_f16_avx2
 #include "variant_tmpl.h"
 
 /* the float16 range pass reads bfloat16 as well: it compares keys, Inf is not its concern */
@@ -90,7 +90,7 @@ const topk_passes TOPK_PASSES_BASELINE = {&passes_f16_baseline, &passes_bf16_bas
 #define ISA_ATTRS TP_TARGET_AVX2
 #define RANGE_FAST range_f16_avx2
 #define NM4_FAST nm4_bf16_avx2
-#define ROW_SPLIT NULL
+#define ROW_SPLIT row_split_bf16_avx2
 #include "variant_tmpl.h"
 
 #define TOPK_DTYPE TP_FLOAT32
@@ -117,7 +117,7 @@ const topk_passes TOPK_PASSES_AVX2 = {&passes_f16_avx2, &passes_bf16_avx2, &pass
 #define ISA_ATTRS TP_TARGET_AVX512
 #define RANGE_FAST range_f16_avx2
 #define NM4_FAST nm4_f16_avx2
-#define ROW_SPLIT NULL
+#define ROW_SPLIT row_split_f16_avx2
 #include "variant_tmpl.h"
 
 /* the float16 range pass reads bfloat16 as well: it compares keys, Inf is not its concern */
@@ -126,7 +126,7 @@ const topk_passes TOPK_PASSES_AVX2 = {&passes_f16_avx2, &passes_bf16_avx2, &pass
 #define ISA_ATTRS TP_TARGET_AVX512
 #define RANGE_FAST range_f16_avx2
 #define NM4_FAST nm4_bf16_avx2
-#define ROW_SPLIT NULL
+#define ROW_SPLIT row_split_bf16_avx2
 #include "variant_tmpl.h"
 
 #define TOPK_DTYPE TP_FLOAT32

@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include "topk_internal.h"
+#include "../half.h"
 
 #if TP_HAVE_X86_VARIANTS
 #include "simd_x86.h"
@@ -306,5 +307,37 @@ TP_TARGET_AVX2 int row_split_f32_avx2(uint32_t *x, int64_t len, int64_t k, int z
             for (int l = 0; l < n; l++) x[cand[i + l]] &= 0u - (bits >> l & 1);
     }
     return 0;
+}
+
+/* The split path of a 16-bit slice: its keys widened, exactly, to float32 keys (a bfloat16 is
+ * the top half of its float32; a float16 converts exactly) in the upper half of ckey, which
+ * the float32 path leaves unused (it keeps at most len / 2 + 8 relative keys there), and the
+ * float32 path run on them; the threshold comes back as the 16-bit key it is. In-place
+ * zeroing needs the slice itself, so that case stays on the sampled path. Without this,
+ * 4096 x 4096 bfloat16 rows ran at 0.57-0.74x the elements/s of float32 ones. */
+TP_TARGET_AVX2 static int row_split_16(uint16_t *x, int64_t len, int64_t k, int zero,
+                                       uint8_t *mask, uint64_t *thr, uint32_t *keys,
+                                       int64_t *cidx, uint64_t *ckey, double z, const int bf16) {
+    if (zero || len > ROW_SPLIT_MAX_LEN) return 2;
+    uint32_t *wide = (uint32_t *)ckey + len;
+    for (int64_t i = 0; i < len; i++)
+        wide[i] = bf16 ? (uint32_t)x[i] << 16 : tp_bits(tp_f16_to_f32(x[i]));
+    uint64_t t32 = 0;
+    int status = row_split_f32_avx2(wide, len, k, 0, mask, thr ? &t32 : NULL, keys, cidx, ckey, z);
+    if (status == 0 && thr)
+        *thr = bf16 ? t32 >> 16 : (uint64_t)(tp_f32_to_f16(tp_float((uint32_t)t32)) & 0x7fffu);
+    return status;
+}
+
+TP_TARGET_AVX2 int row_split_bf16_avx2(uint16_t *x, int64_t len, int64_t k, int zero,
+                                       uint8_t *mask, uint64_t *thr, uint32_t *keys,
+                                       int64_t *cidx, uint64_t *ckey, double z) {
+    return row_split_16(x, len, k, zero, mask, thr, keys, cidx, ckey, z, 1);
+}
+
+TP_TARGET_AVX2 int row_split_f16_avx2(uint16_t *x, int64_t len, int64_t k, int zero,
+                                      uint8_t *mask, uint64_t *thr, uint32_t *keys,
+                                      int64_t *cidx, uint64_t *ckey, double z) {
+    return row_split_16(x, len, k, zero, mask, thr, keys, cidx, ckey, z, 0);
 }
 #endif
