@@ -206,10 +206,10 @@ class _Views:
     picked up (the record is then rebuilt). The row's tail is kept for one (grad dtype, tensor
     index) and packed anew when either changes."""
 
-    __slots__ = ("param", "key", "amsgrad", "master", "state_dtype", "state_tensors", "step",
-                 "row_head", "tail_fields", "tail_grad", "tail_index", "row_tail")
+    __slots__ = ("param", "key", "amsgrad", "mixed", "state_tensors", "step", "row_head",
+                 "tail_fields", "tail_grad", "tail_index", "row_tail", "state_code")
 
-    def __init__(self, p, state, amsgrad, master, state_dtype, where):
+    def __init__(self, p, state, amsgrad, mixed, master, state_dtype, where):
         names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
         for n in names + (("master_param",) if master else ()):
             # Checked here, once per state tensor, so a bad loaded state is reported before
@@ -230,8 +230,8 @@ class _Views:
         self.param = p
         self.key = (p.data_ptr(), p.shape, p.dtype)
         self.amsgrad = amsgrad
-        self.master = master
-        self.state_dtype = state_dtype
+        self.mixed = mixed  # the options the state was checked against (interned: see _group_mixed)
+        self.state_code = _DTYPE_CODES[state_dtype]
         self.state_tensors = tuple((n, state[n], state[n].data_ptr()) for n in names + ("step",))
         step = state["step"]
         if not (isinstance(step, torch.Tensor) and step.numel() == 1 and step.is_cpu):
@@ -244,22 +244,24 @@ class _Views:
                             state["master_param"].data_ptr() if master else 0, p.numel())
         self.tail_grad = self.tail_index = self.row_tail = None
 
-    def tail(self, grad_code, index):
-        """The row after the grad's address, for a grad of type `grad_code` and the tensor
+    def tail(self, grad_dtype, index):
+        """The row after the grad's address, for a grad of dtype `grad_dtype` and the tensor
         index `index` (stochastic rounding's)."""
-        if grad_code != self.tail_grad or index != self.tail_index:
-            code = _DTYPE_CODES[self.param.dtype]
-            self.row_tail = _ROW_TAIL.pack(*self.tail_fields, index, code, grad_code,
-                                           _DTYPE_CODES[self.state_dtype], 0)
-            self.tail_grad, self.tail_index = grad_code, index
+        if grad_dtype is not self.tail_grad or index != self.tail_index:
+            self.row_tail = _ROW_TAIL.pack(*self.tail_fields, index, _DTYPE_CODES[self.param.dtype],
+                                           _DTYPE_CODES[grad_dtype], self.state_code, 0)
+            self.tail_grad, self.tail_index = grad_dtype, index
         return self.row_tail
 
     def param_valid(self, p):
         """`p` is still the tensor these views were made for, over the same contiguous memory."""
         return self.param is p and (p.data_ptr(), p.shape, p.dtype) == self.key and p.is_contiguous() and p.is_cpu
 
-    def state_valid(self, state, amsgrad, master, state_dtype):
-        if amsgrad != self.amsgrad or master != self.master or state_dtype is not self.state_dtype:
+    def state_valid(self, state, amsgrad):
+        """The state holds the tensors these views were made for (the caller also checks that
+        the options are the same object as `self.mixed`, so the state's dtypes and the master
+        are still what they were checked against)."""
+        if amsgrad != self.amsgrad:
             return False
         for name, t, ptr in self.state_tensors:
             s = state.get(name)
@@ -363,16 +365,32 @@ class Adam(torch.optim.Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay)
         _group_hyper(defaults, "defaults")
         self._mixed_defaults = _mixed_options((master_weights, state_dtype, stochastic_rounding, seed), "")
+        self._mixed_interned = {tuple((type(v), v) for v in self._mixed_defaults): self._mixed_defaults}
         self._views = {}
         self.last_found_inf = False
         super().__init__(params, defaults)
 
     def _group_mixed(self, group, where):
-        """The group's validated mixed-precision options (its own keys, else the optimizer's)."""
+        """The group's validated mixed-precision options (its own keys, else the optimizer's),
+        one object per distinct set of values, so a record can tell by identity that the
+        options it was made under still hold."""
         mixed = self._mixed_defaults
         if not any(k in group for k in _MIXED_KEYS):
             return mixed
-        return _mixed_options(tuple(group.get(k, v) for k, v in zip(_MIXED_KEYS, mixed)), f"{where}: ")
+        values = tuple(group.get(k, v) for k, v in zip(_MIXED_KEYS, mixed))
+        key = tuple((type(v), v) for v in values)  # True and 1 are equal, but only one is valid
+        interned = self.__dict__.setdefault("_mixed_interned", {})
+        try:
+            hit = interned.get(key)
+        except TypeError:  # an unhashable value: not a valid option, and the check says why
+            return _mixed_options(values, f"{where}: ")
+        if hit is None:
+            hit = _mixed_options(values, f"{where}: ")
+            hit = interned.get(tuple((type(v), v) for v in hit)) or hit
+            if len(interned) > 256:
+                interned.clear()
+            interned[key] = interned[tuple((type(v), v) for v in hit)] = hit
+        return hit
 
     def add_param_group(self, param_group):
         """torch's add_param_group, plus the checks the kernel needs (done once, here, so a bad
@@ -401,6 +419,7 @@ class Adam(torch.optim.Optimizer):
         super().__setstate__(state)
         self.__dict__.setdefault("last_found_inf", False)
         self.__dict__.setdefault("_mixed_defaults", _Mixed(False, None, False, 0))
+        self._mixed_interned = {tuple((type(v), v) for v in self._mixed_defaults): self._mixed_defaults}
         self._views = {}  # views of replaced state tensors must not be kept alive
         for group in self.param_groups:
             group.setdefault("amsgrad", False)
@@ -480,8 +499,8 @@ class Adam(torch.optim.Optimizer):
             # A master this param does not use (master_weights switched off, or float32 params):
             # it would go stale, so it goes.
             undo.append((p, "master_param", state.pop("master_param")))
-        if rec is None or not rec.state_valid(state, amsgrad, master, sdtype):
-            rec = self._views[id(p)] = _Views(p, state, amsgrad, master, sdtype, where)
+        if rec is None or rec.mixed is not mixed or not rec.state_valid(state, amsgrad):
+            rec = self._views[id(p)] = _Views(p, state, amsgrad, mixed, master, sdtype, where)
         return rec
 
     def step(self, closure=None, *, grad_scale=None):
@@ -579,8 +598,12 @@ class Adam(torch.optim.Optimizer):
         lr, betas, eps, wd = hyper
         calls = []
         buckets = {}
+        amsgrad = bool(group["amsgrad"])
+        state_of = self.state
         for p, g, rec, where, index in members:
-            rec = self._record(p, rec, group, mixed, where, undo)
+            # The common case (a record still valid) without the state-creation checks.
+            if rec is None or rec.mixed is not mixed or not rec.state_valid(state_of.get(p, _NO_STATE), amsgrad):
+                rec = self._record(p, rec, group, mixed, where, undo)
             step = float(rec.step)
             if not (0 <= step < _checks.INT64_MAX and step == int(step)):
                 raise InvalidArgumentError(f"state of {where}: step is {step}, expected a whole number >= 0 (and < 2**63 - 1)")
@@ -590,14 +613,17 @@ class Adam(torch.optim.Optimizer):
             b[0].append(rec)
             b[1].append(g)
             b[2].append(rec.step)
-            b[3].append(rec.tail(_DTYPE_CODES[g.dtype], index))
+            b[3].append(rec.tail(g.dtype, index))
         options = dict(lr=lr, betas=betas, eps=eps, weight_decay=wd,
                        decoupled_weight_decay=bool(group["decoupled_weight_decay"]),
-                       amsgrad=bool(group["amsgrad"]), maximize=bool(group["maximize"]),
+                       amsgrad=amsgrad, maximize=bool(group["maximize"]),
                        stochastic_rounding=mixed.stochastic_rounding, seed=mixed.seed)
         for step, b in buckets.items():
             calls.append((int(step) + 1, b, options, _rows(b)))
         return calls
+
+
+_NO_STATE = {}  # never written: what a param without state looks up
 
 
 def _check_across_calls(calls):
