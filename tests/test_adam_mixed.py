@@ -850,9 +850,6 @@ def test_bad_stochastic_rounding_arguments_are_refused(kwargs, exc, match, rng):
         np.testing.assert_array_equal(_bits(a), _bits(b))
 
 
-@pytest.mark.xfail(strict=True, reason="seed=0.0 / False / np.float64(0) skip the seed check "
-                   "(optim.adam_step only checks a seed != 0): the C backend then raises cffi's "
-                   "plain TypeError, the Numba one takes 0; 1.0 and True are DTypeErrors")
 @pytest.mark.parametrize("seed", [0.0, False, np.float64(0)], ids=repr)
 def test_a_zero_seed_that_is_not_an_int_is_refused(seed, rng):
     lists = sr_lists(rng)
@@ -1017,11 +1014,6 @@ def test_class_stochastic_rounding_keys_each_param_by_its_index(rng):
         tp.Adam(params, stochastic_rounding=True, seed=-1)
 
 
-@pytest.mark.xfail(strict=True, reason="Adam.step with params at different step counts (several "
-                   "calls) checks found_inf itself with np.divide(g, grad_scale) in the grad's dtype, "
-                   "so grad_scale is first rounded to float16: 60000 / 0.915755 is 65519.99 in "
-                   "float32 (adam_step: not found), 65536 with the scale in float16 (found); zero "
-                   "grads with grad_scale=1e-8 (0 in float16) are found by the class, not by adam_step")
 @pytest.mark.parametrize("value, scale", [(60000.0, 0.915755), (0.0, 1e-8)])
 def test_class_found_inf_over_several_calls_is_adam_steps_rule(value, scale):
     params = [np.ones(4, np.float16), np.ones(4, np.float16)]

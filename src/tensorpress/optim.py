@@ -59,15 +59,33 @@ def _seed(seed):
 
 
 def _tensor_indices(indices, count):
-    if indices is None:
-        return None
     try:
-        values = [_checks.int_in_range(i, "tensor_indices[]", 0, _checks.INT64_MAX) for i in indices]
+        entries = list(indices)
     except TypeError:
-        raise InvalidArgumentError(f"tensor_indices must be a sequence of ints, got {type(indices).__name__}") from None
+        raise DTypeError(f"tensor_indices must be a sequence of ints, got {type(indices).__name__}") from None
+    values = [_checks.int_in_range(i, f"tensor_indices[{n}]", 0, _checks.INT64_MAX) for n, i in enumerate(entries)]
     if len(values) != count:
         raise InvalidArgumentError(f"tensor_indices has {len(values)} entries for {count} params")
     return values
+
+
+_HALF_OVERFLOW = {_checks.FLOAT16: np.float32(65520.0), _checks.BFLOAT16: np.float32(np.uint32(0x7F7F8000).view(np.float32))}
+
+
+def _grads_found_inf(grads, grad_scale):
+    """adam_step's found-inf rule (docs/mixed_precision.md), for a step made of several calls:
+    grad / grad_scale in float32 (float64 for float64 grads) is NaN or Inf, or for a half grad
+    at least the magnitude that rounds to Inf in its own dtype."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for g in grads:
+            if g.dtype == np.float64:
+                q = np.abs(g / np.float64(grad_scale))
+            else:
+                q = np.abs(g.astype(np.float32) / np.float32(grad_scale))
+            limit = _HALF_OVERFLOW.get(g.dtype, np.inf)
+            if not (q < limit).all():
+                return True
+    return False
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9, 0.999),
@@ -124,7 +142,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, *, step, lr=1e-3, betas=(0.9
                 raise InvalidArgumentError("stochastic_rounding is for half params without master_params: "
                                            "with a master, the param is the master rounded to nearest")
             flags |= STOCHASTIC_ROUNDING
-    if seed != 0:
+    if type(seed) is not int or seed != 0:
         seed = _seed(seed)
     if type(params) is np.ndarray and max_exp_avg_sqs is None and master_params is None:
         lists = ((params,), (grads,), (exp_avgs,), (exp_avg_sqs,), None, None)  # the one-tensor call, inline
@@ -247,12 +265,8 @@ class Adam:
             ix = [i for group in groups.values() for i in group]
             checked = _checks.check_adam_tensors(self._lists(ix, grads))
             _hyper(max(groups) + 1, self.lr, self.betas, self.eps, self.weight_decay, grad_scale)
-            if grad_scale is not None:
-                scale = float(grad_scale)
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    # in the grad's own dtype: a half grad that overflows it counts (adam_step)
-                    if not all(np.isfinite(np.divide(g, scale)).all() for g in checked[1]):
-                        return True
+            if grad_scale is not None and _grads_found_inf(checked[1], float(grad_scale)):
+                return True
         for step, ix in groups.items():
             params, group_grads, exp_avgs, exp_avg_sqs, maxes, masters = self._lists(ix, grads)
             found_inf = adam_step(params, group_grads, exp_avgs, exp_avg_sqs, step=step + 1,
@@ -286,6 +300,7 @@ class Adam:
                 entry["master_param"] = self._masters[i].copy()
             state[i] = entry
         group = self._options()
+        group["stochastic_rounding"], group["seed"] = self.stochastic_rounding, self.seed
         group["params"] = list(range(len(self.params)))
         return {"state": state, "param_groups": [group]}
 
@@ -320,6 +335,12 @@ class Adam:
                 raise InvalidArgumentError(f"the state_dict's {name} must be a bool, got {value!r}")
             flags[name] = bool(value)
         amsgrad = flags["amsgrad"]
+        stochastic = group.get("stochastic_rounding", self.stochastic_rounding)
+        if not isinstance(stochastic, (bool, np.bool_)):
+            raise InvalidArgumentError(f"the state_dict's stochastic_rounding must be a bool, got {stochastic!r}")
+        if stochastic and self.master_weights:
+            raise InvalidArgumentError("the state_dict asks for stochastic rounding, and this optimizer keeps master weights")
+        seed = _seed(group.get("seed", self.seed))
         steps = [0] * n
         keys = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
         state_dtypes = self._state_dtypes()
@@ -344,6 +365,7 @@ class Adam:
         # Everything checked: now apply.
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.maximize, self.amsgrad = flags["maximize"], amsgrad
+        self.stochastic_rounding, self.seed = bool(stochastic), seed
         self._steps = steps
         self._init_state()
         for i, arrays in loaded:
