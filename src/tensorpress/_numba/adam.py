@@ -18,8 +18,7 @@ import struct
 import ml_dtypes
 import numba as nb
 import numpy as np
-from llvmlite import ir
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
 from .. import _checks
 from .._consts import (
@@ -36,6 +35,8 @@ from .._consts import (
 )
 from ..errors import InvalidArgumentError
 from . import PARALLEL_CHUNK, check_isa, serial_and_parallel, use_parallel
+from .half import bits_of as _bits
+from .half import float_from_bits as _float
 
 _PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
 
@@ -131,34 +132,6 @@ _TWO_M24 = np.float32(2.0**-24)
 # The smallest float32 magnitudes that round to Inf in float16 / bfloat16 (csrc/adam/variants.c).
 _F16_OVERFLOW = np.uint32(0x477FF000)  # 65520.0f
 _BF16_OVERFLOW = np.uint32(0x7F7F8000)  # 0x1.ffp127f
-
-
-@intrinsic
-def _float(typingctx, bits):
-    """The float32 whose bits are the low 32 of the unsigned integer `bits` (a register bit
-    cast, no memory; Numba widens uint32 arithmetic to uint64, hence the truncation)."""
-    if not isinstance(bits, nb.types.Integer) or bits.signed or bits.bitwidth < 32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        v = args[0]
-        if bits.bitwidth > 32:
-            v = builder.trunc(v, ir.IntType(32))
-        return builder.bitcast(v, ir.FloatType())
-
-    return nb.types.float32(bits), codegen
-
-
-@intrinsic
-def _bits(typingctx, value):
-    """The uint32 bits of the float32 `value` (a register bit cast)."""
-    if value != nb.types.float32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return nb.types.uint32(nb.types.float32), codegen
 
 
 @nb.njit(inline="always", **_SERIAL)

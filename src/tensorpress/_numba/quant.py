@@ -14,11 +14,12 @@ backend's *bad; the public layer words the exception.
 import ml_dtypes
 import numba as nb
 import numpy as np
-from llvmlite import ir
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
 from ..errors import InvalidArgumentError
 from . import check_isa
+from .half import bits_of as _bits_from_f32
+from .half import float_from_bits as _f32_from_bits
 
 from .._consts import QUANT_AFFINE as AFFINE
 from .._consts import QUANT_GIVEN as GIVEN
@@ -38,34 +39,6 @@ _HALF_TABLE = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float1
 
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-
-
-@intrinsic
-def _f32_from_bits(typingctx, bits):
-    """The float32 whose bits are the low 32 of the unsigned integer `bits` (a register bit
-    cast, no memory; Numba widens uint32 arithmetic to uint64, hence the truncation)."""
-    if not isinstance(bits, nb.types.Integer) or bits.signed or bits.bitwidth < 32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        v = args[0]
-        if bits.bitwidth > 32:
-            v = builder.trunc(v, ir.IntType(32))
-        return builder.bitcast(v, ir.FloatType())
-
-    return nb.types.float32(bits), codegen
-
-
-@intrinsic
-def _bits_from_f32(typingctx, value):
-    """The uint32 bits of the float32 `value` (a register bit cast)."""
-    if value != nb.types.float32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return nb.types.uint32(nb.types.float32), codegen
 
 
 @nb.njit(inline="always", **_KERNEL)
