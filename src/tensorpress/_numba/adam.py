@@ -36,7 +36,12 @@ from .._consts import (
 from ..errors import InvalidArgumentError
 from . import PARALLEL_CHUNK, check_isa, serial_and_parallel, use_parallel
 from .half import bits_of as _bits
+from .half import f16_to_f32 as _f16_to_f32
+from .half import f32_to_bf16_sr as _f32_to_bf16_sr
+from .half import f32_to_f16_sr as _f32_to_f16_sr
 from .half import float_from_bits as _float
+from .half import sr_bits as _sr_bits
+from .half import store_rounded as _store
 
 _PARALLEL_MIN = 65536  # below this a second thread costs more than it saves
 
@@ -117,7 +122,7 @@ def _any_nonfinite(g, scale):
     return acc != 0
 
 
-# --- mixed precision: csrc/half.h and csrc/adam/mixed_ref.c ----------------------------------
+# --- mixed precision: csrc/adam/mixed_ref.c (the conversions: _numba/half.py) ---------------
 # uint32 arithmetic: Numba widens integer operations to 64 bits, so every result that can carry
 # past bit 31 is cut back with np.uint32() before it is shifted right or compared, and no uint
 # value meets a signed one (uint64 with int64 gives float64 in Numba).
@@ -126,91 +131,9 @@ _BF16_DTYPE = np.dtype(ml_dtypes.bfloat16)
 _F16_DTYPE = np.dtype(np.float16)
 _F32_DTYPE = np.dtype(np.float32)
 _F64_DTYPE = np.dtype(np.float64)
-_TWO_112 = np.float32(2.0**112)
-_TWO_24 = np.float32(2.0**24)
-_TWO_M24 = np.float32(2.0**-24)
 # The smallest float32 magnitudes that round to Inf in float16 / bfloat16 (csrc/adam/variants.c).
 _F16_OVERFLOW = np.uint32(0x477FF000)  # 65520.0f
 _BF16_OVERFLOW = np.uint32(0x7F7F8000)  # 0x1.ffp127f
-
-
-@nb.njit(inline="always", **_SERIAL)
-def _f16_to_f32(h):
-    """IEEE half bits (uint32 holding 16) -> float32, exact (tp_f16_to_f32)."""
-    em = _U32(h & _U32(0x7FFF))
-    b = _bits(_float(_U32(em << _U32(13))) * _TWO_112)
-    b = _U32(b | _U32(0x7F800000)) if em >= _U32(0x7C00) else b
-    sign = _U32(_U32(h & _U32(0x8000)) << _U32(16))
-    return _float(_U32(b | sign))
-
-
-@nb.njit(inline="always", **_SERIAL)
-def _f32_to_bf16(f):
-    """float32 -> bfloat16 bits, nearest even; a NaN becomes 0x7fc0 with its sign (tp_f32_to_bf16)."""
-    b = _bits(f)
-    high = _U32(b >> _U32(16))
-    r = _U32(_U32(_U32(b + _U32(0x7FFF)) + _U32(high & _U32(1))) >> _U32(16))
-    nan = _U32(_U32(high & _U32(0x8000)) | _U32(0x7FC0))
-    return np.uint16(nan if _U32(b & _U32(0x7FFFFFFF)) > _U32(0x7F800000) else r)
-
-
-@nb.njit(inline="always", **_SERIAL)
-def _f32_to_f16(f):
-    """float32 -> IEEE half bits, nearest even, every path computed and one picked (tp_f32_to_f16)."""
-    b = _bits(f)
-    sign = _U32(_U32(b >> _U32(16)) & _U32(0x8000))
-    a = _U32(b & _U32(0x7FFFFFFF))
-    mant = _U32(a >> _U32(13))
-    # (a + ((15 - 127) << 23) + 0xfff + lowest kept bit) >> 13, wrapping at 32 bits
-    normal = _U32(_U32(_U32(a + _U32(0xC8000FFF)) + _U32(mant & _U32(1))) >> _U32(13))
-    sub = _U32(_bits(_float(a) + np.float32(0.5)) - _U32(0x3F000000))
-    big = _U32(_U32(0x7E00) | _U32(mant & _U32(0x3FF))) if a > _U32(0x7F800000) else _U32(0x7C00)
-    h = big if a >= _U32(0x47800000) else (sub if a < _U32(0x38800000) else normal)
-    return np.uint16(_U32(sign | h))
-
-
-@nb.njit(inline="always", **_SERIAL)
-def _hash32(x):
-    """tp_hash32: two multiply-xorshift rounds on 32-bit words."""
-    x = _U32(x ^ _U32(x >> _U32(16)))
-    x = _U32(x * _U32(0x21F0AAAD))
-    x = _U32(x ^ _U32(x >> _U32(15)))
-    x = _U32(x * _U32(0x735A2D97))
-    return _U32(x ^ _U32(x >> _U32(15)))
-
-
-@nb.njit(inline="always", **_SERIAL)
-def _sr_bits(key_lo, key_hi, lo):
-    """tp_sr_bits: the 32 random bits of the element whose index has low word `lo`."""
-    return _hash32(_U32(_hash32(_U32(lo ^ key_lo)) + key_hi))
-
-
-@nb.njit(inline="always", **_SERIAL)
-def _f32_to_bf16_sr(f, r):
-    """float32 -> bfloat16 bits rounded stochastically with the random bits r (tp_f32_to_bf16_sr)."""
-    b = _bits(f)
-    nan = _U32(_U32(_U32(b >> _U32(16)) & _U32(0x8000)) | _U32(0x7FC0))
-    rounded = _U32(_U32(b + _U32(r >> _U32(16))) >> _U32(16))
-    return np.uint16(nan if _U32(b & _U32(0x7FFFFFFF)) > _U32(0x7F800000) else rounded)
-
-
-@nb.njit(inline="always", **_SERIAL)
-def _f32_to_f16_sr(f, r):
-    """float32 -> IEEE half bits rounded stochastically with the random bits r (tp_f32_to_f16_sr)."""
-    b = _bits(f)
-    sign = _U32(_U32(b >> _U32(16)) & _U32(0x8000))
-    a = _U32(b & _U32(0x7FFFFFFF))
-    carried = _U32(a + _U32(r >> _U32(19)))
-    normal = (_U32(0x7C00) if carried >= _U32(0x47800000)
-              else _U32(_U32(carried >> _U32(13)) - _U32(112 << 10)))
-    y = _float(a if a < _U32(0x38800000) else _U32(0)) * _TWO_24
-    n = np.int32(y)
-    fraction = y - np.float32(n)
-    u = np.float32(np.int32(_U32(r >> _U32(8)))) * _TWO_M24
-    sub = _U32(_U32(n) + _U32(1 if _bits(u) < _bits(fraction) else 0))
-    nan = _U32(_U32(0x7E00) | _U32(_U32(a >> _U32(13)) & _U32(0x3FF)))
-    h = nan if a > _U32(0x7F800000) else (sub if a < _U32(0x38800000) else normal)
-    return np.uint16(_U32(sign | h))
 
 
 def _load(x, i):  # pragma: no cover - replaced by the overload inside jitted code
@@ -236,31 +159,6 @@ def _load_impl(x, i):
         return x[i]
 
     return load
-
-
-def _store(out, i, v):  # pragma: no cover - replaced by the overload inside jitted code
-    raise NotImplementedError
-
-
-@overload(_store)
-def _store_impl(out, i, v):
-    """out[i] = v (float32), rounded to nearest even into float16 bits (uint16) or bfloat16 bits (int16)."""
-    if out.dtype == nb.types.uint16:
-        def store_half(out, i, v):
-            out[i] = _f32_to_f16(v)
-
-        return store_half
-
-    if out.dtype == nb.types.int16:
-        def store_bfloat16(out, i, v):
-            out[i] = np.int16(_f32_to_bf16(v))
-
-        return store_bfloat16
-
-    def store(out, i, v):
-        out[i] = v
-
-    return store
 
 
 def _store_sr(out, i, v, r):  # pragma: no cover - replaced by the overload inside jitted code

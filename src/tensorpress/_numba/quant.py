@@ -18,8 +18,8 @@ from numba.extending import overload
 
 from ..errors import InvalidArgumentError
 from . import check_isa
-from .half import bits_of as _bits_from_f32
 from .half import float_from_bits as _f32_from_bits
+from .half import store_rounded as _store
 
 from .._consts import QUANT_AFFINE as AFFINE
 from .._consts import QUANT_GIVEN as GIVEN
@@ -39,58 +39,6 @@ _HALF_TABLE = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float1
 
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-
-
-@nb.njit(inline="always", **_KERNEL)
-def _to_bfloat16(v):
-    """float32 -> bfloat16 bits, nearest even (csrc/quant/quant_internal.h: qz_to_bf16)."""
-    b = _bits_from_f32(v)
-    if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
-        return np.uint16(((b >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7FC0))
-    return np.uint16((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
-
-
-@nb.njit(inline="always", **_KERNEL)
-def _to_half(v):
-    """float32 -> IEEE half bits, nearest even, overflow to Inf (qz_to_half)."""
-    b = _bits_from_f32(v)
-    sign = (b >> np.uint32(16)) & np.uint32(0x8000)
-    a = b & np.uint32(0x7FFFFFFF)
-    if a >= np.uint32(0x47800000):  # 2^16 and beyond: Inf, or NaN (quieted, top payload kept)
-        h = np.uint32(0x7C00)
-        if a > np.uint32(0x7F800000):
-            h = np.uint32(0x7E00) | ((a >> np.uint32(13)) & np.uint32(0x3FF))
-    elif a < np.uint32(0x38800000):  # below 2^-14: subnormal; the float add rounds to even
-        h = np.uint32(_bits_from_f32(_f32_from_bits(a) + np.float32(0.5)) - np.uint32(0x3F000000))
-    else:
-        h = np.uint32((a - np.uint32(112 << 23) + np.uint32(0xFFF) + ((a >> np.uint32(13)) & np.uint32(1)))
-                      >> np.uint32(13))
-    return np.uint16(sign | h)
-
-
-def _store(out, i, v):  # pragma: no cover - replaced by the overload inside jitted code
-    raise NotImplementedError
-
-
-@overload(_store)
-def _store_impl(out, i, v):
-    """out[i] = v (float32), rounded into float16 bits (uint16) or bfloat16 bits (int16)."""
-    if out.dtype == nb.types.uint16:
-        def store_half(out, i, v):
-            out[i] = _to_half(v)
-
-        return store_half
-
-    if out.dtype == nb.types.int16:
-        def store_bfloat16(out, i, v):
-            out[i] = np.int16(_to_bfloat16(v))
-
-        return store_bfloat16
-
-    def store(out, i, v):
-        out[i] = v
-
-    return store
 
 
 def _load(x, i):  # pragma: no cover - replaced by the overload inside jitted code
