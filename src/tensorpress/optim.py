@@ -272,7 +272,8 @@ class Adam:
             found_inf = adam_step(params, group_grads, exp_avgs, exp_avg_sqs, step=step + 1,
                                   max_exp_avg_sqs=maxes, master_params=masters,
                                   stochastic_rounding=self.stochastic_rounding, seed=self.seed,
-                                  tensor_indices=ix, grad_scale=grad_scale, **options)
+                                  tensor_indices=ix if self.stochastic_rounding else None,
+                                  grad_scale=grad_scale, **options)
             if found_inf:
                 return True
             for i in ix:
