@@ -3,6 +3,7 @@
     format.py        format.c         constants, header size and bound, writing and parsing it
     crc.py           crc.c            CRC-32 (zlib's)
     code_lengths.py  code_lengths.c   length-limited code lengths, canonical codes
+    table.py         table.c          a Huffman block's code-length table, both layouts
     encode.py        encode.c         blocks planned and written; the byte histogram
     decode.py        decode.c         blocks checked and decoded
     common.py        (common.h)       read-only views, the serial/parallel driver factory

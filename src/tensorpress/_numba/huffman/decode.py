@@ -10,13 +10,15 @@ from .code_lengths import canonical_codes
 from .. import check_isa
 from .common import pick, readonly, serial_and_parallel
 from .crc import crc32, read32
-from .format import (BLOCK_HEADER, ERR_CORRUPT, HUFF, MAX_BITS, PAYLOAD_START, RAW, RLE, TABLE,
+from .format import (BLOCK_HEADER, ERR_CORRUPT, HUFF, HUFF_RANGE, MAX_BITS, RAW, RLE, TABLE,
                      block_count, block_sizes, corrupt, parse)
+from .table import read_table
 
 
 @nb.njit(cache=True, nogil=True)
-def decode_block(blob, off, size, out, lo, ln, table):
-    """One block into out[lo:lo+ln]: 0 or ERR_CORRUPT. Every read stays in blob[off:off+size]."""
+def decode_block(blob, off, size, out, lo, ln, table, allow_range=False):
+    """One block into out[lo:lo+ln]: 0 or ERR_CORRUPT. Every read stays in blob[off:off+size].
+    allow_range: the block may be of type HUFF_RANGE (the float codec's streams only)."""
     if size < BLOCK_HEADER:
         return ERR_CORRUPT
     expect = read32(blob, off + 1)
@@ -29,15 +31,12 @@ def decode_block(blob, off, size, out, lo, ln, table):
         if size != BLOCK_HEADER + 1:
             return ERR_CORRUPT
         out[lo:lo + ln] = blob[off + BLOCK_HEADER]
-    elif btype == HUFF:
-        if size < PAYLOAD_START:
-            return ERR_CORRUPT
+    elif btype == HUFF or btype == HUFF_RANGE:
         lengths = np.empty(256, np.uint8)
+        at = read_table(blob, off, size, allow_range, lengths)
+        if at < 0:
+            return ERR_CORRUPT
         kraft = 0
-        for i in range(128):
-            b = blob[off + BLOCK_HEADER + i]
-            lengths[2 * i] = b & 15
-            lengths[2 * i + 1] = b >> 4
         for s in range(256):
             if lengths[s] > MAX_BITS:
                 return ERR_CORRUPT
@@ -45,8 +44,8 @@ def decode_block(blob, off, size, out, lo, ln, table):
                 kraft += 1 << (MAX_BITS - lengths[s])
         if kraft != TABLE:
             return ERR_CORRUPT
-        payload = size - PAYLOAD_START
-        j = off + BLOCK_HEADER + 128
+        payload = size - at - 12
+        j = off + at
         s0 = np.int64(read32(blob, j))
         s1 = np.int64(read32(blob, j + 4))
         s2 = np.int64(read32(blob, j + 8))
@@ -62,7 +61,7 @@ def decode_block(blob, off, size, out, lo, ln, table):
             while i < TABLE:
                 table[i] = entry
                 i += 1 << ln_s
-        base = off + PAYLOAD_START
+        base = off + at + 12
         a1 = base + s0
         a2 = a1 + s1
         a3 = a2 + s2

@@ -15,6 +15,7 @@ from .common import pick, readonly, serial_and_parallel
 from .crc import crc32
 from .format import (BLOCK_HEADER, BLOCK_LOG2, HUFF, MAX_BITS, PAYLOAD_START, RAW, RLE,
                      block_count, header_size, put32le, write_header)
+from .table import write_table
 
 
 @nb.njit(cache=True, nogil=True)
@@ -74,7 +75,8 @@ def plan_block(src, lo, ln, lengths, stream_bytes):
 
 @nb.njit(cache=True, nogil=True)
 def write_block(src, lo, ln, btype, symbol, lengths, stream_bytes, dst, off):
-    """Phase B: the block at dst[off:]; returns 0, or -1 on an internal size mismatch."""
+    """Phase B: the block at dst[off:]; returns 0, or -1 on an internal size mismatch. btype
+    may also be HUFF_RANGE (the float codec's range table, table.py)."""
     dst[off] = btype
     put32le(dst, off + 1, crc32(src, lo, ln))
     if btype == RAW:
@@ -84,9 +86,7 @@ def write_block(src, lo, ln, btype, symbol, lengths, stream_bytes, dst, off):
         dst[off + BLOCK_HEADER] = symbol
         return 0
     p = off + BLOCK_HEADER
-    for i in range(128):
-        dst[p + i] = lengths[2 * i] | (lengths[2 * i + 1] << 4)
-    p += 128
+    p += write_table(dst, p, btype, lengths)  # HUFF, or the float codec's HUFF_RANGE
     for k in range(3):
         put32le(dst, p + 4 * k, np.uint64(stream_bytes[k]))
     p += 12

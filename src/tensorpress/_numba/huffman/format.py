@@ -19,6 +19,7 @@ PAYLOAD_START = BLOCK_HEADER + 128 + 12
 MAGIC = b"TPHF"
 VERSION = 2
 RAW, RLE, HUFF = 0, 1, 2
+HUFF_RANGE = 3  # type 2 with a range table: the float codec's streams only (table.py)
 
 OK = 0
 ERR_CORRUPT = -2
