@@ -63,6 +63,7 @@ int tp_set_num_threads(int n);
 #include "tp_quant.h"
 #include "tp_topk.h"
 #include "tp_huffman.h"
+#include "tp_floatcodec.h"
 #include "tp_stream.h"
 
 #ifdef __cplusplus

@@ -42,6 +42,9 @@ C_NAMES = {
     "HUFFMAN_UINT8": "TP_HUFFMAN_UINT8",
     "HUFFMAN_INT8": "TP_HUFFMAN_INT8",
     "HUFFMAN_BYTES": "TP_HUFFMAN_BYTES",
+    "FLOAT_CODEC_MAX_NDIM": "TP_FLOAT_CODEC_MAX_NDIM",
+    "FLOAT_CODEC_MIN_CHUNK_LOG2": "TP_FLOAT_CODEC_MIN_CHUNK_LOG2",
+    "FLOAT_CODEC_MAX_CHUNK_LOG2": "TP_FLOAT_CODEC_MAX_CHUNK_LOG2",
 }
 
 
@@ -67,7 +70,8 @@ def test_each_constant_equals_the_compiled_one(name):
 
 def test_every_shared_constant_is_checked():
     checked = set(C_NAMES) | {"HUFFMAN_MAGIC", "HUFFMAN_VERSION", "ISA_NAMES", "ISA_CODES",
-                              "ADAM_ROW", "ADAM_ROW_HEAD", "ADAM_ROW_TAIL"}
+                              "ADAM_ROW", "ADAM_ROW_HEAD", "ADAM_ROW_TAIL",
+                              "FLOAT_CODEC_MAGIC", "FLOAT_CODEC_VERSION", "FLOAT_CODEC_CHUNK_LOG2"}
     public = {n for n in vars(_consts) if n.isupper()}
     assert public == checked, f"unchecked constants: {sorted(public - checked)}"
 
@@ -76,6 +80,10 @@ def test_format_constants_equal_the_headers():
     defines = header_defines()
     assert defines["HUFF_MAGIC"] == '"%s"' % _consts.HUFFMAN_MAGIC.decode()
     assert int(defines["HUFF_VERSION"]) == _consts.HUFFMAN_VERSION
+    assert defines["FLOAT_MAGIC"] == '"%s"' % _consts.FLOAT_CODEC_MAGIC.decode()
+    assert int(defines["FLOAT_VERSION"]) == _consts.FLOAT_CODEC_VERSION
+    chunks = _consts.FLOAT_CODEC_CHUNK_LOG2.values()
+    assert all(_consts.FLOAT_CODEC_MIN_CHUNK_LOG2 <= c <= _consts.FLOAT_CODEC_MAX_CHUNK_LOG2 for c in chunks)
     # one code per half type, not one per family
     assert sorted(k for k in defines if k.endswith("FLOAT16")) == ["TP_BFLOAT16", "TP_FLOAT16"]
     assert _consts.ISA_CODES == {v: k for k, v in _consts.ISA_NAMES.items()}

@@ -13,12 +13,12 @@
 static uint16_t table_entry(int symbol, int length) { return (uint16_t)(length | (symbol << 8)); }
 
 int huff_decode_block(huff_decode4_fn decode4, huff_crc32_fn crc32, const uint8_t *blk,
-                      int64_t size, uint8_t *out, int64_t len) {
+                      int64_t size, uint8_t *out, int64_t len, int allow_range) {
     TP_RETURN_IF(size < HUFF_BLOCK_HEADER, TP_ERR_CORRUPT);
     uint32_t expect = tp_load32le(blk + 1), crc = 0;
     switch (blk[0]) {
-        case BLOCK_RAW:
-            TP_RETURN_IF(size != HUFF_BLOCK_HEADER + len, TP_ERR_CORRUPT);
+        case BLOCK_RAW: /* one byte is a single-symbol block (B2): a flipped type bit shows */
+            TP_RETURN_IF(size != HUFF_BLOCK_HEADER + len || len < 2, TP_ERR_CORRUPT);
             memcpy(out, blk + HUFF_BLOCK_HEADER, (size_t)len);
             crc = crc32(0, out, (size_t)len);
             break;
@@ -27,21 +27,19 @@ int huff_decode_block(huff_decode4_fn decode4, huff_crc32_fn crc32, const uint8_
             memset(out, blk[HUFF_BLOCK_HEADER], (size_t)len);
             crc = crc32(0, out, (size_t)len);
             break;
-        case BLOCK_HUFF: {
-            TP_RETURN_IF(size < HUFF_PAYLOAD_START, TP_ERR_CORRUPT);
+        case BLOCK_HUFF:
+        case BLOCK_HUFF_RANGE: {
             uint8_t lengths[256];
-            const uint8_t *p = blk + HUFF_BLOCK_HEADER;
-            for (int i = 0; i < HUFF_LENGTHS_BYTES; i++) {
-                lengths[2 * i] = p[i] & 15;
-                lengths[2 * i + 1] = p[i] >> 4;
-            }
+            int64_t at;
+            int status = huff_read_table(blk, size, allow_range, lengths, &at);
+            TP_RETURN_IF(status != TP_OK, status);
             /* A complete code (Kraft's sum exactly 1) fills every table entry. */
             TP_RETURN_IF(huff_kraft(lengths) != HUFF_TABLE, TP_ERR_CORRUPT);
-            p += HUFF_LENGTHS_BYTES;
-            uint64_t payload = (uint64_t)(size - HUFF_PAYLOAD_START);
+            const uint8_t *p = blk + at;
+            uint64_t payload = (uint64_t)(size - at - 12);
             uint64_t s0 = tp_load32le(p), s1 = tp_load32le(p + 4), s2 = tp_load32le(p + 8);
             TP_RETURN_IF(s0 + s1 + s2 > payload, TP_ERR_CORRUPT);
-            const uint8_t *base = blk + HUFF_PAYLOAD_START;
+            const uint8_t *base = blk + at + 12;
             const uint64_t start[4] = {0, s0, s0 + s1, s0 + s1 + s2};
             const uint64_t end[4] = {s0, s0 + s1, s0 + s1 + s2, payload};
             uint16_t codes[256], table[HUFF_TABLE];
@@ -52,7 +50,7 @@ int huff_decode_block(huff_decode4_fn decode4, huff_crc32_fn crc32, const uint8_
                 uint16_t entry = table_entry(s, l);
                 for (int i = codes[s]; i < HUFF_TABLE; i += 1 << l) table[i] = entry;
             }
-            int status = decode4(table, base, start, end, out, len, &crc);
+            status = decode4(table, base, start, end, out, len, &crc);
             TP_RETURN_IF(status != TP_OK, status);
             break;
         }
@@ -88,7 +86,7 @@ int tp_huffman_decode_isa(const uint8_t *blob, int64_t size, uint8_t *dst, int64
             for (; cursor < b; cursor++) offset += tp_load32le(sizes + 4 * cursor);
             if (mine != TP_OK) continue; /* no break out of an OpenMP loop */
             int64_t len = count - b * bs < bs ? count - b * bs : bs;
-            mine = decode_block(blob + offset, tp_load32le(sizes + 4 * b), dst + b * bs, len);
+            mine = decode_block(blob + offset, tp_load32le(sizes + 4 * b), dst + b * bs, len, 0);
         }
         if (mine < status) status = mine;
     }

@@ -44,6 +44,7 @@ void huff_plan_from_counts(const uint32_t (*c)[256], int64_t len, huff_lengths_f
     }
     memset(plan->stream_bytes, 0, sizeof plan->stream_bytes);
     plan->symbol = 0;
+    plan->huffman_size = 0;
     if (used == 1) {
         plan->type = BLOCK_RLE;
         plan->symbol = (uint8_t)last;
@@ -61,6 +62,7 @@ void huff_plan_from_counts(const uint32_t (*c)[256], int64_t len, huff_lengths_f
         plan->stream_bytes[k] = (uint32_t)((bits + 7) / 8);
         bytes += plan->stream_bytes[k];
     }
+    plan->huffman_size = (uint32_t)bytes;
     if (bytes < plan->size) {
         plan->type = BLOCK_HUFF;
         plan->size = (uint32_t)bytes;
@@ -89,9 +91,7 @@ int huff_write_block(huff_encode4_fn encode4, const uint8_t *src, int64_t len,
         return TP_OK;
     }
     uint8_t *p = dst + HUFF_BLOCK_HEADER;
-    for (int i = 0; i < HUFF_LENGTHS_BYTES; i++)
-        p[i] = (uint8_t)(plan->lengths[2 * i] | (plan->lengths[2 * i + 1] << 4));
-    p += HUFF_LENGTHS_BYTES;
+    p += huff_write_table(p, plan->type, plan->lengths);
     for (int k = 0; k < 3; k++) tp_store32le(p + 4 * k, plan->stream_bytes[k]);
     p += 12;
     uint16_t codes[256];

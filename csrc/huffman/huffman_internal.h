@@ -29,7 +29,12 @@
 #define HUFF_PAYLOAD_START (HUFF_BLOCK_HEADER + HUFF_LENGTHS_BYTES + 12) /* + 3 stream sizes */
 #define HUFF_MAX_COUNT ((int64_t)1 << 50)
 
-enum { BLOCK_RAW = 0, BLOCK_RLE = 1, BLOCK_HUFF = 2 };
+/* Block types. BLOCK_HUFF_RANGE (the float codec's streams only; docs/float_codec.md section
+ * 5) is BLOCK_HUFF with the lengths of a range of symbols only: u8 first, u8 count - 1, then
+ * ceil(count / 2) bytes of 4-bit lengths (symbol first + 2i low nibble, an odd count's last high
+ * nibble 0). The exponent plane of a chunk uses a few dozen symbols, so its table takes ~20
+ * bytes instead of 128. */
+enum { BLOCK_RAW = 0, BLOCK_RLE = 1, BLOCK_HUFF = 2, BLOCK_HUFF_RANGE = 3 };
 
 /* Bytes before the first block (format.c). */
 int64_t huff_header_size(int64_t count, int32_t ndim, int32_t block_log2);
@@ -47,6 +52,7 @@ typedef struct {
     uint32_t stream_bytes[4];
     uint32_t size;     /* bytes of the whole block in the stream */
     uint32_t checksum; /* CRC-32 of the block's bytes */
+    uint32_t huffman_size; /* a BLOCK_HUFF block's size, whatever the type; 0: no code */
     uint8_t type;
     uint8_t symbol;
     uint8_t lengths[256];
@@ -55,6 +61,18 @@ typedef struct {
     int64_t offset;
     volatile int ready;
 } huff_plan;
+
+/* ---- the code-length table of a Huffman block (table.c) ------------------------------------
+ * Bytes of the table a BLOCK_HUFF_RANGE block needs for these lengths (at least two used). */
+int huff_range_table_bytes(const uint8_t *lengths);
+/* The table of a Huffman block of `type` (BLOCK_HUFF or BLOCK_HUFF_RANGE) at dst; returns its
+ * bytes. */
+int huff_write_table(uint8_t *dst, int type, const uint8_t *lengths);
+/* The lengths of the Huffman block blk (size bytes, type BLOCK_HUFF, or BLOCK_HUFF_RANGE when
+ * allow_range) and the offset of its three stream sizes; TP_ERR_CORRUPT when the table does
+ * not fit the block or a range runs past symbol 255 or pads with a nonzero nibble. */
+int huff_read_table(const uint8_t *blk, int64_t size, int allow_range, uint8_t *lengths,
+                    int64_t *sizes_at);
 
 /* ---- code lengths (code_lengths.c) --------------------------------------------------------- */
 /* Lengths limited to max_bits for n <= 256 counts: TP_OK, or TP_ERR_ARGUMENT when more than
@@ -105,8 +123,10 @@ typedef struct {
     void (*plan)(const uint8_t *src, int64_t len, huff_plan *plan);
     int (*write)(const uint8_t *src, int64_t len, const huff_plan *plan, uint8_t *dst);
 } huff_block_encoder;
-/* One block of `size` bytes into out[0, len): TP_OK or TP_ERR_CORRUPT. */
-typedef int (*huff_block_decoder)(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len);
+/* One block of `size` bytes into out[0, len): TP_OK or TP_ERR_CORRUPT. allow_range: the block
+ * may be of type BLOCK_HUFF_RANGE (the float codec's streams; never the Huffman stream's). */
+typedef int (*huff_block_decoder)(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len,
+                                  int allow_range);
 /* The four streams' histograms of src (symbol i counts in c[i % 4]), added to c. */
 typedef void (*huff_count_fn)(const uint8_t *src, int64_t len, uint32_t (*c)[256]);
 
@@ -126,13 +146,14 @@ void huff_plan_block(huff_scan_fn scan, const uint8_t *src, int64_t len, huff_pl
 int huff_write_block(huff_encode4_fn encode4, const uint8_t *src, int64_t len,
                      const huff_plan *plan, uint8_t *dst);
 int huff_decode_block(huff_decode4_fn decode4, huff_crc32_fn crc32, const uint8_t *blk,
-                      int64_t size, uint8_t *out, int64_t len);
+                      int64_t size, uint8_t *out, int64_t len, int allow_range);
 
 /* The scalar references (ref.c): the block format of docs/huffman.md read top to bottom. */
 void huffman_plan_block_ref(const uint8_t *src, int64_t len, huff_plan *plan);
 int huffman_write_block_ref(const uint8_t *src, int64_t len, const huff_plan *plan,
                             uint8_t *dst);
-int huffman_decode_block_ref(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len);
+int huffman_decode_block_ref(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len,
+                             int allow_range);
 void huffman_count_ref(const uint8_t *src, int64_t len, uint32_t (*c)[256]);
 
 #if TP_HAVE_X86_VARIANTS

@@ -156,15 +156,14 @@ int huffman_write_block_ref(const uint8_t *src, int64_t len, const huff_plan *pl
         dst[HUFF_BLOCK_HEADER] = plan->symbol;
         return TP_OK;
     }
-    for (int i = 0; i < HUFF_LENGTHS_BYTES; i++) /* symbol 2i in the low nibble */
-        dst[HUFF_BLOCK_HEADER + i] = (uint8_t)(plan->lengths[2 * i] | plan->lengths[2 * i + 1] << 4);
+    const int table = huff_write_table(dst + HUFF_BLOCK_HEADER, plan->type, plan->lengths);
     for (int k = 0; k < 3; k++)
-        tp_store32le(dst + HUFF_BLOCK_HEADER + HUFF_LENGTHS_BYTES + 4 * k, plan->stream_bytes[k]);
+        tp_store32le(dst + HUFF_BLOCK_HEADER + table + 4 * k, plan->stream_bytes[k]);
     uint32_t codes[256];
     canonical_codes_ref(plan->lengths, codes);
     /* Stream k: the symbols i with i % 4 == k, each code's bits from its first (most
      * significant) on, zero-padded to its exact size. */
-    uint8_t *stream = dst + HUFF_PAYLOAD_START;
+    uint8_t *stream = dst + HUFF_BLOCK_HEADER + table + 12;
     for (int k = 0; k < 4; k++) {
         uint64_t size_bits = 8 * (uint64_t)plan->stream_bytes[k], pos = 0;
         memset(stream, 0, plan->stream_bytes[k]);
@@ -198,13 +197,11 @@ static int read_symbol(const uint8_t *stream, uint64_t *pos, uint64_t end,
     return -1; /* not reached with a complete code */
 }
 
-static int decode_huffman_ref(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len) {
-    if (size < HUFF_PAYLOAD_START) return TP_ERR_CORRUPT;
+static int decode_huffman_ref(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len,
+                              int allow_range) {
     uint8_t lengths[256];
-    for (int i = 0; i < HUFF_LENGTHS_BYTES; i++) {
-        lengths[2 * i] = blk[HUFF_BLOCK_HEADER + i] & 15;
-        lengths[2 * i + 1] = blk[HUFF_BLOCK_HEADER + i] >> 4;
-    }
+    int64_t at;
+    if (huff_read_table(blk, size, allow_range, lengths, &at) != TP_OK) return TP_ERR_CORRUPT;
     /* The lengths must make a complete code of at most HUFF_BITS bits: Kraft's sum 1. */
     uint32_t count[HUFF_BITS + 1] = {0};
     int64_t kraft = 0;
@@ -219,14 +216,14 @@ static int decode_huffman_ref(const uint8_t *blk, int64_t size, uint8_t *out, in
         for (int s = 0; s < 256; s++)
             if (lengths[s] == l) sorted[n_sorted++] = (uint8_t)s;
     /* The streams: sizes of 0, 1, 2 stored, stream 3 takes the rest of the block. */
-    const uint8_t *sizes = blk + HUFF_BLOCK_HEADER + HUFF_LENGTHS_BYTES;
-    uint64_t stream_size[4], payload = (uint64_t)(size - HUFF_PAYLOAD_START), stored = 0;
+    const uint8_t *sizes = blk + at;
+    uint64_t stream_size[4], payload = (uint64_t)(size - at - 12), stored = 0;
     for (int k = 0; k < 3; k++) stored += stream_size[k] = tp_load32le(sizes + 4 * k);
     if (stored > payload) return TP_ERR_CORRUPT;
     stream_size[3] = payload - stored;
     const uint8_t *stream[4];
     uint64_t pos[4] = {0};
-    stream[0] = blk + HUFF_PAYLOAD_START;
+    stream[0] = blk + at + 12;
     for (int k = 1; k < 4; k++) stream[k] = stream[k - 1] + stream_size[k - 1];
     for (int64_t i = 0; i < len; i++) {
         int k = (int)(i % 4);
@@ -243,19 +240,21 @@ static int decode_huffman_ref(const uint8_t *blk, int64_t size, uint8_t *out, in
     return TP_OK;
 }
 
-int huffman_decode_block_ref(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len) {
+int huffman_decode_block_ref(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len,
+                             int allow_range) {
     if (size < HUFF_BLOCK_HEADER) return TP_ERR_CORRUPT;
     int status = TP_OK;
     switch (blk[0]) {
-        case BLOCK_RAW: /* the bytes */
-            if (size != HUFF_BLOCK_HEADER + len) return TP_ERR_CORRUPT;
+        case BLOCK_RAW: /* the bytes (at least two: one is a single-symbol block) */
+            if (size != HUFF_BLOCK_HEADER + len || len < 2) return TP_ERR_CORRUPT;
             memcpy(out, blk + HUFF_BLOCK_HEADER, (size_t)len);
             break;
         case BLOCK_RLE: /* one symbol, repeated */
             if (size != HUFF_BLOCK_HEADER + 1) return TP_ERR_CORRUPT;
             memset(out, blk[HUFF_BLOCK_HEADER], (size_t)len);
             break;
-        case BLOCK_HUFF: status = decode_huffman_ref(blk, size, out, len); break;
+        case BLOCK_HUFF:
+        case BLOCK_HUFF_RANGE: status = decode_huffman_ref(blk, size, out, len, allow_range); break;
         default: return TP_ERR_CORRUPT;
     }
     if (status != TP_OK) return status;

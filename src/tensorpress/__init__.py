@@ -18,6 +18,7 @@ from .errors import (
 from .optim import Adam, AdamW, adam_step
 from .quant import QuantizationError, dequantize_int8, quantization_error, quantize_int8
 from .huffman import entropy_bits, huffman_code_lengths, huffman_decode, huffman_encode
+from .floatcodec import float_decode, float_encode
 from .prune import global_topk_masks, nm_mask, prune_, topk_mask, topk_threshold
 from .pipeline import compress, decompress, load, save
 
@@ -44,6 +45,8 @@ __all__ = [
     "huffman_decode",
     "huffman_code_lengths",
     "entropy_bits",
+    "float_encode",
+    "float_decode",
     "topk_mask",
     "topk_threshold",
     "prune_",

@@ -85,17 +85,18 @@ def _choose():
 BACKEND = _choose()
 
 if BACKEND == "c":
-    from ._native import adam, huffman, quant, topk  # noqa: E402,F401
+    from ._native import adam, floatcodec, huffman, quant, topk  # noqa: E402,F401
 else:
-    from ._numba import adam, huffman, quant, topk  # noqa: E402,F401
+    from ._numba import adam, floatcodec, huffman, quant, topk  # noqa: E402,F401
 
-FAMILIES = ("adam", "huffman", "quant", "topk")
+FAMILIES = ("adam", "floatcodec", "huffman", "quant", "topk")
 
 
 def kernels(family):
     """The live backend's module of `family` (for tests and benchmarks; the public modules
     import them above by name)."""
-    return {"adam": adam, "huffman": huffman, "quant": quant, "topk": topk}[family]
+    return {"adam": adam, "floatcodec": floatcodec, "huffman": huffman, "quant": quant,
+            "topk": topk}[family]
 
 
 def kernels_of(backend, family):

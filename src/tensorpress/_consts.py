@@ -52,3 +52,15 @@ HUFFMAN_MAX_BLOCK_LOG2 = 24
 HUFFMAN_UINT8 = 0             # dtype codes stored in the stream
 HUFFMAN_INT8 = 1
 HUFFMAN_BYTES = 2
+
+# The lossless float codec's stream (csrc/tp_floatcodec.h, docs/float_codec.md); its dtype
+# codes are the element types above.
+FLOAT_CODEC_MAGIC = b"TPFC"
+FLOAT_CODEC_VERSION = 1
+FLOAT_CODEC_MAX_NDIM = 32
+FLOAT_CODEC_MIN_CHUNK_LOG2 = 10
+FLOAT_CODEC_MAX_CHUNK_LOG2 = 20
+# What float_encode writes, by element size: chunks of 128 KiB (2- and 4-byte elements) or
+# 256 KiB (8-byte): small enough that each chunk's codes follow its statistics, large enough
+# that the blocks' headers (about 40 bytes a coded plane) stay near 0.1% of the stream.
+FLOAT_CODEC_CHUNK_LOG2 = {2: 16, 4: 15, 8: 15}

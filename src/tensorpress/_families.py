@@ -73,7 +73,21 @@ class Huffman(Protocol):
         """Length-limited Huffman code lengths (uint8) for int64 `counts`."""
 
 
-FAMILIES = {"adam": Adam, "quant": Quant, "topk": Topk, "huffman": Huffman}
+class Floatcodec(Protocol):
+    def bound(self, count, dtype_code, ndim, chunk_log2):
+        """The largest stream `count` elements can need."""
+
+    def parse(self, blob):
+        """(count, dtype_code, shape, header_size, chunk_log2) of a stream's checked header."""
+
+    def encode(self, src, dtype_code, shape, chunk_log2, isa=None):
+        """The stream (bytes) of `src`, the flat unsigned-integer view of the elements."""
+
+    def decode(self, blob, out, isa=None):
+        """Decode a checked stream into `out`, the flat unsigned-integer view of its elements."""
+
+
+FAMILIES = {"adam": Adam, "quant": Quant, "topk": Topk, "huffman": Huffman, "floatcodec": Floatcodec}
 
 # Functions one backend adds, for its own tests: the C top-k's sampling knobs and its exposed
 # CRC-32 kernel (the Numba twins compute them inside their kernels).

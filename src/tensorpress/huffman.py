@@ -96,6 +96,7 @@ def _check_version(data):
 
 
 _RAW, _RLE, _HUFF = 0, 1, 2  # block types (docs/huffman.md section 3)
+_HUFF_RANGE = 3  # the float codec's compact-table Huffman block (docs/float_codec.md section 5)
 _BLOCK_HEADER = 5               # type byte + CRC-32
 _PAYLOAD_START = 145            # a Huffman block's bit streams start here
 
@@ -127,11 +128,7 @@ def _run_crcs(length):
 
 def _check_blocks(data, count, ndim, header_size, block_log2):
     """Check from the block table alone, before the output is allocated or touched, that each
-    block can hold the symbols the header gives it: a raw block exactly its payload, a Huffman
-    block at most 8 per payload byte (every code is at least 1 bit long), a single-symbol block
-    any run, when the CRC-32 it stores is that run's. A forged count (a few bytes claiming
-    gigabytes) is refused here; what passes is what the stream's bytes really encode, up to the
-    bit-level checks (code lengths, streams, the CRC-32 of decoded bytes) that need decoding."""
+    block can hold the symbols the header gives it (check_block_table)."""
     bs = 1 << block_log2
     n_blocks = -(-count // bs)
     if not n_blocks:
@@ -141,13 +138,34 @@ def _check_blocks(data, count, ndim, header_size, block_log2):
     offsets = header_size + np.cumsum(sizes) - sizes  # parse() checked that they add up
     lens = np.full(n_blocks, bs, np.int64)
     lens[-1] = count - (n_blocks - 1) * bs
+    check_block_table(data, offsets, sizes, lens, "huffman_decode")
+
+
+def check_block_table(data, offsets, sizes, lens, who, allow_range=False):
+    """Check that the blocks (section 3 of docs/huffman.md) at `offsets` of the stream `data`,
+    of `sizes` bytes, can each hold its `lens` symbols: a raw block exactly its payload, a
+    Huffman block at most 8 per payload byte (every code is at least 1 bit long), a
+    single-symbol block any run, when the CRC-32 it stores is that run's. A forged count (a few
+    bytes claiming gigabytes) is refused here; what passes is what the stream's bytes really
+    encode, up to the bit-level checks (code lengths, streams, the CRC-32 of decoded bytes) that
+    need decoding. The float codec's stream, made of the same blocks, is checked here too; with
+    `allow_range` its compact-table Huffman blocks (type 3) are accepted, their table's size read
+    from the block."""
     types = data[offsets]
     rle = types == _RLE
-    fits = ((types == _RAW) & (sizes == _BLOCK_HEADER + lens)) | (rle & (sizes == _BLOCK_HEADER + 1)) \
+    fits = ((types == _RAW) & (sizes == _BLOCK_HEADER + lens) & (lens >= 2)) | (rle & (sizes == _BLOCK_HEADER + 1)) \
         | ((types == _HUFF) & (sizes >= _PAYLOAD_START) & (lens <= 8 * (sizes - _PAYLOAD_START)))
+    if allow_range:
+        ranged = (types == _HUFF_RANGE) & (sizes >= _BLOCK_HEADER + 2 + 12)
+        at = offsets[ranged]
+        count = data[at + _BLOCK_HEADER + 1].astype(np.int64) + 1
+        payload_start = _BLOCK_HEADER + 2 + (count + 1) // 2 + 12
+        ok = (data[at + _BLOCK_HEADER].astype(np.int64) + count <= 256) & (sizes[ranged] >= payload_start) \
+            & (lens[ranged] <= 8 * (sizes[ranged] - payload_start))
+        fits[np.flatnonzero(ranged)[ok]] = True
     if not fits.all():
         b = int(np.argmin(fits))
-        raise CorruptDataError(f"huffman_decode: corrupt data (block {b}, {int(sizes[b])} bytes of "
+        raise CorruptDataError(f"{who}: corrupt data (block {b}, {int(sizes[b])} bytes of "
                                f"type {int(types[b])}, cannot hold its {int(lens[b])} symbols)")
     if rle.any():
         at = offsets[rle]
@@ -163,7 +181,7 @@ def _check_blocks(data, count, ndim, header_size, block_log2):
             else:
                 crcs = _run_crcs(int(length))
             if (crcs[symbols[mine]] != stored[mine]).any():
-                raise CorruptDataError("huffman_decode: corrupt data (a single-symbol block fails its checksum)")
+                raise CorruptDataError(f"{who}: corrupt data (a single-symbol block fails its checksum)")
 
 
 def huffman_decode(blob, out=None, *, max_count=None):

@@ -30,5 +30,6 @@ cd "$OUT"
 ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$PRELOAD" PYTHONPATH="$OUT/src" TENSORPRESS_BACKEND=c \
     python -m pytest -s -q -p no:cacheprovider \
     tests/test_adam.py tests/test_adam_mixed.py tests/test_topk.py tests/test_quant.py tests/test_huffman.py \
+    tests/test_float_codec.py \
     tests/test_concurrency.py tests/test_hostile_api.py "$@"
 cd "$ROOT"

@@ -173,54 +173,74 @@ def decode(blob):
         raise Corrupt("length")
     out, off = bytearray(), hsize
     for b, size in enumerate(sizes):
-        length = min(bs, count - b * bs)
-        block = blob[off:off + size]
+        out += decode_block(blob[off:off + size], min(bs, count - b * bs))
         off += size
-        if size < 5:
-            raise Corrupt("block")
-        kind, (check,) = block[0], struct.unpack_from("<I", block, 1)
-        if kind == 0:
-            if size != 5 + length:
-                raise Corrupt("raw")
-            data = block[5:]
-        elif kind == 1:
-            if size != 6:
-                raise Corrupt("rle")
-            data = bytes([block[5]]) * length
-        elif kind == 2:
+    return dtype, tuple(shape), bytes(out)
+
+
+def decode_block(block, length, allow_range=False):
+    """The `length` bytes one block (section 3) decodes to, or raise Corrupt. With
+    `allow_range`, also type 3 (docs/float_codec.md section 5: the lengths of a range of symbols
+    only), which only the float codec's streams hold."""
+    size = len(block)
+    if size < 5:
+        raise Corrupt("block")
+    kind, (check,) = block[0], struct.unpack_from("<I", block, 1)
+    if kind == 0:
+        if size != 5 + length or length < 2:
+            raise Corrupt("raw")
+        data = block[5:]
+    elif kind == 1:
+        if size != 6:
+            raise Corrupt("rle")
+        data = bytes([block[5]]) * length
+    elif kind == 2 or (kind == 3 and allow_range):
+        if kind == 2:  # 256 nibbles, symbol 2i in the low one
             if size < 145:
                 raise Corrupt("huff")
-            lengths = []
-            for byte in block[5:133]:
-                lengths += [byte & 15, byte >> 4]
-            if max(lengths) > MAX_BITS or sum(2.0 ** -l for l in lengths if l) != 1.0:
-                raise Corrupt("lengths")
-            codes = canonical_codes(lengths)
-            s = struct.unpack_from("<3I", block, 133)
-            if sum(s) > size - 145:
-                raise Corrupt("jump table")
-            bounds = [145, 145 + s[0], 145 + s[0] + s[1], 145 + sum(s), size]
-            data = bytearray(length)
-            for k in range(4):
-                stream = block[bounds[k]:bounds[k + 1]]
-                bits = [(byte >> j) & 1 for byte in stream for j in range(8)]
-                pos = 0
-                for i in range(k, length, 4):
-                    code, l = 0, 0
-                    while (l, code) not in codes:
-                        if pos >= len(bits) or l >= MAX_BITS:
-                            raise Corrupt("stream overrun")
-                        code = (code << 1) | bits[pos]
-                        pos += 1
-                        l += 1
-                    data[i] = codes[(l, code)]
-                rest = bits[pos:]
-                if len(rest) >= 8 or any(rest):
-                    raise Corrupt("stream end")
-            data = bytes(data)
-        else:
-            raise Corrupt("block type")
-        if crc32(data) != check:
-            raise Corrupt("block checksum")
-        out += data
-    return dtype, tuple(shape), bytes(out)
+            at = 133
+            lengths = [n for byte in block[5:at] for n in (byte & 15, byte >> 4)]
+        else:  # first symbol, count - 1, the range's nibbles
+            if size < 5 + 2 + 12:
+                raise Corrupt("huff")
+            first, count = block[5], block[6] + 1
+            at = 5 + 2 + (count + 1) // 2
+            if first + count > 256 or size < at + 12:
+                raise Corrupt("range table")
+            nibbles = [n for byte in block[7:at] for n in (byte & 15, byte >> 4)]
+            if count % 2 and nibbles[-1]:
+                raise Corrupt("pad nibble")
+            lengths = [0] * first + nibbles[:count] + [0] * (256 - first - count)
+            if not lengths[first] or not lengths[first + count - 1]:
+                raise Corrupt("range wider than the used symbols")
+        if max(lengths) > MAX_BITS or sum(2.0 ** -l for l in lengths if l) != 1.0:
+            raise Corrupt("lengths")
+        codes = canonical_codes(lengths)
+        s = struct.unpack_from("<3I", block, at)
+        if sum(s) > size - at - 12:
+            raise Corrupt("jump table")
+        start = at + 12
+        bounds = [start, start + s[0], start + s[0] + s[1], start + sum(s), size]
+        data = bytearray(length)
+        for k in range(4):
+            stream = block[bounds[k]:bounds[k + 1]]
+            bits = [(byte >> j) & 1 for byte in stream for j in range(8)]
+            pos = 0
+            for i in range(k, length, 4):
+                code, l = 0, 0
+                while (l, code) not in codes:
+                    if pos >= len(bits) or l >= MAX_BITS:
+                        raise Corrupt("stream overrun")
+                    code = (code << 1) | bits[pos]
+                    pos += 1
+                    l += 1
+                data[i] = codes[(l, code)]
+            rest = bits[pos:]
+            if len(rest) >= 8 or any(rest):
+                raise Corrupt("stream end")
+        data = bytes(data)
+    else:
+        raise Corrupt("block type")
+    if crc32(data) != check:
+        raise Corrupt("block checksum")
+    return bytes(data)

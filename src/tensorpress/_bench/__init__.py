@@ -8,4 +8,4 @@ plot.py draws for ``tensorpress bench --plot DIR``. ``FAMILIES`` lists them in t
 report prints them.
 """
 
-FAMILIES = ["adam", "adam_mixed", "quant", "topk", "huffman", "pipeline"]
+FAMILIES = ["adam", "adam_mixed", "quant", "topk", "huffman", "lossless", "pipeline"]

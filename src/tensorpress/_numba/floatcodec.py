@@ -340,7 +340,7 @@ def decode_chunk(blob, offsets, sizes, first, out, lo, ln):
     for p in range(planes):
         off = offsets[first + p]
         size = sizes[first + p]
-        if size == BLOCK_HEADER + ln and blob[off] == RAW:
+        if size == BLOCK_HEADER + ln and blob[off] == RAW and ln >= 2:
             # a raw plane's checksum is checked in the stream, then the plane copied
             if crc32(blob, off + BLOCK_HEADER, ln) != read32(blob, off + 1):
                 return ERR_CORRUPT

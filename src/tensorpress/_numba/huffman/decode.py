@@ -24,7 +24,7 @@ def decode_block(blob, off, size, out, lo, ln, table, allow_range=False):
     expect = read32(blob, off + 1)
     btype = blob[off]
     if btype == RAW:
-        if size != BLOCK_HEADER + ln:
+        if size != BLOCK_HEADER + ln or ln < 2:  # one byte is a single-symbol block
             return ERR_CORRUPT
         out[lo:lo + ln] = blob[off + BLOCK_HEADER:off + BLOCK_HEADER + ln]
     elif btype == RLE:

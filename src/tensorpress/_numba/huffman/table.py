@@ -73,4 +73,6 @@ def read_table(blob, off, size, allow_range, lengths):
     lengths[:] = 0
     for i in range(count):
         lengths[first + i] = (blob[p + 2 + i // 2] >> (4 * (i & 1))) & 15
+    if lengths[first] == 0 or lengths[first + count - 1] == 0:  # exactly the used symbols
+        return -1
     return BLOCK_HEADER + nbytes

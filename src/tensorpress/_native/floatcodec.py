@@ -1,0 +1,68 @@
+"""C backend of the lossless float codec (csrc/floatcodec/): pointers taken, one call, status ->
+exception.
+
+Arguments arrive validated by tensorpress.floatcodec: `src` / `out` are 1-D C-contiguous
+unsigned-integer views of the elements (uint16 for bfloat16 / float16, uint32, uint64), `blob`
+a 1-D uint8 array over the stream's bytes. `isa` as every family takes it (_native.isa_code).
+"""
+
+import numpy as np
+
+from ..errors import CorruptDataError, InvalidArgumentError
+from . import check, ffi, get_num_threads, isa_code, lib
+
+
+def _u8(a):
+    return ffi.cast("uint8_t *", ffi.from_buffer(a)) if a.size else ffi.NULL
+
+
+def _ptr(a):
+    return ffi.cast("void *", ffi.from_buffer(a)) if a.size else ffi.NULL
+
+
+def _workspace(count, dtype_code, chunk_log2, encode):
+    size = lib.tp_float_workspace_size(count, dtype_code, chunk_log2, get_num_threads(), encode)
+    if size < 0:
+        raise InvalidArgumentError("float codec: too many elements")
+    return np.empty(max(1, (size + 7) // 8), np.uint64)
+
+
+def bound(count, dtype_code, ndim, chunk_log2):
+    return lib.tp_float_bound(count, dtype_code, ndim, chunk_log2)
+
+
+def encode(src, dtype_code, shape, chunk_log2, isa=None):
+    """The stream of the elements `src` (their dtype code and shape are stored)."""
+    count, ndim = src.size, len(shape)
+    capacity = lib.tp_float_bound(count, dtype_code, ndim, chunk_log2)
+    if capacity < 0:
+        raise InvalidArgumentError("float_encode: too many elements or dimensions")
+    dst = np.empty(capacity, np.uint8)
+    workspace = _workspace(count, dtype_code, chunk_log2, 1)
+    shape_arr = ffi.new("int64_t[]", [int(d) for d in shape] or [0])
+    written = ffi.new("int64_t *")
+    check(lib.tp_float_encode_isa(_ptr(src), count, dtype_code, ndim, shape_arr, chunk_log2,
+                                  _u8(dst), capacity, ffi.from_buffer(workspace),
+                                  workspace.nbytes, written, isa_code(isa)),
+          "float_encode")
+    return dst[: written[0]].tobytes()
+
+
+def parse(blob):
+    """(count, dtype_code, shape, header_size, chunk_log2) of a stream whose header checks out."""
+    info = ffi.new("tp_float_info *")
+    status = lib.tp_float_parse(_u8(blob), blob.size, info)
+    if status == lib.TP_ERR_CORRUPT:
+        raise CorruptDataError("float_decode: corrupt or truncated data (bad header)")
+    check(status, "float_decode")
+    return (info.count, info.dtype, tuple(info.shape[d] for d in range(info.ndim)),
+            info.header_size, info.chunk_log2)
+
+
+def decode(blob, out, isa=None):
+    """Decode a checked stream into `out` (exactly the header's count of its dtype's size)."""
+    _, dtype_code, _, _, chunk_log2 = parse(blob)
+    workspace = _workspace(out.size, dtype_code, chunk_log2, 0)
+    check(lib.tp_float_decode_isa(_u8(blob), blob.size, _ptr(out), out.size,
+                                  ffi.from_buffer(workspace), workspace.nbytes, isa_code(isa)),
+          "float_decode")
