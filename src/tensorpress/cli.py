@@ -197,7 +197,7 @@ def _check_compress(args):
     from tensorpress.errors import InvalidArgumentError
 
     checkpoints.kind(args.input)
-    if checkpoints.kind(args.output) != ".tpz":
+    if checkpoints.output_kind(args.output) != ".tpz":
         raise InvalidArgumentError(f"{args.output}: compress writes .tpz files")
     pipeline._options(args.sparsity, args.bits, args.axis, args.block_size, args.keep_small, args.keep)
 
@@ -206,13 +206,14 @@ def _compress(args):
     from tensorpress import checkpoints, container, pipeline
 
     start = time.perf_counter()
-    tensors = checkpoints.read(args.input)
-    # Records stream to the file as they are made: memory holds the input, not its compressed copy.
+    tensors = checkpoints.read(args.input)  # .safetensors and shards: mapped tensor by tensor when compressed
+    # Records stream to the file as they are made: memory holds a few tensors, not the checkpoint
+    # nor its compressed copy. The .tpz keeps the safetensors metadata and shard layout.
     records = pipeline.iter_records(
         tensors, sparsity=args.sparsity, bits=args.bits, axis=args.axis, block_size=args.block_size,
         keep_small=args.keep_small, keep=args.keep or (), threads=args.threads,
         progress=_progress(not args.json, "compress"))
-    index = container.write_file(args.output, records)
+    index = container.write_file(args.output, records, checkpoint=getattr(tensors, "info", None))
     summary = _summary(index, time.perf_counter() - start, args.input, args.output,
                        os.path.getsize(args.output))
     if args.json:
@@ -233,19 +234,32 @@ def _check_decompress(args):
 
     if checkpoints.kind(args.input) != ".tpz":
         raise InvalidArgumentError(f"{args.input}: decompress reads .tpz files")
-    if checkpoints.kind(args.output) == ".tpz":
-        raise InvalidArgumentError(f"{args.output}: decompress writes .safetensors or .npz files")
+    if checkpoints.output_kind(args.output) == ".tpz":
+        raise InvalidArgumentError(f"{args.output}: decompress writes .safetensors or .npz files, or a directory of shards")
 
 
 def _decompress(args):
-    from tensorpress import checkpoints, pipeline
+    from tensorpress import checkpoints, container, pipeline
+    from tensorpress.errors import InvalidArgumentError
 
     start = time.perf_counter()
-    tensors = pipeline.load(args.input, names=args.names)
-    checkpoints.write(args.output, tensors)
+    with container.Reader(args.input) as reader:
+        # decoded one tensor at a time as the writer asks, each in its dtype before compression
+        tensors = pipeline.Decoded(reader, names=args.names, source_dtypes=True)
+        out_kind = checkpoints.output_kind(args.output)
+        if out_kind == "directory":
+            shards = checkpoints.shards_of(reader.checkpoint, list(tensors))
+            if shards is None:
+                raise InvalidArgumentError(f"{args.input} was not compressed from a sharded checkpoint; "
+                                           "decompress it to a .safetensors or .npz file")
+            paths = checkpoints.write_sharded(args.output, tensors, shards)
+        else:
+            metadata = checkpoints.common_metadata(reader.checkpoint) if out_kind == ".safetensors" else None
+            checkpoints.write(args.output, tensors, metadata)
+            paths = [args.output]
     seconds = time.perf_counter() - start
     result = {"input": args.input, "output": args.output, "tensors": len(tensors),
-              "output_bytes": os.path.getsize(args.output), "seconds": seconds}
+              "output_bytes": sum(os.path.getsize(p) for p in paths), "seconds": seconds}
     if args.json:
         _say(json.dumps(result, indent=2))
     else:
