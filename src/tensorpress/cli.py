@@ -28,8 +28,9 @@ EXIT_HELP = """exit status:
   2    usage: a missing or unknown argument, an option value out of range, an unsupported
        file extension
   3    the operating system refused: a missing file, permissions, a full disk
-  130  interrupted (Ctrl-C); 143 terminated (SIGTERM). An unfinished output file is never left
-       behind: the previous file at that path, if any, is kept as it was."""
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM). An unfinished output is never left
+       behind: the previous file at that path (the previous shards in a directory), if any, is
+       kept as it was."""
 
 
 def _bench(args):
@@ -333,8 +334,13 @@ def build_parser():
         description="Deep Compression of a checkpoint: per large floating-point tensor, magnitude "
         "pruning to --sparsity, symmetric int8 quantization per output channel, Huffman coding of "
         "the values (and of the gaps between nonzeros when that is smaller). Small, non-float and "
-        "--keep tensors are stored losslessly. The output is written atomically.")
-    comp.add_argument("input", help="checkpoint to read: .safetensors, .npz or .tpz")
+        "--keep tensors are stored losslessly. bfloat16 and float16 tensors are quantized as they are "
+        "(the int8 of their float32 values, without a float32 copy). A .safetensors input, one file or "
+        "sharded, is read tensor by tensor through memory maps and the output written as each tensor "
+        "is done, so memory holds a few tensors, not the checkpoint. The .tpz keeps the safetensors "
+        "metadata and the shard layout for decompress. The output is written atomically.")
+    comp.add_argument("input", help="checkpoint to read: .safetensors, .npz or .tpz, or a sharded .safetensors "
+                      "checkpoint: its directory (holding one *.safetensors.index.json) or its index.json")
     comp.add_argument("-o", "--output", required=True, help="the .tpz file to write")
     comp.add_argument("--sparsity", type=float, default=0.0, help="fraction of each large tensor's weights set to zero, in [0, 1) (default 0)")
     comp.add_argument("--bits", type=int, default=8, help="quantization width, 2 to 8 (default 8)")
@@ -346,10 +352,16 @@ def build_parser():
     comp.add_argument("--json", action="store_true", help="print a machine-readable summary")
     comp.set_defaults(run=_compress, check=_check_compress)
 
-    dec = sub.add_parser("decompress", **with_exit_codes, help="turn a .tpz file back into .safetensors or .npz",
-                         description="Decode a .tpz file (all tensors, or --names) and write them, atomically.")
+    dec = sub.add_parser("decompress", **with_exit_codes, help="turn a .tpz file back into .safetensors, .npz or shards",
+                         description="Decode a .tpz file (all tensors, or --names) tensor by tensor and write "
+                         "them, atomically, each in the dtype it had before compression (quantized bfloat16 and "
+                         "float16 tensors rounded to nearest even). A directory output gets the shards and index "
+                         "of the sharded checkpoint the .tpz was made from: every file is written completely "
+                         "before any is renamed into place, the index last; on an error or an interruption the "
+                         "directory is left as it was (a new one is removed), other files in it are not touched.")
     dec.add_argument("input", help="the .tpz file to read")
-    dec.add_argument("-o", "--output", required=True, help="file to write: .safetensors or .npz")
+    dec.add_argument("-o", "--output", required=True, help="where to write: a .safetensors or .npz file (every tensor "
+                     "in one file), or a directory (a path without extension) for the shards and index.json")
     dec.add_argument("--names", nargs="+", metavar="NAME", help="decode only these tensors")
     dec.add_argument("--json", action="store_true", help="print a machine-readable summary")
     dec.set_defaults(run=_decompress, check=_check_decompress)
