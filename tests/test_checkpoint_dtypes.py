@@ -2,7 +2,10 @@
 bit-exactly by the lossless path, quantized directly (no float32 copy) to the same int8 as their
 float32 conversion; and tensorpress's own .safetensors header reader on forged headers."""
 
+import contextlib
 import json
+import os
+import threading
 
 import ml_dtypes
 import numpy as np
@@ -128,3 +131,22 @@ def test_forged_safetensors_headers_fail_with_one_line(tmp_path, what):
     status, _, err = run_cli("compress", path, "-o", tmp_path / "out.tpz")
     assert status == 1 and one_error_line(err, path) and says in err, (what, err)
     assert not (tmp_path / "out.tpz").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("name", ["in.safetensors", "model.safetensors.index.json"])
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path, name):
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+
+    def unblock():  # had the reader opened the FIFO and waited, this writer would release it
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    timer = threading.Timer(5.0, unblock)
+    timer.start()
+    try:
+        status, _, err = run_cli("compress", fifo, "-o", tmp_path / "out.tpz")
+    finally:
+        timer.cancel()
+    assert status == 1 and one_error_line(err, fifo) and "not a regular file" in err, err

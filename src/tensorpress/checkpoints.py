@@ -24,6 +24,7 @@ so that write_sharded() can restore the same shards and index (docs/format.md).
 
 import collections.abc
 import contextlib
+import errno
 import json
 import math
 import mmap
@@ -155,6 +156,22 @@ class _Stored:
         return np.frombuffer(mapped, self.dtype, count, self.start - base).reshape(self.shape)
 
 
+def _open_file(path):
+    """`path` opened for reading, refused unless it is a regular file: a FIFO would block the
+    reader forever, a device give endless bytes. O_NONBLOCK makes opening a FIFO not wait."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if not stat.S_ISREG(mode):
+            raise CorruptDataError(f"{path}: not a regular file")
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _identity(st):
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
@@ -205,10 +222,8 @@ def _read_header(path):
     after checking the whole header against the file. Layout: u64 header size N, N bytes of JSON
     {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the
     data, whose tensors follow one another from offset 0 to the end of the file."""
-    with open(path, "rb") as f:
+    with _open_file(path) as f:
         st = os.fstat(f.fileno())
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(21, "Is a directory", path)
         head = f.read(8)
         if len(head) < 8:
             raise CorruptDataError(f"{path}: not a .safetensors file ({st.st_size} bytes, shorter than its header size)")
@@ -281,7 +296,7 @@ def _find_index(path):
 def _read_sharded(path):
     index_path = _find_index(path)
     directory = os.path.dirname(index_path) or "."
-    with open(index_path, "rb") as f:
+    with _open_file(index_path) as f:
         data = f.read(MAX_INDEX_SIZE + 1)
     if len(data) > MAX_INDEX_SIZE:
         raise CorruptDataError(f"{index_path}: larger than {MAX_INDEX_SIZE} bytes; no index is")
