@@ -241,7 +241,7 @@ def safetensors_bytes(header, data=b""):
 FORGED_SAFETENSORS = {
     "huge shape": safetensors_bytes({"w": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 8]}}, bytes(8)),
     "offsets past the end": safetensors_bytes({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}),
-    "bfloat16": safetensors_bytes({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, bytes(4)),
+    "float8": safetensors_bytes({"w": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}}, bytes(2)),
     "unknown dtype": safetensors_bytes({"w": {"dtype": "Q7", "shape": [2], "data_offsets": [0, 4]}}, bytes(4)),
     "header size too big": (2**62).to_bytes(8, "little") + b"{}",
     "not JSON": b"\x08\x00\x00\x00\x00\x00\x00\x00{{{{{{{{",

@@ -28,8 +28,9 @@ EXIT_HELP = """exit status:
   2    usage: a missing or unknown argument, an option value out of range, an unsupported
        file extension
   3    the operating system refused: a missing file, permissions, a full disk
-  130  interrupted (Ctrl-C); 143 terminated (SIGTERM). An unfinished output file is never left
-       behind: the previous file at that path, if any, is kept as it was."""
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM). An unfinished output is never left
+       behind: the previous file at that path (the previous shards in a directory), if any, is
+       kept as it was."""
 
 
 def _bench(args):
@@ -197,7 +198,7 @@ def _check_compress(args):
     from tensorpress.errors import InvalidArgumentError
 
     checkpoints.kind(args.input)
-    if checkpoints.kind(args.output) != ".tpz":
+    if checkpoints.output_kind(args.output) != ".tpz":
         raise InvalidArgumentError(f"{args.output}: compress writes .tpz files")
     pipeline._options(args.sparsity, args.bits, args.axis, args.block_size, args.keep_small, args.keep)
 
@@ -206,13 +207,14 @@ def _compress(args):
     from tensorpress import checkpoints, container, pipeline
 
     start = time.perf_counter()
-    tensors = checkpoints.read(args.input)
-    # Records stream to the file as they are made: memory holds the input, not its compressed copy.
+    tensors = checkpoints.read(args.input)  # .safetensors and shards: mapped tensor by tensor when compressed
+    # Records stream to the file as they are made: memory holds a few tensors, not the checkpoint
+    # nor its compressed copy. The .tpz keeps the safetensors metadata and shard layout.
     records = pipeline.iter_records(
         tensors, sparsity=args.sparsity, bits=args.bits, axis=args.axis, block_size=args.block_size,
         keep_small=args.keep_small, keep=args.keep or (), threads=args.threads,
         progress=_progress(not args.json, "compress"))
-    index = container.write_file(args.output, records)
+    index = container.write_file(args.output, records, checkpoint=getattr(tensors, "info", None))
     summary = _summary(index, time.perf_counter() - start, args.input, args.output,
                        os.path.getsize(args.output))
     if args.json:
@@ -233,19 +235,32 @@ def _check_decompress(args):
 
     if checkpoints.kind(args.input) != ".tpz":
         raise InvalidArgumentError(f"{args.input}: decompress reads .tpz files")
-    if checkpoints.kind(args.output) == ".tpz":
-        raise InvalidArgumentError(f"{args.output}: decompress writes .safetensors or .npz files")
+    if checkpoints.output_kind(args.output) == ".tpz":
+        raise InvalidArgumentError(f"{args.output}: decompress writes .safetensors or .npz files, or a directory of shards")
 
 
 def _decompress(args):
-    from tensorpress import checkpoints, pipeline
+    from tensorpress import checkpoints, container, pipeline
+    from tensorpress.errors import InvalidArgumentError
 
     start = time.perf_counter()
-    tensors = pipeline.load(args.input, names=args.names)
-    checkpoints.write(args.output, tensors)
+    with container.Reader(args.input) as reader:
+        # decoded one tensor at a time as the writer asks, each in its dtype before compression
+        tensors = pipeline.Decoded(reader, names=args.names, source_dtypes=True)
+        out_kind = checkpoints.output_kind(args.output)
+        if out_kind == "directory":
+            shards = checkpoints.shards_of(reader.checkpoint, list(tensors))
+            if shards is None:
+                raise InvalidArgumentError(f"{args.input} was not compressed from a sharded checkpoint; "
+                                           "decompress it to a .safetensors or .npz file")
+            paths = checkpoints.write_sharded(args.output, tensors, shards)
+        else:
+            metadata = checkpoints.common_metadata(reader.checkpoint) if out_kind == ".safetensors" else None
+            checkpoints.write(args.output, tensors, metadata)
+            paths = [args.output]
     seconds = time.perf_counter() - start
     result = {"input": args.input, "output": args.output, "tensors": len(tensors),
-              "output_bytes": os.path.getsize(args.output), "seconds": seconds}
+              "output_bytes": sum(os.path.getsize(p) for p in paths), "seconds": seconds}
     if args.json:
         _say(json.dumps(result, indent=2))
     else:
@@ -319,8 +334,13 @@ def build_parser():
         description="Deep Compression of a checkpoint: per large floating-point tensor, magnitude "
         "pruning to --sparsity, symmetric int8 quantization per output channel, Huffman coding of "
         "the values (and of the gaps between nonzeros when that is smaller). Small, non-float and "
-        "--keep tensors are stored losslessly. The output is written atomically.")
-    comp.add_argument("input", help="checkpoint to read: .safetensors, .npz or .tpz")
+        "--keep tensors are stored losslessly. bfloat16 and float16 tensors are quantized as they are "
+        "(the int8 of their float32 values, without a float32 copy). A .safetensors input, one file or "
+        "sharded, is read tensor by tensor through memory maps and the output written as each tensor "
+        "is done, so memory holds a few tensors, not the checkpoint. The .tpz keeps the safetensors "
+        "metadata and the shard layout for decompress. The output is written atomically.")
+    comp.add_argument("input", help="checkpoint to read: .safetensors, .npz or .tpz, or a sharded .safetensors "
+                      "checkpoint: its directory (holding one *.safetensors.index.json) or its index.json")
     comp.add_argument("-o", "--output", required=True, help="the .tpz file to write")
     comp.add_argument("--sparsity", type=float, default=0.0, help="fraction of each large tensor's weights set to zero, in [0, 1) (default 0)")
     comp.add_argument("--bits", type=int, default=8, help="quantization width, 2 to 8 (default 8)")
@@ -332,10 +352,16 @@ def build_parser():
     comp.add_argument("--json", action="store_true", help="print a machine-readable summary")
     comp.set_defaults(run=_compress, check=_check_compress)
 
-    dec = sub.add_parser("decompress", **with_exit_codes, help="turn a .tpz file back into .safetensors or .npz",
-                         description="Decode a .tpz file (all tensors, or --names) and write them, atomically.")
+    dec = sub.add_parser("decompress", **with_exit_codes, help="turn a .tpz file back into .safetensors, .npz or shards",
+                         description="Decode a .tpz file (all tensors, or --names) tensor by tensor and write "
+                         "them, atomically, each in the dtype it had before compression (quantized bfloat16 and "
+                         "float16 tensors rounded to nearest even). A directory output gets the shards and index "
+                         "of the sharded checkpoint the .tpz was made from: every file is written completely "
+                         "before any is renamed into place, the index last; on an error or an interruption the "
+                         "directory is left as it was (a new one is removed), other files in it are not touched.")
     dec.add_argument("input", help="the .tpz file to read")
-    dec.add_argument("-o", "--output", required=True, help="file to write: .safetensors or .npz")
+    dec.add_argument("-o", "--output", required=True, help="where to write: a .safetensors or .npz file (every tensor "
+                     "in one file), or a directory (a path without extension) for the shards and index.json")
     dec.add_argument("--names", nargs="+", metavar="NAME", help="decode only these tensors")
     dec.add_argument("--json", action="store_true", help="print a machine-readable summary")
     dec.set_defaults(run=_decompress, check=_check_decompress)

@@ -37,10 +37,10 @@ MAX_DIM = 1 << 62           # each dimension is below this
 MAX_ELEMENTS = 1 << 50      # a record's element count (a Huffman stream's limit too)
 MAX_DEPTH = 32              # JSON nesting; tensorpress's own index nests 5 deep
 # The dtypes a record may name: those pipeline.compress stores (NumPy's bool, int, uint and
-# float types; long double where the platform has one). Anything else (object, structured,
-# subarray, datetime dtypes) could not have been written and is refused.
+# float types; long double where the platform has one; ml_dtypes' bfloat16). Anything else
+# (object, structured, subarray, datetime dtypes) could not have been written and is refused.
 DTYPES = frozenset(["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                    "uint64", "float16", "float32", "float64", np.dtype(np.longdouble).name])
+                    "uint64", "float16", "float32", "float64", np.dtype(np.longdouble).name, "bfloat16"])
 
 
 class Record:
@@ -68,11 +68,13 @@ def build(records):
     return out.getvalue()
 
 
-def write_to(stream, records):
+def write_to(stream, records, checkpoint=None):
     """Write a container to a binary stream positioned at its start and return its index as a
     list of Record. `records` may be a generator: each record's parts are written as soon as
     it is produced and then dropped (only the index stays in memory until the end, where the
-    format puts it), so a writer never holds more than one record's parts."""
+    format puts it), so a writer never holds more than one record's parts. `checkpoint`, when
+    given, is JSON the index keeps about the source checkpoint (checkpoints.py: its safetensors
+    metadata or shard layout; docs/format.md)."""
     stream.write(MAGIC + VERSION.to_bytes(4, "little") + bytes(4))
     offset = HEADER_SIZE
     index = []
@@ -82,8 +84,10 @@ def write_to(stream, records):
         offset += sum(p["size"] for p in entry["parts"].values())
         index.append(entry)
         del record  # drop this record's parts before the generator makes the next one
-    body = json.dumps({"format": "tensorpress", "version": VERSION, "records": index},
-                      separators=(",", ":"), allow_nan=False).encode("utf-8")
+    top = {"format": "tensorpress", "version": VERSION, "records": index}
+    if checkpoint is not None:
+        top["checkpoint"] = checkpoint
+    body = json.dumps(top, separators=(",", ":"), allow_nan=False).encode("utf-8")
     stream.write(body)
     stream.write(offset.to_bytes(8, "little") + len(body).to_bytes(8, "little")
                  + zlib.crc32(body).to_bytes(4, "little") + END_MAGIC)
@@ -109,13 +113,13 @@ def _write_record(stream, record, offset, seen):
             "params": params, "parts": entry_parts}
 
 
-def write_file(path, records):
+def write_file(path, records, checkpoint=None):
     """Write a container to `path` atomically and return its index (see write_to; `records`
     may be a generator, consumed as the file is written): a temporary file in the same
     directory is written, fsynced, then renamed over `path` (_atomic.replacing). A crash, a full
     disk or an exception from `records` part way leaves any previous file at `path` as it was."""
     with replacing(path) as tmp, open(tmp, "wb") as f:
-        return write_to(f, records)
+        return write_to(f, records, checkpoint)
 
 
 class Reader:
@@ -124,7 +128,8 @@ class Reader:
     `source` is the container's bytes (bytes-like) or the path of a file (str or os.PathLike);
     `path=` names a file explicitly, which is how a bytes path (as open() takes) is given.
     Every offset, size and checksum is checked; any inconsistency raises CorruptDataError that
-    names the record (and part) concerned."""
+    names the record (and part) concerned. `checkpoint` is the index's JSON about the source
+    checkpoint, unchecked (None when absent): checkpoints.py checks what it uses."""
 
     def __init__(self, source=None, *, path=None):
         if (source is None) == (path is None):
@@ -197,7 +202,9 @@ class Reader:
         except (UnicodeDecodeError, ValueError) as exc:
             raise CorruptDataError(f"the container's index is not valid JSON ({exc})") from None
         _require(_depth_at_most(index, MAX_DEPTH), f"the container's index nests deeper than {MAX_DEPTH}")
-        return _parse_index(index, index_offset)
+        records = _parse_index(index, index_offset)
+        self.checkpoint = index.get("checkpoint")
+        return records
 
     def names(self):
         return [r.name for r in self.records]

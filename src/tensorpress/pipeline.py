@@ -16,12 +16,14 @@ smaller). docs/format.md specifies every codec.
 """
 
 import collections
+import collections.abc
 import concurrent.futures
 import math
 import numbers
 import os
 import reprlib
 
+import ml_dtypes
 import numpy as np
 
 from . import _checks, container
@@ -31,8 +33,11 @@ from .prune import prune_
 from .quant import dequantize_int8, quantize_int8
 
 GAP_ESCAPE = 255
-FLOAT_KINDS = "f"
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+# the dtypes the kernels (quantize_int8, prune_) read as they are; other floats go through float32
+KERNEL_FLOATS = (np.dtype(np.float32), np.dtype(np.float16), BFLOAT16)
 MAX_THREADS = 1024
+ERROR_CHUNK = 1 << 18  # elements per step of _error_stats' float64 arithmetic
 
 
 def _options(sparsity, bits, axis, block_size, keep_small, keep):
@@ -55,7 +60,13 @@ def _threads(threads):
     return _checks.positive_int(threads, "threads", maximum=MAX_THREADS)
 
 
+def _is_float(dtype):
+    return dtype.kind == "f" or dtype == BFLOAT16
+
+
 def _as_array(name, value):
+    """`value` as a plain native-endian numeric ndarray (bool, int, float, bfloat16), checked;
+    never a copy of an ndarray (see _contiguous)."""
     if not container._is_name(name):
         raise InvalidArgumentError(f"tensor names must be non-empty strings that UTF-8 can encode, got {name!r}")
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
@@ -63,8 +74,13 @@ def _as_array(name, value):
     if isinstance(value, np.ndarray):  # subclasses as plain views; masked arrays refused
         value = _checks.require_ndarray(value, f"tensor {name!r}")
     array = np.asarray(value)
-    if array.dtype.kind not in "fiub" or array.dtype.byteorder == (">" if np.little_endian else "<"):
+    if ((array.dtype.kind not in "fiub" and array.dtype != BFLOAT16)
+            or array.dtype.byteorder == (">" if np.little_endian else "<")):
         raise DTypeError(f"tensor {name!r} has dtype {array.dtype}; expected a native-endian numeric array")
+    return array
+
+
+def _contiguous(array):
     # The pipeline works on its own copies where it must (a checkpoint is not updated in place):
     # C order and element alignment, as the kernels need. Not np.ascontiguousarray, which makes
     # a 0-d array 1-d.
@@ -128,66 +144,86 @@ def decode_gaps(gap_bytes, nnz, n):
 
 
 def _compress_one(name, array, sparsity, bits, axis, block_size, keep_small, keep):
-
-    if array.dtype.kind not in FLOAT_KINDS or array.size < max(keep_small, 1) or name in keep:
+    if not _is_float(array.dtype) or array.size < max(keep_small, 1) or name in keep:
         return _lossless(name, array)
-    x = array.astype(np.float32, copy=True)
+    # float32, float16 and bfloat16 go to the kernels as they are (their int8 results are those
+    # of the float32 conversion, exactly); a copy only where pruning writes. Others via float32.
+    if array.dtype in KERNEL_FLOATS:
+        x = array.copy() if sparsity > 0.0 else array
+    else:
+        x = array.astype(np.float32)
     if not np.isfinite(x).all():
         raise InvalidArgumentError(f"tensor {name!r} holds NaN or Inf; list it in keep= to store it losslessly")
     if sparsity > 0.0:
         prune_(x, 1.0 - sparsity)
     q, scale, granularity, group = _quantize(x, bits, axis, block_size)
+    del x
     params = {"bits": bits, "granularity": granularity, "group": group,
               "scale_shape": list(np.shape(scale))}
     scale_bytes = np.ascontiguousarray(scale, dtype="<f4").tobytes()
     flat = q.reshape(-1)
-    nonzero = np.flatnonzero(flat)
-    density = nonzero.size / max(flat.size, 1)
+    density = np.count_nonzero(flat) / max(flat.size, 1)
     candidates = []
     if density > 0.2:
         candidates.append(("int8-dense", {"values": huffman_encode(flat)}))
     if density < 0.8:
+        nonzero = np.flatnonzero(flat)
         candidates.append(("int8-sparse", {"values": huffman_encode(flat[nonzero]),
                                            "gaps": huffman_encode(encode_gaps(nonzero, flat.size))}))
+        nnz = int(nonzero.size)
+        del nonzero
     codec, parts = min(candidates, key=lambda c: sum(len(p) for p in c[1].values()))
     if codec == "int8-sparse":
-        params["nnz"] = int(nonzero.size)
+        params["nnz"] = nnz
     parts["scales"] = scale_bytes
     params["source_dtype"] = array.dtype.name
     params["error"] = _error_stats(array, _dequantize(q, scale, granularity, group))
     return name, array.shape, "float32", codec, params, parts
 
 
-def _dequantize(q, scale, granularity, group):
+def _dequantize(q, scale, granularity, group, dtype=np.float32):
     if granularity == "block":
-        return dequantize_int8(q, scale, axis=-1, block_size=group)
-    return dequantize_int8(q, scale, axis=None if granularity == "tensor" else group)
+        return dequantize_int8(q, scale, axis=-1, block_size=group, dtype=dtype)
+    return dequantize_int8(q, scale, axis=None if granularity == "tensor" else group, dtype=dtype)
 
 
 def _error_stats(original, restored):
-    """What a lossy record costs: max |error|, RMS error, and the RMS of the original."""
-    x = original.astype(np.float64).reshape(-1)
-    d = restored.astype(np.float64).reshape(-1) - x
-    return {"max_abs": float(np.abs(d).max()) if d.size else 0.0,
-            "rms": float(np.sqrt(np.mean(d * d))) if d.size else 0.0,
-            "ref_rms": float(np.sqrt(np.mean(x * x))) if x.size else 0.0,
-            "ref_max_abs": float(np.abs(x).max()) if x.size else 0.0}
+    """What a lossy record costs: max |error|, RMS error, and the RMS of the original; in
+    float64, ERROR_CHUNK elements at a time (a few MB of temporaries, whatever the tensor)."""
+    original, restored = original.reshape(-1), restored.reshape(-1)
+    max_abs = sum_sq = ref_sum_sq = ref_max_abs = 0.0
+    for start in range(0, original.size, ERROR_CHUNK):
+        x = original[start:start + ERROR_CHUNK].astype(np.float64)
+        d = restored[start:start + ERROR_CHUNK].astype(np.float64)
+        d -= x
+        max_abs = max(max_abs, float(d.max()), -float(d.min()))
+        ref_max_abs = max(ref_max_abs, float(x.max()), -float(x.min()))
+        sum_sq += float(np.square(d, out=d).sum())  # not np.dot: BLAS threads fight the kernels' for the cores
+        ref_sum_sq += float(np.square(x, out=x).sum())
+    n = max(original.size, 1)
+    return {"max_abs": max_abs, "rms": math.sqrt(sum_sq / n),
+            "ref_rms": math.sqrt(ref_sum_sq / n), "ref_max_abs": ref_max_abs}
 
 
 def iter_records(tensors, sparsity=0.0, bits=8, axis=0, block_size=None, keep_small=1024, keep=(),
                  threads=None, progress=None):
     """The container records of compress() (see there), one at a time and in order, for
-    writers that stream them (container.write_file). Options and tensors are checked here, before
-    the first record is made. At most a few records per thread are alive at once.
-    `progress`, when given, wraps the iterator of finished tensors (e.g. a tqdm bar)."""
+    writers that stream them (container.write_file). Options, names and dtypes are checked
+    here, before the first record is made. Tensors are taken from the mapping one at a time,
+    when their turn comes, and dropped once compressed: with a lazy mapping (a
+    checkpoints.Checkpoint, which maps each tensor from its file when asked) at most one input
+    tensor per thread and a few records per thread are alive at once, whatever the checkpoint's
+    size. `progress`, when given, wraps the iterator of finished tensors (e.g. a tqdm bar)."""
     options = _options(sparsity, bits, axis, block_size, keep_small, keep)
     if not hasattr(tensors, "items"):
         raise DTypeError(f"tensors must be a mapping of names to arrays, got {type(tensors).__name__}")
     threads = _threads(threads)
-    items = [(name, _as_array(name, value)) for name, value in tensors.items()]
-    work = lambda item: _compress_one(item[0], item[1], *options)
-    done = map(work, items) if threads <= 1 or len(items) <= 1 else _ordered_map(work, items, threads)
-    return progress(done, len(items)) if progress else done
+    names = list(tensors.keys())
+    for name in names:  # a lazy mapping maps the tensor here without reading it
+        _as_array(name, tensors[name])
+    work = lambda name: _compress_one(name, _contiguous(_as_array(name, tensors[name])), *options)
+    done = map(work, names) if threads <= 1 or len(names) <= 1 else _ordered_map(work, names, threads)
+    return progress(done, len(names)) if progress else done
 
 
 def _ordered_map(fn, items, threads):
@@ -311,7 +347,8 @@ def _part_size(reader, record, part, expected):
     return reader.part(record, part)
 
 
-def _decode_record(reader, record):
+def _decode_record(reader, record, dtype=None):
+    """The tensor of `record`; a quantized one as float32, or as `dtype` (a float dtype) when given."""
     _check_record(record)
     n = math.prod(record.shape)
     if record.codec == "lossless":
@@ -339,23 +376,63 @@ def _decode_record(reader, record):
         q = np.zeros(n, np.int8)
         q[positions] = values
     q = q.reshape(record.shape)
+    direct = dtype if dtype is not None and dtype in KERNEL_FLOATS else np.float32  # what dequantize_int8 writes
     try:
-        return _dequantize(q, scales, p["granularity"], p.get("group"))
+        x = _dequantize(q, scales, p["granularity"], p.get("group"), direct)
     except (ValueError, TypeError) as exc:  # the kernels' InvalidArgumentError / DTypeError
         raise _corrupt(record, f"scales do not fit the values ({exc})") from None
+    return x if dtype is None else x.astype(dtype, copy=False)
+
+
+def _wanted(reader, names):
+    if names is None:
+        return reader.names()
+    if isinstance(names, (str, bytes)):
+        raise DTypeError("names must be a list of tensor names, not one string")
+    wanted = list(names)
+    for name in wanted:
+        if not isinstance(name, str):
+            raise DTypeError(f"tensor names are strings, got {type(name).__name__}")
+    return wanted
 
 
 def _decode(reader, names):
-    if names is None:
-        wanted = reader.names()
-    else:
-        if isinstance(names, (str, bytes)):
-            raise DTypeError("names must be a list of tensor names, not one string")
-        wanted = list(names)
-        for name in wanted:
-            if not isinstance(name, str):
-                raise DTypeError(f"tensor names are strings, got {type(name).__name__}")
-    return {name: _decode_record(reader, reader.record(name)) for name in wanted}
+    return {name: _decode_record(reader, reader.record(name)) for name in _wanted(reader, names)}
+
+
+class Decoded(collections.abc.Mapping):
+    """The tensors of an open container.Reader (only `names` when given), each decoded when
+    asked, for writers that stream them one at a time (checkpoints.write, write_sharded).
+    With `source_dtypes`, a quantized tensor comes back in the float dtype it had before
+    compression (bfloat16 and float16 rounded to nearest even from the float32 result) instead
+    of float32. `spec(name)` is (dtype, shape) without decoding. Unknown names raise
+    MissingTensorError here; damaged records CorruptDataError when decoded."""
+
+    def __init__(self, reader, names=None, source_dtypes=False):
+        self._reader = reader
+        self._records = {name: reader.record(name) for name in _wanted(reader, names)}
+        self._source_dtypes = source_dtypes
+
+    def _dtype(self, record):
+        source = record.params.get("source_dtype") if record.codec != "lossless" else None
+        if self._source_dtypes and isinstance(source, str) and source in container.DTYPES and _is_float(np.dtype(source)):
+            return np.dtype(source)
+        return np.dtype(record.dtype)  # one of container.DTYPES
+
+    def spec(self, name):
+        record = self._records[name]
+        _check_record(record)
+        return self._dtype(record), record.shape
+
+    def __getitem__(self, name):
+        record = self._records[name]
+        return _decode_record(self._reader, record, self._dtype(record) if self._source_dtypes else None)
+
+    def __iter__(self):
+        return iter(self._records)
+
+    def __len__(self):
+        return len(self._records)
 
 
 def decompress(blob, names=None):
