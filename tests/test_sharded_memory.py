@@ -4,10 +4,11 @@ the peak RSS of the `tensorpress compress` process stays well under the checkpoi
 The checkpoint is 2 GiB of bfloat16 in 4 shards of 16 tensors (4096 x 4096, 32 MiB each). To
 keep disk use and run time small, each tensor holds 1 MiB of random values and zeros after them,
 written as a hole in a sparse file; reading still brings every page of the 2 GiB into the
-process's memory maps, which count in its RSS while mapped. The tensors are stored losslessly
-(--keep-small above every tensor's size): it is the fastest codec, and memory is bounded by
-the streaming (lazy reading, records written as made), not by the codec. The test is skipped
-only when the temporary directory's disk has less than 3 GiB free (in case it cannot hold holes).
+process's memory maps, which count in its RSS while mapped. The tensors are stored with
+--lossless (the float codec), and memory is bounded by the streaming (lazy reading, records
+written as made), not by the codec. The test is skipped when the temporary directory's disk has
+less than 3 GiB free (in case it cannot hold holes), and on the Numba backend: the streaming is
+the same Python code on both, and the Numba twins take a minute over these 2 GiB.
 Measured on a 2-core Zen 4 VM: peak RSS 177 MB (C backend), 360 MB (Numba), for 2.1 GB in."""
 
 import json
@@ -59,6 +60,7 @@ def write_sparse_checkpoint(directory):
     return head
 
 
+@pytest.mark.skipif(tp.backend != "c", reason="the same streaming as on the C backend, at a minute's cost")
 def test_compressing_a_2_gib_sharded_checkpoint_holds_a_few_tensors(tmp_path):
     if shutil.disk_usage(tmp_path).free < SIZE + 2**30:
         pytest.skip(f"needs {(SIZE + 2**30) / 2**30:.0f} GiB free in {tmp_path}")
@@ -67,7 +69,7 @@ def test_compressing_a_2_gib_sharded_checkpoint_holds_a_few_tensors(tmp_path):
     head = write_sparse_checkpoint(checkpoint)
     out = tmp_path / "model.tpz"
     run = subprocess.run([sys.executable, "-c", MEASURE, "compress", str(checkpoint), "-o", str(out),
-                          "--keep-small", str(2**62), "--threads", "2"],
+                          "--lossless", "--threads", "2"],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.splitlines()[-1])
