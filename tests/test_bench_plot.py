@@ -192,3 +192,24 @@ def test_topk_global_note_compares_with_the_float32_mask(tiny):
     assert glob[-1] == f"{first[1] / glob[1]:.2f}x one array"
     c_series = next(s for s in report.series if s.label == "tensorpress C")
     assert c_series.y[-1] == pytest.approx(first[1])
+
+
+def test_lossless_report(tiny, monkeypatch):
+    """The lossless family's table: the bound and tensorpress's rows for every dtype, their
+    ratio at the bound or better than the naive sum of the planes' sizes."""
+    from tensorpress._bench import lossless
+
+    monkeypatch.setattr(lossless, "QUICK_N", 1 << 14)
+    report = lossless.run(quick=True)
+    rows = {(r[0], r[1], r[2]) for r in report.rows}
+    for dtype in ("float32", "bfloat16", "float16"):
+        assert ("order-0 bound of the byte planes", dtype, None) in rows
+        assert ("tensorpress C", dtype, 1) in rows or "c" not in tp_backends()
+    assert all(r[3] > 1.0 for r in report.rows if r[0].startswith("tensorpress"))
+    assert "Lossless compression" in report.text()
+
+
+def tp_backends():
+    from tensorpress import _backend
+
+    return _backend.available_backends()
