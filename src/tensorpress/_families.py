@@ -81,7 +81,8 @@ class Floatcodec(Protocol):
         """(count, dtype_code, shape, header_size, chunk_log2) of a stream's checked header."""
 
     def encode(self, src, dtype_code, shape, chunk_log2, isa=None):
-        """The stream (bytes) of `src`, the flat unsigned-integer view of the elements."""
+        """The stream of `src`, the flat unsigned-integer view of the elements: bytes, or a
+        1-D uint8 array (no copy of what the kernel wrote)."""
 
     def decode(self, blob, out, isa=None):
         """Decode a checked stream into `out`, the flat unsigned-integer view of its elements."""

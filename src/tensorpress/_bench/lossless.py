@@ -69,8 +69,8 @@ def _zstd(level, threads):
 
 
 def _codec_calls(kernels, x):
-    """(compress, decompress, compressed size) of one backend's float codec on x, through the
-    public API's layer (allocation of the output included, as a user sees it)."""
+    """(compress, decompress, compressed size) of one backend's float codec on x, as
+    float_encode / float_decode run it: the new bytes object and the new array included."""
     from .. import floatcodec
 
     flat = floatcodec._bits_view(x)
@@ -85,7 +85,7 @@ def _codec_calls(kernels, x):
         return out
 
     assert decompress().tobytes() == x.tobytes()
-    return (lambda: kernels.encode(flat, code, x.shape, chunk)), decompress, len(blob)
+    return (lambda: bytes(kernels.encode(flat, code, x.shape, chunk))), decompress, len(blob)
 
 
 def _cli_note(label, nbytes):

@@ -20,8 +20,16 @@ def _ptr(a):
     return ffi.cast("void *", ffi.from_buffer(a)) if a.size else ffi.NULL
 
 
+MIN_BYTES_PER_THREAD = 1 << 19  # csrc/floatcodec: FLOAT_MIN_BYTES_PER_THREAD
+
+
 def _workspace(count, dtype_code, chunk_log2, encode):
-    size = lib.tp_float_workspace_size(count, dtype_code, chunk_log2, get_num_threads(), encode)
+    """Scratch for as many threads as the kernel will use (it runs as many as this holds):
+    one per 512 KiB of elements, at most get_num_threads(), so a high thread setting does not
+    allocate scratch for threads a small tensor never starts."""
+    itemsize = 2 if dtype_code in (lib.TP_FLOAT16, lib.TP_BFLOAT16) else 4 if dtype_code == lib.TP_FLOAT32 else 8
+    threads = max(1, min(get_num_threads(), count * itemsize // MIN_BYTES_PER_THREAD))
+    size = lib.tp_float_workspace_size(count, dtype_code, chunk_log2, threads, encode)
     if size < 0:
         raise InvalidArgumentError("float codec: too many elements")
     return np.empty(max(1, (size + 7) // 8), np.uint64)
@@ -32,7 +40,8 @@ def bound(count, dtype_code, ndim, chunk_log2):
 
 
 def encode(src, dtype_code, shape, chunk_log2, isa=None):
-    """The stream of the elements `src` (their dtype code and shape are stored)."""
+    """The stream of the elements `src` (their dtype code and shape are stored), as a view of
+    the buffer it was written in (the pages past its end were never touched)."""
     count, ndim = src.size, len(shape)
     capacity = lib.tp_float_bound(count, dtype_code, ndim, chunk_log2)
     if capacity < 0:
@@ -45,7 +54,7 @@ def encode(src, dtype_code, shape, chunk_log2, isa=None):
                                   _u8(dst), capacity, ffi.from_buffer(workspace),
                                   workspace.nbytes, written, isa_code(isa)),
           "float_encode")
-    return dst[: written[0]].tobytes()
+    return dst[: written[0]]
 
 
 def parse(blob):
