@@ -70,8 +70,7 @@ const adam_kernel_f64 ADAM_F64[TP_ISA_COUNT] = {
 ADAM_MIXED_WRAPPER(, baseline, 0)
 #if TP_HAVE_X86_VARIANTS
 ADAM_MIXED_WRAPPER(TP_TARGET_AVX2, avx2, 1)
-ADAM_MIXED_WRAPPER(TP_TARGET_AVX512, avx512, 1)
-#endif
+#endif /* AVX-512: x86_avx512_mixed.c */
 
 const adam_kernel_mixed ADAM_MIXED[TP_ISA_COUNT] = {
     [TP_ISA_SCALAR] = adam_mixed_ref,
