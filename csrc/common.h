@@ -37,6 +37,10 @@
  * discontinued Xeon Phi has: without BW and VL the compiler cannot use 512-bit vectors for
  * 16-bit data, and the mixed-precision Adam loops ran at 256 bits (cpu.c checks all four). */
 #define TP_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+/* 1 if the CPU also has AVX512_BF16 (cpu.c); kernels that use it take a second target. */
+int tp_cpu_has_avx512_bf16(void);
+#define TP_TARGET_AVX512_BF16 \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")))
 #else
 #define TP_HAVE_X86_VARIANTS 0
 #endif

@@ -29,6 +29,20 @@ static int detect_isa(void) {
     return TP_ISA_BASELINE;
 }
 
+#if TP_HAVE_X86_VARIANTS
+/* AVX512_BF16 (vcvtne2ps2bf16), which the AVX-512 mixed-precision Adam step uses where its
+ * rounding is the reference's (x86_avx512_mixed.c). Detected once, like the ISA. */
+static int detected_bf16 = -1;
+
+int tp_cpu_has_avx512_bf16(void) {
+    if (detected_bf16 < 0) {
+        __builtin_cpu_init();
+        detected_bf16 = tp_isa_available(TP_ISA_AVX512) && __builtin_cpu_supports("avx512bf16");
+    }
+    return detected_bf16;
+}
+#endif
+
 /* Detected once: every kernel entry asks whether its variant may run, and CPUID is slow,
  * above all under a hypervisor, where each one traps (about 2 us of a 4 us one-element
  * Adam step before this cache). A racing first call only stores the same value twice. */

@@ -57,6 +57,12 @@ void adam_f32_avx2_compiled(const adam_consts_f32 *c, float *TP_RESTRICT p,
 void adam_f32_avx2(const adam_consts_f32 *c, float *TP_RESTRICT p, const float *TP_RESTRICT g,
                    float *TP_RESTRICT m, float *TP_RESTRICT v, float *TP_RESTRICT vmax,
                    int64_t n);
+
+/* The mixed-precision step hand-written for AVX2 (x86_avx2_mixed.c: whole groups of 16,
+ * the tail through the compiled body) and for AVX-512 (x86_avx512_mixed.c). */
+void adam_mixed_avx2_compiled(const adam_consts_f32 *c, const adam_mixed_slice *s, int64_t n);
+void adam_mixed_avx2(const adam_consts_f32 *c, const adam_mixed_slice *s, int64_t n);
+void adam_mixed_avx512(const adam_consts_f32 *c, const adam_mixed_slice *s, int64_t n);
 #endif
 
 #endif /* TP_ADAM_INTERNAL_H */

@@ -1,6 +1,7 @@
 /*
  * mixed_body.h: the mixed-precision Adam body (mixed_ref.c spells out the same update), inlined
- * into each per-ISA wrapper of variants.c.
+ * into the per-ISA wrappers of variants.c: the baseline variant, and the tail (n % 16) of the
+ * hand-written AVX2 one (x86_avx2_mixed.c). AVX-512 runs x86_avx512_mixed.c throughout.
  *
  * Each stream's type is a compile-time constant of the loop: adam_mixed_body switches on the
  * slice's types once per call and every branch calls adam_mixed_loop with constants, so each

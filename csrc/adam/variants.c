@@ -40,8 +40,9 @@ const adam_kernel_f64 ADAM_F64[TP_ISA_COUNT] = {
 #include "mixed_body.h"
 
 /* adam_mixed_NAME: the body compiled with TARGET (a target attribute, or none), one function
- * per param type (see mixed_body.h for why not one); FMA: the target has fused multiply-add. */
-#define ADAM_MIXED_WRAPPER(TARGET, NAME, FMA)                                                 \
+ * per param type (see mixed_body.h for why not one); FMA: the target has fused multiply-add;
+ * LINKAGE: static, or empty for the one a hand-written variant calls for its tail. */
+#define ADAM_MIXED_WRAPPER(TARGET, NAME, FMA, LINKAGE)                                        \
     TARGET TP_NOINLINE static void adam_mixed_bf16_##NAME(const adam_consts_f32 *c,           \
                                                           const adam_mixed_slice *s,          \
                                                           int64_t n) {                        \
@@ -57,7 +58,7 @@ const adam_kernel_f64 ADAM_F64[TP_ISA_COUNT] = {
                                                          int64_t n) {                         \
         adam_mixed_single(c, s, n, FMA);                                                      \
     }                                                                                         \
-    static void adam_mixed_##NAME(const adam_consts_f32 *c, const adam_mixed_slice *s,         \
+    LINKAGE void adam_mixed_##NAME(const adam_consts_f32 *c, const adam_mixed_slice *s,        \
                                   int64_t n) {                                                \
         if (s->ptype == TP_BFLOAT16)                                                          \
             adam_mixed_bf16_##NAME(c, s, n);                                                  \
@@ -67,11 +68,10 @@ const adam_kernel_f64 ADAM_F64[TP_ISA_COUNT] = {
             adam_mixed_f32_##NAME(c, s, n);                                                   \
     }
 
-ADAM_MIXED_WRAPPER(, baseline, 0)
+ADAM_MIXED_WRAPPER(, baseline, 0, static)
 #if TP_HAVE_X86_VARIANTS
-ADAM_MIXED_WRAPPER(TP_TARGET_AVX2, avx2, 1)
-ADAM_MIXED_WRAPPER(TP_TARGET_AVX512, avx512, 1)
-#endif
+ADAM_MIXED_WRAPPER(TP_TARGET_AVX2, avx2_compiled, 1, ) /* the tail of x86_avx2_mixed.c */
+#endif /* AVX-512: x86_avx512_mixed.c, which needs no tail */
 
 const adam_kernel_mixed ADAM_MIXED[TP_ISA_COUNT] = {
     [TP_ISA_SCALAR] = adam_mixed_ref,
