@@ -37,8 +37,7 @@
  * discontinued Xeon Phi has: without BW and VL the compiler cannot use 512-bit vectors for
  * 16-bit data, and the mixed-precision Adam loops ran at 256 bits (cpu.c checks all four). */
 #define TP_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
-/* 1 if the CPU also has AVX512_BF16 (cpu.c); kernels that use it take a second target. */
-int tp_cpu_has_avx512_bf16(void);
+/* Kernels that use AVX512_BF16 (tp_cpu_has_avx512_bf16, tensorpress.h) take a second target. */
 #define TP_TARGET_AVX512_BF16 \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")))
 #else

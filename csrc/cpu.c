@@ -1,4 +1,7 @@
 /* cpu.c: one-time CPU feature detection, the active kernel variant, and the thread count. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "common.h"
 
 #ifdef _OPENMP
@@ -31,16 +34,22 @@ static int detect_isa(void) {
 
 #if TP_HAVE_X86_VARIANTS
 /* AVX512_BF16 (vcvtne2ps2bf16), which the AVX-512 mixed-precision Adam step uses where its
- * rounding is the reference's (x86_avx512_mixed.c). Detected once, like the ISA. */
+ * rounding is the reference's (x86_avx512_mixed.c). Detected once, like the ISA.
+ * TENSORPRESS_NO_AVX512_BF16=1 in the environment disables it: the AVX-512 CPUs without it
+ * (Skylake-X, Ice Lake) run the integer rounding, and the tests check that path here too. */
 static int detected_bf16 = -1;
 
 int tp_cpu_has_avx512_bf16(void) {
     if (detected_bf16 < 0) {
+        const char *off = getenv("TENSORPRESS_NO_AVX512_BF16");
         __builtin_cpu_init();
-        detected_bf16 = tp_isa_available(TP_ISA_AVX512) && __builtin_cpu_supports("avx512bf16");
+        detected_bf16 = tp_isa_available(TP_ISA_AVX512) && __builtin_cpu_supports("avx512bf16") &&
+                        !(off && off[0] && strcmp(off, "0") != 0);
     }
     return detected_bf16;
 }
+#else
+int tp_cpu_has_avx512_bf16(void) { return 0; }
 #endif
 
 /* Detected once: every kernel entry asks whether its variant may run, and CPUID is slow,

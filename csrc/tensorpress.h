@@ -44,6 +44,9 @@ const char *tp_status_message(int status);
 int tp_isa_available(int isa);
 /* the variant the plain entries run: the best this CPU has (each tp_<kernel>_isa takes another) */
 int tp_isa_current(void);
+/* 1 when the AVX-512 variant converts to bfloat16 with AVX512_BF16's instruction (a CPU that has
+ * it, unless TENSORPRESS_NO_AVX512_BF16 is set to other than 0 when first asked) */
+int tp_cpu_has_avx512_bf16(void);
 
 /* A byte range [start, end) of one buffer, and whether a kernel writes it: the workspace entry
  * of the overlap checks (a written buffer may share no byte with any other buffer). */

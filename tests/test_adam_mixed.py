@@ -11,6 +11,9 @@ found-inf rule of half grads; and every bad combination is refused before anythi
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -419,6 +422,37 @@ def test_each_variant_on_subnormals_and_single_nans(isa, combo, rng):
                     run_kernel("c", [variant], 3, opts, isa=isa)
                 assert_same_bits(scalar, variant, f"nan_at={nan_at} {extra}")
                 assert_quiet_nans(variant)
+
+
+def native_bf16_disabled():
+    return os.environ.get("TENSORPRESS_NO_AVX512_BF16", "") not in ("", "0")
+
+
+@requires_c
+def test_the_native_bf16_conversion_follows_the_environment():
+    from tensorpress._native import lib
+
+    if native_bf16_disabled():
+        assert lib.tp_cpu_has_avx512_bf16() == 0
+
+
+@requires_c
+@pytest.mark.skipif("avx512" not in VARIANTS or native_bf16_disabled(), reason="no AVX-512 variant here, "
+                    "or this run already checks it without AVX512_BF16")
+def test_avx512_without_its_bf16_conversion_equals_scalar():
+    """The AVX-512 variant's integer bf16 rounding, which CPUs without AVX512_BF16 (Skylake-X,
+    Ice Lake) run, and this one only for vectors holding a NaN or a subnormal: the variant
+    tests of the bf16 combinations again, in a process that has the instruction switched off."""
+    from tensorpress._native import lib
+
+    if not lib.tp_cpu_has_avx512_bf16():
+        pytest.skip("this CPU has no AVX512_BF16: the variant tests above run the integer rounding")
+    env = dict(os.environ, TENSORPRESS_NO_AVX512_BF16="1", TENSORPRESS_BACKEND="c")
+    selection = "native_bf16 or (avx512 and bf16 and (each_variant_equals_scalar or each_variant_on))"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", selection],
+                          capture_output=True, text=True, timeout=900, env=env, cwd=os.path.dirname(__file__))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout
 
 
 # --- C against Numba ----------------------------------------------------------------------------
