@@ -35,3 +35,5 @@ def isa_variants():
 
 
 requires_c = pytest.mark.skipif("c" not in _backend.available_backends(), reason="C extension not built")
+# Tests of the C kernel variants alone: they run where isa_variants() does, in the C backend's run.
+variants_run = pytest.mark.skipif(tp.backend != "c", reason="the C variants are checked in the C backend's run")

@@ -12,7 +12,7 @@ import tensorpress as tp
 from tensorpress import _backend
 from tensorpress.errors import DTypeError, InvalidArgumentError, NonFiniteError
 
-from conftest import isa_variants, requires_c
+from conftest import isa_variants, requires_c, variants_run
 from reference import topk as ref
 
 BF16 = ml_dtypes.bfloat16
@@ -492,7 +492,7 @@ def test_torch_global_unstructured(rng):
 
 # ---- backends, variants and threads ------------------------------------------------------
 
-@requires_c
+@variants_run
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_c_variants_agree(rng, dtype):
     """Every C variant this machine runs gives the scalar reference's masks, thresholds and
