@@ -26,7 +26,7 @@ from ._consts import FLOAT_CODEC_MAGIC as _MAGIC
 from ._consts import FLOAT_CODEC_MAX_NDIM as _MAX_NDIM
 from ._consts import FLOAT_CODEC_VERSION as _FORMAT_VERSION
 from .errors import CorruptDataError, DTypeError, InvalidArgumentError
-from .huffman import _blob, check_block_table
+from .huffman import _blob, check_block_table, decoder_out
 
 __all__ = ["float_encode", "float_decode"]
 
@@ -130,15 +130,7 @@ def float_decode(blob, out=None, *, max_count=None):
     if dtype is None:  # pragma: no cover - bfloat16 without ml_dtypes
         raise DTypeError("float_decode: the stream holds bfloat16, which needs ml_dtypes")
     if out is not None:
-        out = _checks.require_ndarray(out, "out")
-        if out.dtype != dtype:
-            raise DTypeError(f"out has dtype {out.dtype}; the stream holds {dtype}")
-        if out.shape != tuple(shape):
-            raise InvalidArgumentError(f"out has shape {out.shape}; the stream holds {tuple(shape)}")
-        _checks.require_contiguous(out, "out")
-        _checks.require_writable(out, "out")
-        if np.may_share_memory(out, data):
-            raise InvalidArgumentError("out overlaps blob in memory")
+        out = decoder_out(out, dtype, shape, data)
     _check_blocks(data, count, dtype.itemsize, len(shape), header_size, chunk_log2)
     target = np.empty(shape, dtype) if out is None else out
     _kernels.decode(data, _bits_view(target))

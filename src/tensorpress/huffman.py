@@ -184,6 +184,22 @@ def check_block_table(data, offsets, sizes, lens, who, allow_range=False):
                 raise CorruptDataError(f"{who}: corrupt data (a single-symbol block fails its checksum)")
 
 
+def decoder_out(out, dtype, shape, data):
+    """`out` checked as a decoder's destination (the stream `data` holds `dtype` x `shape`):
+    a plain, writable, C-contiguous array of exactly those, sharing no memory with the stream.
+    huffman_decode's and float_decode's, before they touch it."""
+    out = _checks.require_ndarray(out, "out")
+    if out.dtype != dtype:
+        raise DTypeError(f"out has dtype {out.dtype}; the stream holds {dtype}")
+    if out.shape != tuple(shape):
+        raise InvalidArgumentError(f"out has shape {out.shape}; the stream holds {tuple(shape)}")
+    _checks.require_contiguous(out, "out")
+    _checks.require_writable(out, "out")
+    if np.may_share_memory(out, data):
+        raise InvalidArgumentError("out overlaps blob in memory")
+    return out
+
+
 def huffman_decode(blob, out=None, *, max_count=None):
     """Decode a stream made by ``huffman_encode``.
 
@@ -214,15 +230,7 @@ def huffman_decode(blob, out=None, *, max_count=None):
                                f"the {max_count} expected")
     dtype = _CODE_DTYPES[code]
     if out is not None:
-        out = _checks.require_ndarray(out, "out")
-        if out.dtype != dtype:
-            raise DTypeError(f"out has dtype {out.dtype}; the stream holds {dtype}")
-        if out.shape != tuple(shape):
-            raise InvalidArgumentError(f"out has shape {out.shape}; the stream holds {tuple(shape)}")
-        _checks.require_contiguous(out, "out")
-        _checks.require_writable(out, "out")
-        if np.may_share_memory(out, data):
-            raise InvalidArgumentError("out overlaps blob in memory")
+        out = decoder_out(out, dtype, shape, data)
     _check_blocks(data, count, len(shape), header_size, block_log2)
     target = np.empty(shape, dtype) if out is None else out
     kernels.decode(data, target.reshape(-1).view(np.uint8))
