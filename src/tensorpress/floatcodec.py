@@ -60,12 +60,6 @@ def float_encode(x):
     Incompressible data (random bits) grows by 9 bytes per byte plane of each 128 KiB chunk
     (0.014%; a block header and its size), plus a header of 20 + 8 * ndim bytes.
     """
-    return bytes(encode_buffer(x))
-
-
-def encode_buffer(x):
-    """float_encode's stream as the kernels wrote it, bytes or a 1-D uint8 array, without the
-    copy into a new bytes object (the pipeline writes it to a file as it is)."""
     x = _checks.require_ndarray(x, "x")
     if x.dtype not in _DTYPE_CODES:
         raise DTypeError(f"x has dtype {x.dtype}; expected float32, float64, float16 or bfloat16 "

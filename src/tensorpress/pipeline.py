@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _checks, container
 from .errors import CorruptDataError, DTypeError, InvalidArgumentError
-from .floatcodec import encode_buffer, float_decode
+from .floatcodec import float_decode, float_encode
 from .huffman import huffman_decode, huffman_encode
 from .prune import prune_
 from .quant import dequantize_int8, quantize_int8
@@ -101,7 +101,7 @@ def _lossless(name, array):
     The bytes are a view of the (C-contiguous) array, never a copy."""
     raw = array.reshape(-1).view(np.uint8)
     if raw.size and _is_float(array.dtype):
-        coded = encode_buffer(array)
+        coded = float_encode(array)
         if len(coded) < raw.size:
             return name, array.shape, array.dtype.name, "float", {}, {"data": coded}
     elif raw.size:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import CorruptDataError, InvalidArgumentError
 from . import check, ffi, get_num_threads, isa_code, lib
+from .new_bytes import written_in_place
 
 
 def _u8(a):
@@ -40,21 +41,24 @@ def bound(count, dtype_code, ndim, chunk_log2):
 
 
 def encode(src, dtype_code, shape, chunk_log2, isa=None):
-    """The stream of the elements `src` (their dtype code and shape are stored), as a view of
-    the buffer it was written in (the pages past its end were never touched)."""
+    """The stream of the elements `src` (their dtype code and shape are stored) as bytes, written
+    in place (new_bytes: no copy; the pages past its end were never touched)."""
     count, ndim = src.size, len(shape)
     capacity = lib.tp_float_bound(count, dtype_code, ndim, chunk_log2)
     if capacity < 0:
         raise InvalidArgumentError("float_encode: too many elements or dimensions")
-    dst = np.empty(capacity, np.uint8)
     workspace = _workspace(count, dtype_code, chunk_log2, 1)
     shape_arr = ffi.new("int64_t[]", [int(d) for d in shape] or [0])
     written = ffi.new("int64_t *")
-    check(lib.tp_float_encode_isa(_ptr(src), count, dtype_code, ndim, shape_arr, chunk_log2,
-                                  _u8(dst), capacity, ffi.from_buffer(workspace),
-                                  workspace.nbytes, written, isa_code(isa)),
-          "float_encode")
-    return dst[: written[0]]
+
+    def write(address):
+        check(lib.tp_float_encode_isa(_ptr(src), count, dtype_code, ndim, shape_arr, chunk_log2,
+                                      ffi.cast("uint8_t *", address), capacity,
+                                      ffi.from_buffer(workspace), workspace.nbytes, written,
+                                      isa_code(isa)),
+              "float_encode")
+        return written[0]
+    return written_in_place(capacity, write)
 
 
 def parse(blob):

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import CorruptDataError, InvalidArgumentError
 from . import check, ffi, isa_code, lib
+from .new_bytes import written_in_place
 
 BLOCK_LOG2 = lib.TP_HUFFMAN_BLOCK_LOG2
 
@@ -23,20 +24,24 @@ def bound(count, ndim, block_log2=BLOCK_LOG2):
 
 
 def encode(src, dtype_code, shape, block_log2=BLOCK_LOG2, isa=None):
-    """The stream of `src` (its dtype code and shape are stored)."""
+    """The stream of `src` (its dtype code and shape are stored) as bytes, written in place
+    (new_bytes: no copy)."""
     count, ndim = src.size, len(shape)
     capacity = lib.tp_huffman_bound(count, ndim, block_log2)
     if capacity < 0:
         raise InvalidArgumentError("huffman_encode: too many symbols or dimensions")
-    dst = np.empty(capacity, np.uint8)
     workspace = np.empty(max(1, (lib.tp_huffman_workspace_size(count, block_log2) + 7) // 8), np.uint64)
     shape_arr = ffi.new("int64_t[]", [int(d) for d in shape] or [0])
     written = ffi.new("int64_t *")
-    check(lib.tp_huffman_encode_isa(_u8(src), count, dtype_code, ndim, shape_arr, block_log2,
-                                    _u8(dst), capacity, ffi.from_buffer(workspace),
-                                    workspace.nbytes, written, isa_code(isa)),
-          "huffman_encode")
-    return dst[: written[0]].tobytes()
+
+    def write(address):
+        check(lib.tp_huffman_encode_isa(_u8(src), count, dtype_code, ndim, shape_arr, block_log2,
+                                        ffi.cast("uint8_t *", address), capacity,
+                                        ffi.from_buffer(workspace), workspace.nbytes, written,
+                                        isa_code(isa)),
+              "huffman_encode")
+        return written[0]
+    return written_in_place(capacity, write)
 
 
 def parse(blob):
