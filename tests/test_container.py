@@ -229,3 +229,12 @@ def test_arbitrary_bytes_never_crash(data):
                 reader.part(r, part)
             except CorruptDataError:
                 pass
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, (1 << 16) - 1, 1 << 16, (1 << 16) + 7, 3 << 20])
+def test_part_checksums_are_zlib_crc32_at_every_size(size):
+    """Parts of 64 KiB and more take the C extension's CRC-32 where it is built: the same value
+    as zlib.crc32, for bytes, memoryviews and arrays."""
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
+    for form in (data.tobytes(), memoryview(data), data, bytearray(data.tobytes())):
+        assert container.crc32(form) == zlib.crc32(data.tobytes())
