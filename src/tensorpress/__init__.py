@@ -15,7 +15,6 @@ from .errors import (
     NonFiniteError,
     TensorpressError,
 )
-from .optim import Adam, AdamW, adam_step
 from .quant import QuantizationError, dequantize_int8, quantization_error, quantize_int8
 from .huffman import entropy_bits, huffman_code_lengths, huffman_decode, huffman_encode
 from .floatcodec import float_decode, float_encode
@@ -23,6 +22,26 @@ from .prune import global_topk_masks, nm_mask, prune_, topk_mask, topk_threshold
 from .pipeline import compress, decompress, load, save
 
 __version__ = "0.1.0"
+
+# The optimizer (tensorpress.optim) is imported when first used: the command line and the
+# compression-only users never touch it, and its import cost every `tensorpress` run 5 ms.
+_LAZY = {"adam_step": "optim", "Adam": "optim", "AdamW": "optim"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
 
 #: The live backend: "c" (compiled kernels) or "numba" (jitted twins).
 backend = _backend.BACKEND
