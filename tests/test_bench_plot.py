@@ -1,13 +1,14 @@
 """`tensorpress bench` reports and `--plot` charts, on sizes shrunk so that each test takes a
 second or two (the measured figures are meaningless here; the structure is what is checked)."""
 
+import os
 import sys
 
 import numpy as np
 import pytest
 
 from tensorpress import _backend, cli
-from tensorpress._bench import adam, huffman, pipeline, plot, quant, timing, topk
+from tensorpress._bench import adam, adam_mixed, huffman, pipeline, plot, quant, timing, topk
 from tensorpress._bench.report import Report, Series, memory_bound_only
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -30,13 +31,14 @@ def tiny(monkeypatch):
     """Every family's --quick sizes shrunk to a few thousand elements, one short timing round
     per figure, and a small checkpoint."""
     best_time, best_times = timing.best_time, timing.best_times
-    for module in (timing, adam, quant, topk, huffman):
+    for module in (timing, adam, adam_mixed, quant, topk, huffman):
         if hasattr(module, "best_time"):
             monkeypatch.setattr(module, "best_time", lambda fn, **kw: best_time(fn, repeat=1, min_time=0.001))
         if hasattr(module, "best_times"):
             monkeypatch.setattr(module, "best_times", lambda fns, contexts=None, **kw: best_times(
                 fns, contexts=contexts, repeat=1, min_time=0.001, settle=0))
     monkeypatch.setattr(adam, "QUICK_SIZES", [1, 4096])
+    monkeypatch.setattr(adam_mixed, "QUICK_SIZES", [4096])
     monkeypatch.setattr(quant, "QUICK_SIDE", 96)
     monkeypatch.setattr(quant, "QUICK_SIDES", (32, 64))
     monkeypatch.setattr(topk, "QUICK_N", 1 << 14)
@@ -178,6 +180,70 @@ def test_adam_share_of_bound():
     assert adam.share_of_bound(times, "torch") == pytest.approx(50.0)
     assert adam.share_of_bound(times, "numba") is None
     assert adam.share_of_bound({"bound": None, "c": 1.0}, "c") is None
+
+
+def test_adam_mixed_naive_steps_match_tensorpress():
+    """The adam_mixed bench's naive NumPy rows compute tp.adam_step's update on every backend."""
+    from tensorpress import optim
+
+    for backend in _backend.available_backends():
+        with timing.routed_to(optim, "adam", backend):
+            adam_mixed.check_naive_steps()
+
+
+def fake_deepspeed(monkeypatch, build_error=None, step_error=None):
+    """Modules standing in for deepspeed whose cpu_adam op fails to build with build_error, or
+    whose optimizer fails with step_error."""
+    import types
+
+    class CPUAdamBuilder:
+        def load(self):
+            if build_error:
+                raise build_error
+
+    def cpu_adam(params, **kwargs):
+        raise step_error
+
+    modules = {"deepspeed": types.ModuleType("deepspeed"), "deepspeed.ops": types.ModuleType("deepspeed.ops"),
+               "deepspeed.ops.adam": types.ModuleType("deepspeed.ops.adam"),
+               "deepspeed.ops.op_builder": types.ModuleType("deepspeed.ops.op_builder")}
+    modules["deepspeed"].__version__ = "0.0-test"
+    modules["deepspeed.ops.adam"].DeepSpeedCPUAdam = cpu_adam
+    modules["deepspeed.ops.op_builder"].CPUAdamBuilder = CPUAdamBuilder
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+@pytest.mark.skipif(timing.torch_or_none() is None, reason="torch is not installed")
+@pytest.mark.parametrize("deepspeed", ["missing", "build fails", "step fails"])
+def test_adam_mixed_runs_without_deepspeed(tiny, monkeypatch, deepspeed):
+    """DeepSpeed is an optional peer: unimportable, with its op failing to build or its steps
+    failing, the bench still runs, its cells empty and a note saying why; DS_ACCELERATOR is set
+    only if unset."""
+    if deepspeed == "missing":
+        monkeypatch.setitem(sys.modules, "deepspeed", None)  # import deepspeed raises ImportError
+    elif deepspeed == "build fails":
+        fake_deepspeed(monkeypatch, build_error=RuntimeError("ninja: build stopped: subcommand failed.\nmore"))
+    else:
+        fake_deepspeed(monkeypatch, step_error=RuntimeError("AVX512 required for BFloat16\nmore"))
+    monkeypatch.setenv("DS_ACCELERATOR", "unset")
+    monkeypatch.delenv("DS_ACCELERATOR")
+    report = adam_mixed.run(quick=True)
+    ds = report.headers.index("DeepSpeed elem/s")
+    assert [row[0] for row in report.rows] == ["offload", "bf16"]
+    assert all(row[ds] is None and row[ds + 3] is None for row in report.rows)
+    assert all((row[2] or row[3]) and row[4] and row[5] for row in report.rows)  # ours, NumPy, torch ran
+    expected = {"missing": ["not importable"],
+                "build fails": ["failed to build or load (RuntimeError: ninja: build stopped"],
+                "step fails": ["DeepSpeed 0.0-test CPUAdam", "offload step failed, its cells empty (RuntimeError: AVX",
+                               "bf16 step failed"]}[deepspeed]
+    assert report.notes[0].startswith("NumPy: its temporaries reused")
+    assert len(report.notes) == 1 + len(expected)
+    assert all(e in note and "more" not in note for e, note in zip(expected, report.notes[1:]))
+    assert os.environ["DS_ACCELERATOR"] == "cpu"
+    monkeypatch.setenv("DS_ACCELERATOR", "xpu")
+    adam_mixed.deepspeed_cpu_adam()
+    assert os.environ["DS_ACCELERATOR"] == "xpu"
 
 
 def test_topk_global_note_compares_with_the_float32_mask(tiny):
