@@ -559,3 +559,91 @@ def test_ndarray_subclasses_are_viewed_and_masked_arrays_refused():
     np.testing.assert_array_equal(np.asarray(out), x)
     with pytest.raises(tp.DTypeError, match="masked"):
         tp.huffman_encode(np.ma.masked_array(x, mask=x > 3))
+
+
+# ---- the multi-symbol decoder (csrc/huffman/loops.h): blocks of < 4 payload bits per symbol -----
+
+def _low_entropy(n, seed, p=0.6):
+    """Geometric symbols: ~1.5-3 bits each, so the multi-symbol path decodes the block."""
+    rng = np.random.default_rng(seed)
+    return np.minimum(rng.geometric(p, n) - 1, 255).astype(np.uint8)
+
+
+def _multi_inputs():
+    rng = np.random.default_rng(77)
+    xs = []
+    # tiny blocks and every stream length mod 4 (a Huffman block of 1-bit codes needs len > 160)
+    for n in (165, 166, 167, 168, 200, 333, 1023, 1024, 1025, 1026, 1027):
+        xs.append(_low_entropy(n, seed=n, p=0.95))
+    # runs of the shortest code (3 symbols a lookup) and streams that end on one-symbol lookups
+    two = (rng.random(5000) < 0.97).astype(np.uint8)
+    xs.append(two)
+    tail = _low_entropy(4000, seed=5)
+    tail[-40:] = rng.integers(0, 256, 40)  # long codes at the very end of every stream
+    xs.append(tail)
+    # only a few table entries are pairs: a near-flat code of many symbols, skewed just enough
+    few = np.where(rng.random(6000) < 0.75, 0, rng.integers(1, 200, 6000)).astype(np.uint8)
+    xs.append(few)
+    # streams of unequal speed: stream 0 all cheap symbols, the others expensive
+    uneven = _low_entropy(8000, seed=9, p=0.8)
+    uneven[1::4] = rng.integers(0, 8, len(uneven[1::4]))
+    xs.append(uneven)
+    xs.append(_low_entropy(3 * 1024 + 17, seed=11, p=0.3))
+    return xs
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+def test_multi_symbol_path_decodes_as_the_reference(isa):
+    c = _backend.kernels_of("c", "huffman")
+    for x in _multi_inputs():
+        for log2 in (10, 12, 18):
+            want = c.encode(x, 0, x.shape, log2, isa="scalar")
+            out = np.empty_like(x)
+            c.decode(np.frombuffer(want, np.uint8), out, isa=isa)
+            np.testing.assert_array_equal(out, x)
+    # the inputs do reach the multi-symbol path: Huffman blocks of < 4 payload bits per symbol
+    for x in _multi_inputs()[:4]:
+        blob = c.encode(x, 0, x.shape, 18, isa="scalar")
+        assert blob[first_block(blob)] == 2
+        assert 8 * (len(blob) - first_block(blob) - 145) < 4 * len(x)
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+def test_multi_symbol_path_refuses_damage_as_the_reference(isa):
+    """Every bit of small low-entropy blocks flipped, and every truncation of the payload: the
+    variant gives the scalar reference's verdict (corrupt, or the same bytes)."""
+    c = _backend.kernels_of("c", "huffman")
+    for n in (170, 1027):
+        x = _low_entropy(n, seed=n + 1, p=0.9)
+        good = c.encode(x, 0, x.shape, 18, isa="scalar")
+        start = first_block(good)
+        assert good[start] == 2
+        damaged = []
+        for pos in range(start, len(good)):
+            for bit in range(8):
+                blob = bytearray(good)
+                blob[pos] ^= 1 << bit
+                damaged.append(reseal(blob))
+        for verdict_blob in damaged:
+            verdicts = []
+            for which in ("scalar", isa):
+                out = np.zeros(n, np.uint8)
+                try:
+                    c.decode(np.frombuffer(verdict_blob, np.uint8), out, isa=which)
+                    verdicts.append(out.tobytes())
+                except tp.CorruptDataError:
+                    verdicts.append("corrupt")
+            assert verdicts[0] == verdicts[1]
+    # truncated or shifted streams: the stream sizes say more or fewer bytes than the codes take
+    x = _low_entropy(5000, seed=3)
+    good = bytearray(c.encode(x, 0, x.shape, 18, isa="scalar"))
+    start = first_block(good)
+    for k in range(3):
+        for delta in (-1, 1):
+            blob = bytearray(good)
+            at = start + 133 + 4 * k
+            struct.pack_into("<I", blob, at, struct.unpack_from("<I", blob, at)[0] + delta)
+            with pytest.raises(tp.CorruptDataError):
+                c.decode(np.frombuffer(reseal(blob), np.uint8), np.zeros(5000, np.uint8), isa=isa)

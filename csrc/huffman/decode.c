@@ -12,8 +12,9 @@
 /* Decoding table entries: loops.h. */
 static uint16_t table_entry(int symbol, int length) { return (uint16_t)(length | (symbol << 8)); }
 
-int huff_decode_block(huff_decode4_fn decode4, huff_crc32_fn crc32, const uint8_t *blk,
-                      int64_t size, uint8_t *out, int64_t len, int allow_range) {
+int huff_decode_block(huff_decode4_fn decode4, huff_decode4_fn decode4_multi,
+                      huff_crc32_fn crc32, const uint8_t *blk, int64_t size, uint8_t *out,
+                      int64_t len, int allow_range) {
     TP_RETURN_IF(size < HUFF_BLOCK_HEADER, TP_ERR_CORRUPT);
     uint32_t expect = tp_load32le(blk + 1), crc = 0;
     switch (blk[0]) {
@@ -50,6 +51,9 @@ int huff_decode_block(huff_decode4_fn decode4, huff_crc32_fn crc32, const uint8_
                 uint16_t entry = table_entry(s, l);
                 for (int i = codes[s]; i < HUFF_TABLE; i += 1 << l) table[i] = entry;
             }
+            /* Few bits per symbol: most 11-bit windows hold several codes (loops.h) */
+            if (decode4_multi && 8 * payload < (uint64_t)HUFF_MULTI_MAX_BITS * (uint64_t)len)
+                decode4 = decode4_multi;
             status = decode4(table, base, start, end, out, len, &crc);
             TP_RETURN_IF(status != TP_OK, status);
             break;

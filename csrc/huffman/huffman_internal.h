@@ -145,8 +145,14 @@ void huff_plan_from_counts(const uint32_t (*c)[256], int64_t len, huff_lengths_f
 void huff_plan_block(huff_scan_fn scan, const uint8_t *src, int64_t len, huff_plan *plan);
 int huff_write_block(huff_encode4_fn encode4, const uint8_t *src, int64_t len,
                      const huff_plan *plan, uint8_t *dst);
-int huff_decode_block(huff_decode4_fn decode4, huff_crc32_fn crc32, const uint8_t *blk,
-                      int64_t size, uint8_t *out, int64_t len, int allow_range);
+/* decode4_multi (or NULL): the multi-symbol loop, which huff_decode_block runs instead of
+ * decode4 for blocks of fewer than HUFF_MULTI_MAX_BITS payload bits per symbol. */
+int huff_decode_block(huff_decode4_fn decode4, huff_decode4_fn decode4_multi,
+                      huff_crc32_fn crc32, const uint8_t *blk, int64_t size, uint8_t *out,
+                      int64_t len, int allow_range);
+#ifndef HUFF_MULTI_MAX_BITS
+#define HUFF_MULTI_MAX_BITS 4
+#endif
 
 /* The scalar references (ref.c): the block format of docs/huffman.md read top to bottom. */
 void huffman_plan_block_ref(const uint8_t *src, int64_t len, huff_plan *plan);
@@ -179,6 +185,8 @@ int huff_encode4_x86(const uint8_t *src, int64_t len, const uint64_t *etab,
                      uint8_t *const *begin, uint8_t *const *end);
 int huff_decode4_x86(const uint16_t *table, const uint8_t *base, const uint64_t *start,
                      const uint64_t *end, uint8_t *out, int64_t len, uint32_t *crc);
+int huff_decode4_multi_x86(const uint16_t *table, const uint8_t *base, const uint64_t *start,
+                           const uint64_t *end, uint8_t *out, int64_t len, uint32_t *crc);
 #endif
 
 /* The dispatch tables, indexed by TP_ISA_*: pick with huff_pick_isa, then TP_PICK. */

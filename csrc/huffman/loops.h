@@ -283,4 +283,178 @@ TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8
     return readers_finish(table, &r, base, end_byte, out, done, len);
 }
 
+/* ---- the multi-symbol four-stream reader (low-entropy blocks) ------------------------------
+ * One lookup of the next 11 bits emits every whole code they hold, up to HUFF_MULTI symbols
+ * (as zstd's huff0 "X2" decoder, which stops at two): a block of ~2.7 bits per symbol (the
+ * float codec's exponent planes) takes ~3 symbols per lookup instead of one, and the chain
+ * lookup -> shift that bounds the single-symbol rounds is walked a third as often. The
+ * stream format is untouched: the codes are read in the same order, only grouped.
+ *
+ * Entries (uint64): byte 0 the total length of the codes (<= 11, so a shift by the entry
+ * shifts by it, as above), bytes 1..3 the symbols, byte 4 their number (1..3). Every symbol byte
+ * is stored: one past the count lands on a later position of the same stream, which that
+ * stream's next lookups overwrite (the rounds only run while every stream has HUFF_MULTI
+ * symbols left per lookup, so such a store never leaves the block). */
+#define HUFF_MULTI 3
+#define HUFF_MULTI_LOOKUPS 5 /* lookups per refill: 5 * 11 bits <= 56 */
+
+/* The multi-symbol table from the single-symbol one. The code after the first of window i is
+ * looked up in i >> l1, whose high l1 bits are zero: its entry is right when its length fits
+ * the 11 - l1 real bits, the one condition for taking it (and likewise for the third). */
+TP_ALWAYS_INLINE void huff_multi_table(const uint16_t *TP_RESTRICT single,
+                                       uint64_t *TP_RESTRICT multi) {
+    for (uint32_t i = 0; i < HUFF_TABLE; i++) {
+        uint32_t e1 = single[i], l1 = e1 & 255;
+        uint32_t e2 = single[i >> l1], l2 = e2 & 255;
+        uint32_t e3 = single[(i >> l1) >> l2], l3 = e3 & 255;
+        uint32_t two = l1 + l2 <= HUFF_BITS, three = two & (l1 + l2 + l3 <= HUFF_BITS);
+        uint32_t bits = l1 + (two ? l2 : 0) + (three ? l3 : 0);
+        multi[i] = bits | (e1 >> 8) << 8 | (e2 >> 8) << 16 | (e3 >> 8) << 24 |
+                   (uint64_t)(1 + two + three) << 32;
+    }
+}
+
+/* The four readers as huff_readers, and o[k]: where stream k's next symbol goes (out + k + 4 m
+ * after m symbols): each stream advances by its own counts. */
+typedef struct {
+    uint64_t b[4], n[4];
+    const uint8_t *q[4];
+    uint8_t *o[4];
+} huff_mreaders;
+
+/* One lookup of one reader: its symbols to o, o + 4, o + 8; returns the next position. */
+TP_ALWAYS_INLINE uint8_t *dec_multi(const uint64_t *TP_RESTRICT table, uint64_t *b, uint64_t *n,
+                                    uint8_t *o) {
+    uint64_t e = table[*b & (HUFF_TABLE - 1)];
+    *b >>= e & 63;
+    *n -= e; /* only the low 6 bits of n count (as in dec_one) */
+    o[0] = (uint8_t)(e >> 8);
+    o[4] = (uint8_t)(e >> 16);
+    o[8] = (uint8_t)(e >> 24);
+    return o + 4 * (e >> 32);
+}
+
+/* `rounds` rounds of streams k0 .. k0 + count - 1 (count 1 or 4, a constant in each instance):
+ * each refills a reader once and makes 5 lookups. The caller guarantees every refill reads
+ * inside its stream and every stream has 15 symbols left per round. */
+TP_ALWAYS_INLINE void decode_multi_rounds_c(const uint64_t *TP_RESTRICT table, huff_mreaders *r,
+                                            int k0, const int count, int64_t rounds) {
+    if (count == 1) {
+        uint64_t b = r->b[k0], n = r->n[k0];
+        const uint8_t *q = r->q[k0];
+        uint8_t *o = r->o[k0];
+        for (; rounds; rounds--) {
+            dec_refill(&b, &n, &q);
+            for (int j = 0; j < HUFF_MULTI_LOOKUPS; j++) o = dec_multi(table, &b, &n, o);
+        }
+        r->b[k0] = b, r->n[k0] = n, r->q[k0] = q, r->o[k0] = o;
+        return;
+    }
+    uint64_t b0 = r->b[0], b1 = r->b[1], b2 = r->b[2], b3 = r->b[3];
+    uint64_t n0 = r->n[0], n1 = r->n[1], n2 = r->n[2], n3 = r->n[3];
+    const uint8_t *q0 = r->q[0], *q1 = r->q[1], *q2 = r->q[2], *q3 = r->q[3];
+    uint8_t *o0 = r->o[0], *o1 = r->o[1], *o2 = r->o[2], *o3 = r->o[3];
+    for (; rounds; rounds--) {
+        dec_refill(&b0, &n0, &q0);
+        dec_refill(&b1, &n1, &q1);
+        dec_refill(&b2, &n2, &q2);
+        dec_refill(&b3, &n3, &q3);
+        for (int j = 0; j < HUFF_MULTI_LOOKUPS; j++) {
+            o0 = dec_multi(table, &b0, &n0, o0);
+            o1 = dec_multi(table, &b1, &n1, o1);
+            o2 = dec_multi(table, &b2, &n2, o2);
+            o3 = dec_multi(table, &b3, &n3, o3);
+        }
+    }
+    r->b[0] = b0, r->b[1] = b1, r->b[2] = b2, r->b[3] = b3;
+    r->n[0] = n0, r->n[1] = n1, r->n[2] = n2, r->n[3] = n3;
+    r->q[0] = q0, r->q[1] = q1, r->q[2] = q2, r->q[3] = q3;
+    r->o[0] = o0, r->o[1] = o1, r->o[2] = o2, r->o[3] = o3;
+}
+
+TP_ALWAYS_INLINE void mreaders_init(huff_mreaders *r, const uint8_t *base,
+                                    const uint64_t *start_byte, uint8_t *out) {
+    for (int k = 0; k < 4; k++) {
+        r->b[k] = 0;
+        r->n[k] = 0;
+        r->q[k] = base + start_byte[k];
+        r->o[k] = out + k;
+    }
+}
+
+/* Symbols stream k has left: it holds (len + 3 - k) / 4, and o[k] = out + k + 4 * done. */
+TP_ALWAYS_INLINE int64_t mreader_left(const huff_mreaders *r, const uint8_t *out, int64_t len,
+                                      int k) {
+    return (len + 3 - k) / 4 - (r->o[k] - out - k) / 4;
+}
+
+/* How many rounds streams k0 .. k0 + count - 1 can run now: every refill reads 8 bytes inside
+ * its stream (advancing q by <= 7), every lookup has HUFF_MULTI symbols left to write. */
+TP_ALWAYS_INLINE int64_t multi_safe_rounds(const huff_mreaders *r, const uint8_t *base,
+                                           const uint64_t *end_byte, const uint8_t *out,
+                                           int64_t len, int k0, int count) {
+    int64_t rounds = INT64_MAX;
+    for (int k = k0; k < k0 + count; k++) {
+        int64_t avail = (int64_t)end_byte[k] - (r->q[k] - base) - 8;
+        int64_t safe = avail < 0 ? 0 : avail / 7 + 1;
+        int64_t syms = mreader_left(r, out, len, k) / (HUFF_MULTI * HUFF_MULTI_LOOKUPS);
+        if (safe > syms) safe = syms;
+        if (safe < rounds) rounds = safe;
+    }
+    return rounds;
+}
+
+/* Stream k's symbols from its m-th on, one at a time from bit `at` with byte-wise reads that
+ * stop at its end (as decode_tail), then the same end-of-stream check. */
+TP_ALWAYS_INLINE int decode_stream_tail(const uint16_t *table, const uint8_t *base, uint64_t at,
+                                        uint64_t end_bit, uint8_t *out, int64_t len, int k,
+                                        int64_t m) {
+    const uint64_t last = end_bit >> 3; /* first byte past the stream */
+    for (int64_t i = k + 4 * m; i < len; i += 4) {
+        uint64_t byte = at >> 3;
+        uint32_t bits = 0;
+        for (int j = 0; j < 3 && byte + (uint64_t)j < last; j++)
+            bits |= (uint32_t)base[byte + (uint64_t)j] << (8 * j);
+        uint16_t e = table[(bits >> (at & 7)) & (HUFF_TABLE - 1)];
+        unsigned l = e & 0xFF;
+        if (at + l > end_bit) return TP_ERR_CORRUPT; /* the code runs past the end */
+        out[i] = (uint8_t)(e >> 8);
+        at += l;
+    }
+    if (end_bit - at >= 8 || (end_bit - at && (base[at >> 3] >> (at & 7)) != 0))
+        return TP_ERR_CORRUPT;
+    return TP_OK;
+}
+
+/* The last symbols of every stream: streams that the four-stream rounds left far behind (their
+ * symbols cost more bits than the others') first run rounds of their own, then the exact tail. */
+TP_ALWAYS_INLINE int mreaders_finish(const uint16_t *single, const uint64_t *multi,
+                                     huff_mreaders *r, const uint8_t *base,
+                                     const uint64_t *end_byte, uint8_t *out, int64_t len) {
+    for (int k = 0; k < 4; k++) {
+        int64_t rounds;
+        while ((rounds = multi_safe_rounds(r, base, end_byte, out, len, k, 1)) > 0)
+            decode_multi_rounds_c(multi, r, k, 1, rounds);
+        uint64_t at = 8 * (uint64_t)(r->q[k] - base) - (r->n[k] & 63);
+        int status = decode_stream_tail(single, base, at, 8 * end_byte[k], out, len, k,
+                                        (r->o[k] - out - k) / 4);
+        if (status != TP_OK) return status;
+    }
+    return TP_OK;
+}
+
+/* decode4_body with the multi-symbol table (built from `single` here: ~2 cycles an entry). */
+TP_ALWAYS_INLINE int decode4_multi_body(const uint16_t *TP_RESTRICT single, const uint8_t *base,
+                                        const uint64_t *start_byte, const uint64_t *end_byte,
+                                        uint8_t *TP_RESTRICT out, int64_t len) {
+    uint64_t multi[HUFF_TABLE];
+    huff_multi_table(single, multi);
+    huff_mreaders r;
+    mreaders_init(&r, base, start_byte, out);
+    int64_t rounds;
+    while ((rounds = multi_safe_rounds(&r, base, end_byte, out, len, 0, 4)) > 0)
+        decode_multi_rounds_c(multi, &r, 0, 4, rounds);
+    return mreaders_finish(single, multi, &r, base, end_byte, out, len);
+}
+
 #endif /* TP_HUFFMAN_LOOPS_H */

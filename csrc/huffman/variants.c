@@ -34,18 +34,26 @@ TP_NO_VECTORIZE static int decode4_baseline(const uint16_t *table, const uint8_t
     return status;
 }
 
+TP_NO_VECTORIZE static int decode4_multi_baseline(const uint16_t *table, const uint8_t *base,
+                                                  const uint64_t *start, const uint64_t *end,
+                                                  uint8_t *out, int64_t len, uint32_t *crc) {
+    int status = decode4_multi_body(table, base, start, end, out, len);
+    *crc = status == TP_OK ? huff_crc32_slice8(0, out, (size_t)len) : 0;
+    return status;
+}
+
 /* ---- the block coders of each variant: encode.c and decode.c around its loops -------------
  * (one thin wrapper a line) */
 static void plan_baseline(const uint8_t *src, int64_t len, huff_plan *p) { huff_plan_block(scan_baseline, src, len, p); }
 static int write_baseline(const uint8_t *src, int64_t len, const huff_plan *p, uint8_t *dst) { return huff_write_block(encode4_baseline, src, len, p, dst); }
-static int decode_baseline(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(decode4_baseline, huff_crc32_slice8, blk, size, out, len, range); }
+static int decode_baseline(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(decode4_baseline, decode4_multi_baseline, huff_crc32_slice8, blk, size, out, len, range); }
 static const huff_block_encoder ENCODE_BASELINE = {plan_baseline, write_baseline};
 static const huff_block_encoder ENCODE_REF = {huffman_plan_block_ref, huffman_write_block_ref};
 
 #if TP_HAVE_X86_VARIANTS
 static void plan_x86(const uint8_t *src, int64_t len, huff_plan *p) { huff_plan_block(huff_scan_x86, src, len, p); }
 static int write_x86(const uint8_t *src, int64_t len, const huff_plan *p, uint8_t *dst) { return huff_write_block(huff_encode4_x86, src, len, p, dst); }
-static int decode_x86(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(huff_decode4_x86, huff_crc32_pclmul, blk, size, out, len, range); }
+static int decode_x86(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(huff_decode4_x86, huff_decode4_multi_x86, huff_crc32_pclmul, blk, size, out, len, range); }
 static const huff_block_encoder ENCODE_X86 = {plan_x86, write_x86};
 #endif
 
