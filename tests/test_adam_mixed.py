@@ -370,6 +370,31 @@ def test_each_variant_equals_scalar(isa, combo, rng):
                 assert_same_bits(scalar, variant, f"n={n} {opts}")
 
 
+# Calls of at least 2^22 elements (csrc/adam/step.c: ADAM_STREAM_MIN) write a master's half
+# param with non-temporal stores on whole 64-byte lines after a masked head (AVX-512).
+STREAMING_SIZE = (1 << 22) + 45
+
+
+@pytest.mark.parametrize("combo", [c for c in COMBOS if c[3] == "master"], ids=combo_id)
+@pytest.mark.parametrize("isa", [isa for isa in VARIANTS if isa == "avx512"])
+def test_avx512_streams_a_large_master_step_exactly(isa, combo, rng):
+    """A large offload step, with the param at every alignment class its line can have (a
+    view starting 0..31 elements into a 64-byte-aligned buffer), with all threads: the same
+    bits as the scalar reference, the lines around each thread's share included."""
+    base = make_tensor(rng, (STREAMING_SIZE,), combo, False)
+    opts = options_for(combo, False, None, DECAYS["adamw"])
+    for offset in (0, 1, 17, 31):
+        state = copies(base)
+        buffer = np.empty(STREAMING_SIZE + 64, combo[0])
+        start = (-buffer.ctypes.data % 64) // combo[0].itemsize + offset
+        state[0] = buffer[start:start + STREAMING_SIZE]
+        state[0][...] = base[0]
+        scalar = copies(state)
+        assert run_kernel("c", [state], 2, opts, [STREAMING_SIZE], isa=isa) is False
+        assert run_kernel("c", [scalar], 2, opts, [STREAMING_SIZE], isa="scalar") is False
+        assert_same_bits(scalar, state, f"param offset {offset}")
+
+
 @requires_c
 @pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
 @pytest.mark.parametrize("isa", VARIANTS)

@@ -36,6 +36,8 @@ typedef struct {
     int stochastic; /* round a half param stochastically (no master) */
     uint64_t key;   /* tp_sr_key of the 2^32-element span holding the slice */
     uint32_t first; /* low 32 bits of the slice's first element index */
+    int stream_param; /* the half param is only written (a master) and the call is larger than
+                         the caches: a kernel may write it with non-temporal stores */
 } adam_mixed_slice;
 
 typedef void (*adam_kernel_mixed)(const adam_consts_f32 *c, const adam_mixed_slice *s, int64_t n);

@@ -25,6 +25,9 @@
 /* Largest work item of a list of tensors (0.5 MiB of each float32 stream); work items are
  * multiples of 32 elements, so two threads never write one cache line, even of 16-bit data. */
 #define ADAM_CHUNK ((int64_t)1 << 17)
+/* From this many elements in a call (28 bytes each in the offload step: 112 MiB) its data
+ * has left the caches, and a param that is only written may bypass them (adam_mixed_slice). */
+#define ADAM_STREAM_MIN ((int64_t)1 << 22)
 
 typedef struct {
     adam_consts_f32 f32;
@@ -34,6 +37,7 @@ typedef struct {
     adam_kernel_mixed kernel_mixed;
     uint64_t seed, step;
     int stochastic;
+    int large; /* at least ADAM_STREAM_MIN elements in the call */
 } adam_plan;
 
 static int64_t dtype_size(int32_t dtype) {
@@ -72,6 +76,7 @@ static void adam_run_mixed(const adam_plan *plan, const tp_adam_tensor *t, int64
     s.stochastic = plan->stochastic && t->dtype != TP_FLOAT32 && !t->master;
     s.key = s.stochastic ? tp_sr_key(plan->seed, plan->step, (uint64_t)t->index, (uint64_t)lo >> 32) : 0;
     s.first = (uint32_t)lo;
+    s.stream_param = plan->large && t->master != NULL;
     plan->kernel_mixed(&plan->f32, &s, n);
 }
 
@@ -193,6 +198,7 @@ int tp_adam_step_isa(const tp_adam_tensor *tensors, int64_t count, int64_t step,
     plan.seed = seed;
     plan.step = (uint64_t)step;
     plan.stochastic = (flags & TP_ADAM_STOCHASTIC_ROUNDING) != 0;
+    plan.large = total >= ADAM_STREAM_MIN;
     double bias_correction1 = 1.0 - pow(beta1, (double)step);
     double bias_correction2 = 1.0 - pow(beta2, (double)step);
     adam_consts_init_f32(&plan.f32, bias_correction1, bias_correction2, lr, beta1, beta2, eps,

@@ -34,13 +34,25 @@ AMX_TARGET TP_ALWAYS_INLINE void AMX_FN(amx_store32)(void *base, int64_t i, amx_
         amx_store_words32((uint16_t *)base + i, AMX_FN(amx_to_bf16)(x, nans), tail, k);
 }
 
-/* Elements i..i+31 (only the lanes of k when tail). */
+/* A half param's 32 words to nearest even, streamed to the 64-byte aligned line at base + i
+ * (amx_loop: offload steps larger than the caches). */
+AMX_TARGET TP_ALWAYS_INLINE void AMX_FN(amx_stream32)(void *base, int64_t i, amx_pair x,
+                                                      const int type, const int nans) {
+    __m512i words = type == TP_FLOAT16
+                        ? _mm512_inserti64x4(_mm512_castsi256_si512(amx_to_f16(x.lo)),
+                                             amx_to_f16(x.hi), 1)
+                        : AMX_FN(amx_to_bf16)(x, nans);
+    _mm512_stream_si512((__m512i *)(void *)((uint16_t *)base + i), words);
+}
+
+/* Elements i..i+31 (only the lanes of k when tail). stream: the param's line is written with
+ * a non-temporal store (master mode, whole aligned lines only). */
 AMX_TARGET TP_ALWAYS_INLINE void AMX_FN(amx_step32)(
     const amx_consts *k, void *TP_RESTRICT p, const void *TP_RESTRICT gr, void *TP_RESTRICT m,
     void *TP_RESTRICT v, void *TP_RESTRICT vmax, float *TP_RESTRICT master, uint64_t key,
     uint32_t first, int64_t i, const int tail, __mmask32 lanes, const int ptype, const int pmode,
     const int gtype, const int stype, int amsgrad, int scaled, int negate, int decoupled, int l2,
-    int lerp_low) {
+    int lerp_low, const int stream) {
     amx_pair g = amx_load32(gr, i, gtype, tail, lanes);
     amx_pair pi = pmode == AMX_MASTER ? amx_load32(master, i, TP_FLOAT32, tail, lanes)
                                       : amx_load32(p, i, ptype, tail, lanes);
@@ -74,7 +86,10 @@ AMX_TARGET TP_ALWAYS_INLINE void AMX_FN(amx_step32)(
     out.lo = lo.p, out.hi = hi.p;
     if (pmode == AMX_MASTER) {
         amx_store_f32(master + i, out, tail, lanes);
-        AMX_FN(amx_store32)(p, i, out, ptype, tail, lanes, nans);
+        if (stream)
+            AMX_FN(amx_stream32)(p, i, out, ptype, nans);
+        else
+            AMX_FN(amx_store32)(p, i, out, ptype, tail, lanes, nans);
     } else if (pmode == AMX_SR && ptype == TP_BFLOAT16) {
         amx_store_words32((uint16_t *)p + i, amx_to_bf16_sr(out, key, first + (uint32_t)i, nans),
                           tail, lanes);
@@ -112,13 +127,31 @@ AMX_TARGET TP_ALWAYS_INLINE void AMX_FN(amx_loop)(const adam_consts_f32 *c,
     void *TP_RESTRICT m = s->m, *TP_RESTRICT v = s->v, *TP_RESTRICT vmax = s->vmax;
     float *TP_RESTRICT master = s->master;
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
-        AMX_FN(amx_step32)(&k, p, g, m, v, vmax, master, s->key, s->first, i, 0, ~0u, ptype,
-                           pmode, gtype, stype, amsgrad, scaled, negate, decoupled, l2, lerp_low);
+    /* The offload step past the caches: its half param is only written, and non-temporal
+     * stores write it without reading each line first (2 of the 30 bytes an element moved).
+     * They take whole aligned lines: a head of up to 31 elements goes first, masked. */
+    if (pmode == AMX_MASTER && s->stream_param && ((uintptr_t)p & 1) == 0) {
+        int64_t head = (int64_t)((64 - ((uintptr_t)p & 63)) & 63) / 2;
+        if (head > n) head = n;
+        if (head)
+            AMX_FN(amx_step32)(&k, p, g, m, v, vmax, master, s->key, s->first, 0, 1,
+                               (__mmask32)((1ull << head) - 1), ptype, pmode, gtype, stype,
+                               amsgrad, scaled, negate, decoupled, l2, lerp_low, 0);
+        for (i = head; i + 32 <= n; i += 32)
+            AMX_FN(amx_step32)(&k, p, g, m, v, vmax, master, s->key, s->first, i, 0, ~0u, ptype,
+                               pmode, gtype, stype, amsgrad, scaled, negate, decoupled, l2,
+                               lerp_low, 1);
+        _mm_sfence(); /* the streamed lines are visible before the threads' barrier */
+    } else {
+        for (; i + 32 <= n; i += 32)
+            AMX_FN(amx_step32)(&k, p, g, m, v, vmax, master, s->key, s->first, i, 0, ~0u, ptype,
+                               pmode, gtype, stype, amsgrad, scaled, negate, decoupled, l2,
+                               lerp_low, 0);
+    }
     if (i < n) /* the last 1-31 elements, through masked loads and stores */
         AMX_FN(amx_step32)(&k, p, g, m, v, vmax, master, s->key, s->first, i, 1,
                            (__mmask32)((1ull << (n - i)) - 1), ptype, pmode, gtype, stype,
-                           amsgrad, scaled, negate, decoupled, l2, lerp_low);
+                           amsgrad, scaled, negate, decoupled, l2, lerp_low, 0);
 }
 
 AMX_TARGET TP_ALWAYS_INLINE void AMX_FN(amx_options)(const adam_consts_f32 *c,
