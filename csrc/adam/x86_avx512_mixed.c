@@ -21,7 +21,9 @@
  *    when the step produced one: any NaN stored (m, v, vmax, the param) makes the new param
  *    NaN (below), so one compare of the new params tells;
  *  - 32 elements per step (one 64-byte line of each 16-bit stream), the tail through masked
- *    loads and stores instead of a scalar epilogue; the usual AdamW options as constants.
+ *    loads and stores instead of a scalar epilogue; the usual AdamW options as constants;
+ *  - the offload step past the caches streams its half param (only written) with
+ *    non-temporal stores: no read of each line before it is written (about 6% at 16M).
  * The two divisions stay on the divider (vsqrtps + vdivps: about 0.7 cycles per element, the
  * floor of this loop); the one by the bias correction is x86_avx2.c's divider-free one.
  */
