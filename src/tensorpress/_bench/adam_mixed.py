@@ -29,7 +29,7 @@ import numpy as np
 from .. import _backend, optim
 from .models import minilm_l6_shapes
 from .report import Report, per_second, speedup
-from .timing import best_times, routed_to, stream_probe, torch_or_none
+from .timing import MMAP_THRESHOLD_MAX, heap_room, best_times, routed_to, stream_probe, torch_or_none
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 FULL_SIZES = [1 << 16, 1 << 20, 1 << 24]
@@ -92,22 +92,8 @@ def naive_bf16(param, grad, m, v):
     v[...] = v32
 
 
-MMAP_THRESHOLD_MAX = 32 << 20  # glibc's: any larger block is mapped fresh, and unmapped when freed
-
-
-def _heap_room(shapes, count=12):
-    """Blocks for the caller to free once it has allocated its arrays: room in the heap below
-    them for a naive step's float32 temporaries. glibc gives the free memory at the top of its
-    heap back to the OS, so without room below, each call's temporaries fault their pages in
-    anew (3 to 7x slower at 64K to 1M elements), or not, by what the process freed before; a
-    NumPy user's long-running loop reuses them. Blocks past MMAP_THRESHOLD_MAX are mapped
-    fresh on every call in any process, so no room is kept for them."""
-    return [np.empty(s, np.float32) for s in shapes if 4 * int(np.prod(s)) < MMAP_THRESHOLD_MAX
-            for _ in range(count)]
-
-
 def naive_offload_step(shapes):
-    room = _heap_room(shapes)
+    room = heap_room(shapes)
     masters, grads = _tensors(shapes)
     cols = [masters, grads, [m.astype(BF16) for m in masters],
             [np.zeros(s, np.float32) for s in shapes], [np.zeros(s, np.float32) for s in shapes]]
@@ -120,7 +106,7 @@ def naive_offload_step(shapes):
 
 
 def naive_bf16_step(shapes):
-    room = _heap_room(shapes)
+    room = heap_room(shapes)
     masters, grads = _tensors(shapes)
     cols = [[m.astype(BF16) for m in masters], grads,
             [np.zeros(s, BF16) for s in shapes], [np.zeros(s, BF16) for s in shapes]]

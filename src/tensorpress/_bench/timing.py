@@ -122,3 +122,17 @@ def routed_to(module, family, backend):
         yield
     finally:
         module._kernels = saved
+
+
+MMAP_THRESHOLD_MAX = 32 << 20  # glibc's: any larger block is mapped fresh, and unmapped when freed
+
+
+def heap_room(shapes, count=12):
+    """Blocks for the caller to free once it has allocated its arrays: room in the heap below
+    them for a naive step's float32 temporaries. glibc gives the free memory at the top of its
+    heap back to the OS, so without room below, each call's temporaries fault their pages in
+    anew (3 to 7x slower at 64K to 1M elements), or not, by what the process freed before; a
+    NumPy user's long-running loop reuses them. Blocks past MMAP_THRESHOLD_MAX are mapped
+    fresh on every call in any process, so no room is kept for them."""
+    return [np.empty(s, np.float32) for s in shapes if 4 * int(np.prod(s)) < MMAP_THRESHOLD_MAX
+            for _ in range(count)]
