@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import CorruptDataError, InvalidArgumentError
 from . import check, ffi, get_num_threads, isa_code, lib
-from .new_bytes import written_in_place
+from .new_bytes import encoded
 
 
 def _u8(a):
@@ -48,17 +48,8 @@ def encode(src, dtype_code, shape, chunk_log2, isa=None):
     if capacity < 0:
         raise InvalidArgumentError("float_encode: too many elements or dimensions")
     workspace = _workspace(count, dtype_code, chunk_log2, 1)
-    shape_arr = ffi.new("int64_t[]", [int(d) for d in shape] or [0])
-    written = ffi.new("int64_t *")
-
-    def write(address):
-        check(lib.tp_float_encode_isa(_ptr(src), count, dtype_code, ndim, shape_arr, chunk_log2,
-                                      ffi.cast("uint8_t *", address), capacity,
-                                      ffi.from_buffer(workspace), workspace.nbytes, written,
-                                      isa_code(isa)),
-              "float_encode")
-        return written[0]
-    return written_in_place(capacity, write)
+    return encoded(lib.tp_float_encode_isa, "float_encode", _ptr(src), count, dtype_code, shape,
+                   chunk_log2, capacity, workspace, isa_code(isa))
 
 
 def parse(blob):

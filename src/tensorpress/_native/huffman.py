@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import CorruptDataError, InvalidArgumentError
 from . import check, ffi, isa_code, lib
-from .new_bytes import written_in_place
+from .new_bytes import encoded
 
 BLOCK_LOG2 = lib.TP_HUFFMAN_BLOCK_LOG2
 
@@ -31,17 +31,8 @@ def encode(src, dtype_code, shape, block_log2=BLOCK_LOG2, isa=None):
     if capacity < 0:
         raise InvalidArgumentError("huffman_encode: too many symbols or dimensions")
     workspace = np.empty(max(1, (lib.tp_huffman_workspace_size(count, block_log2) + 7) // 8), np.uint64)
-    shape_arr = ffi.new("int64_t[]", [int(d) for d in shape] or [0])
-    written = ffi.new("int64_t *")
-
-    def write(address):
-        check(lib.tp_huffman_encode_isa(_u8(src), count, dtype_code, ndim, shape_arr, block_log2,
-                                        ffi.cast("uint8_t *", address), capacity,
-                                        ffi.from_buffer(workspace), workspace.nbytes, written,
-                                        isa_code(isa)),
-              "huffman_encode")
-        return written[0]
-    return written_in_place(capacity, write)
+    return encoded(lib.tp_huffman_encode_isa, "huffman_encode", _u8(src), count, dtype_code, shape,
+                   block_log2, capacity, workspace, isa_code(isa))
 
 
 def parse(blob):

@@ -23,7 +23,9 @@ import sys
 
 import numpy as np
 
-__all__ = ["written_in_place"]
+from . import check, ffi
+
+__all__ = ["written_in_place", "encoded"]
 
 if platform.python_implementation() == "CPython":
     _api = ctypes.pythonapi  # a PyDLL: each call raises the Python error it sets
@@ -80,3 +82,18 @@ def written_in_place(capacity, write):
     result = ctypes.cast(ref, ctypes.py_object).value  # a new reference, Python's own
     _decref(ref)
     return result
+
+
+def encoded(kernel, what, src, count, dtype_code, shape, log2, capacity, workspace, isa):
+    """The bytes an encoder kernel of the stream families writes (tp_huffman_encode_isa and
+    tp_float_encode_isa take the same arguments): src a cffi pointer to the input, shape a
+    tuple, workspace a uint64 array, isa a code. Errors raise as `what`'s."""
+    shape_arr = ffi.new("int64_t[]", [int(d) for d in shape] or [0])
+    written = ffi.new("int64_t *")
+
+    def write(address):
+        check(kernel(src, count, dtype_code, len(shape), shape_arr, log2,
+                     ffi.cast("uint8_t *", address), capacity, ffi.from_buffer(workspace),
+                     workspace.nbytes, written, isa), what)
+        return written[0]
+    return written_in_place(capacity, write)
