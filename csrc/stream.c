@@ -53,8 +53,8 @@ typedef void (*stream_fn)(stream_in, stream_out, int64_t, int64_t);
         {NULL, stream_##ISA##_4_1, stream_##ISA##_4_2, stream_##ISA##_4_3},                    \
     };
 
-#define TP_NO_TARGET
-STREAM_TABLE(baseline, TP_NO_TARGET)
+#define STREAM_NO_TARGET /* the baseline: the file's own flags */
+STREAM_TABLE(baseline, STREAM_NO_TARGET)
 #if TP_HAVE_X86_VARIANTS
 STREAM_TABLE(avx2, TP_TARGET_AVX2)
 STREAM_TABLE(avx512, TP_TARGET_AVX512)

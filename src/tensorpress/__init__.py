@@ -42,7 +42,6 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-
 #: The live backend: "c" (compiled kernels) or "numba" (jitted twins).
 backend = _backend.BACKEND
 get_num_threads = _threads.get_num_threads
