@@ -281,10 +281,13 @@ def test_isa_variants_refuse_damage_as_the_reference(isa):
 @pytest.mark.parametrize("isa", isa_variants())
 def test_isa_variants_crc32_histogram_and_code_lengths_as_the_reference(isa):
     c = _backend.kernels_of("c", "huffman")
-    for n in (0, 1, 15, 16, 31, 32, 33, 127, 128, 129, 1000, 70001):
+    # the (V)PCLMULQDQ forms' paths: < 32, < 128, < 256 bytes, 64- and 256-byte steps, tails
+    for n in (0, 1, 15, 16, 31, 32, 33, 127, 128, 129, 255, 256, 257, 319, 320, 511, 512, 527,
+              1000, 70001):
         x = np.random.default_rng(n).integers(0, 256, n).astype(np.uint8)
         assert c.crc32(x, isa=isa) == c.crc32(x, isa="scalar") == zlib.crc32(x.tobytes())
         assert c.crc32(x, 12345, isa=isa) == zlib.crc32(x.tobytes(), 12345)
+        assert c.crc32(x[1:], isa=isa) == zlib.crc32(x[1:].tobytes())  # unaligned
         want = np.bincount(x, minlength=256)
         np.testing.assert_array_equal(c.histogram(x, isa=isa), want)
         np.testing.assert_array_equal(c.histogram(x, isa="scalar"), want)

@@ -101,11 +101,13 @@ TP_ALWAYS_INLINE uint32_t huff_crc32_step8(uint32_t c, uint64_t w) {
 }
 
 /* PCLMULQDQ folding constants (see x86_crc.c): x^191, x^127 fold 16 bytes forward,
- * x^575, x^511 fold 64 bytes. */
+ * x^575, x^511 fold 64 bytes, x^2111, x^2047 fold 256. */
 #define HUFF_CRC32_K191 0x65673b4600000000ull
 #define HUFF_CRC32_K127 0x9ba54c6f00000000ull
 #define HUFF_CRC32_K575 0x653d982200000000ull
 #define HUFF_CRC32_K511 0xcad38e8f00000000ull
+#define HUFF_CRC32_K2111 0x7cc8e1e700000000ull
+#define HUFF_CRC32_K2047 0x03f9f86300000000ull
 #if TP_HAVE_X86_VARIANTS
 #include <immintrin.h>
 #define TP_TARGET_PCLMUL __attribute__((target("pclmul,sse4.1")))
@@ -114,6 +116,10 @@ TP_TARGET_PCLMUL uint32_t huff_crc32_pclmul(uint32_t crc, const uint8_t *p, size
 /* The CRC of a message whose first part is folded into the 128-bit remainder x (its first 16
  * bytes XOR the initial register, then 16 bytes at a time) and whose last n bytes are at p. */
 TP_TARGET_PCLMUL uint32_t huff_crc32_pclmul_finish(__m128i x, const uint8_t *p, size_t n);
+/* The same with VPCLMULQDQ on 512-bit vectors: the AVX-512 slot's (huff_pick_isa). */
+#define TP_TARGET_VPCLMUL \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,vpclmulqdq,pclmul,sse4.1")))
+TP_TARGET_VPCLMUL uint32_t huff_crc32_vpclmul(uint32_t crc, const uint8_t *p, size_t n);
 #endif
 
 /* ---- the block coders and their dispatch tables (variants.c) ------------------------------- */
@@ -187,6 +193,8 @@ int huff_decode4_x86(const uint16_t *table, const uint8_t *base, const uint64_t 
                      const uint64_t *end, uint8_t *out, int64_t len, uint32_t *crc);
 int huff_decode4_multi_x86(const uint16_t *table, const uint8_t *base, const uint64_t *start,
                            const uint64_t *end, uint8_t *out, int64_t len, uint32_t *crc);
+int huff_decode4_multi_avx512(const uint16_t *table, const uint8_t *base, const uint64_t *start,
+                              const uint64_t *end, uint8_t *out, int64_t len, uint32_t *crc);
 #endif
 
 /* The dispatch tables, indexed by TP_ISA_*: pick with huff_pick_isa, then TP_PICK. */
@@ -196,7 +204,7 @@ extern const huff_count_fn HUFF_COUNT[TP_ISA_COUNT];
 extern const huff_crc32_fn HUFF_CRC32[TP_ISA_COUNT];
 extern const huff_lengths_fn HUFF_CODE_LENGTHS[TP_ISA_COUNT];
 /* The variant to run for `isa`: the x86 slots need BMI2 and PCLMULQDQ too (every AVX2 CPU has
- * them; checked anyway), else the baseline one. */
+ * them; checked anyway), else the baseline one; the AVX-512 slot also VPCLMULQDQ, else AVX2's. */
 int huff_pick_isa(int isa);
 
 /* Below this many symbols per thread a second thread costs more than it saves. */

@@ -26,7 +26,8 @@ def tables():
 
 
 def folding_constants():
-    """rev64(x^e mod P) for the 16-byte (191, 127) and 64-byte (575, 511) folds."""
+    """rev64(x^e mod P) for the 16-byte (191, 127), 64-byte (575, 511) and 256-byte
+    (2111, 2047) folds."""
     p = 0x104C11DB7
 
     def mod(a):
@@ -34,7 +35,7 @@ def folding_constants():
             a ^= p << (a.bit_length() - 33)
         return a
 
-    return {e: int(f"{mod(1 << e):064b}"[::-1], 2) for e in (191, 127, 575, 511)}
+    return {e: int(f"{mod(1 << e):064b}"[::-1], 2) for e in (191, 127, 575, 511, 2111, 2047)}
 
 
 def main():

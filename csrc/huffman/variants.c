@@ -4,7 +4,8 @@
  *   scalar    the references of ref.c, written plainly (never these loops recompiled)
  *   baseline  loops.h's portable loops and the table CRC
  *   avx2/512  x86_*.c: the assembly coders and the PCLMULQDQ CRC (AVX2 CPUs, which all have
- *             BMI2 and PCLMULQDQ: huff_pick_isa checks anyway)
+ *             BMI2 and PCLMULQDQ: huff_pick_isa checks anyway); the AVX-512 slot differs only
+ *             in its CRC passes, VPCLMULQDQ on 512 bits (CPUs without it get the AVX2 slot)
  * The coders stay scalar code in every variant: GCC's SLP vectorizer would otherwise gather the
  * 20 decoded bytes of a round into a vector (pinsrb chains, spills), which is much slower, so
  * the baseline coders are compiled without tree vectorization (TP_NO_VECTORIZE).
@@ -54,6 +55,7 @@ static const huff_block_encoder ENCODE_REF = {huffman_plan_block_ref, huffman_wr
 static void plan_x86(const uint8_t *src, int64_t len, huff_plan *p) { huff_plan_block(huff_scan_x86, src, len, p); }
 static int write_x86(const uint8_t *src, int64_t len, const huff_plan *p, uint8_t *dst) { return huff_write_block(huff_encode4_x86, src, len, p, dst); }
 static int decode_x86(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(huff_decode4_x86, huff_decode4_multi_x86, huff_crc32_pclmul, blk, size, out, len, range); }
+static int decode_avx512(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(huff_decode4_x86, huff_decode4_multi_avx512, huff_crc32_vpclmul, blk, size, out, len, range); }
 static const huff_block_encoder ENCODE_X86 = {plan_x86, write_x86};
 #endif
 
@@ -67,7 +69,7 @@ const huff_block_encoder *const HUFF_ENCODE[TP_ISA_COUNT] = {
 const huff_block_decoder HUFF_DECODE[TP_ISA_COUNT] = {
     [TP_ISA_SCALAR] = huffman_decode_block_ref,
     [TP_ISA_BASELINE] = decode_baseline,
-    TP_X86_ONLY([TP_ISA_AVX2] = decode_x86, [TP_ISA_AVX512] = decode_x86,)
+    TP_X86_ONLY([TP_ISA_AVX2] = decode_x86, [TP_ISA_AVX512] = decode_avx512,)
 };
 
 /* Counting alone gains nothing from the x86 loops: their x86 slots take the baseline. */
@@ -79,7 +81,7 @@ const huff_count_fn HUFF_COUNT[TP_ISA_COUNT] = {
 const huff_crc32_fn HUFF_CRC32[TP_ISA_COUNT] = {
     [TP_ISA_SCALAR] = huffman_crc32_ref,
     [TP_ISA_BASELINE] = huff_crc32_slice8,
-    TP_X86_ONLY([TP_ISA_AVX2] = huff_crc32_pclmul, [TP_ISA_AVX512] = huff_crc32_pclmul,)
+    TP_X86_ONLY([TP_ISA_AVX2] = huff_crc32_pclmul, [TP_ISA_AVX512] = huff_crc32_vpclmul,)
 };
 
 /* One form beside the reference: the x86 slots take the baseline. */
@@ -92,10 +94,10 @@ int huff_pick_isa(int isa) {
 #if TP_HAVE_X86_VARIANTS
     if (isa == TP_ISA_AVX2 || isa == TP_ISA_AVX512) {
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-            __builtin_cpu_supports("pclmul"))
-            return isa;
-        return TP_ISA_BASELINE;
+        if (!__builtin_cpu_supports("bmi") || !__builtin_cpu_supports("bmi2") ||
+            !__builtin_cpu_supports("pclmul"))
+            return TP_ISA_BASELINE;
+        return isa == TP_ISA_AVX512 && !__builtin_cpu_supports("vpclmulqdq") ? TP_ISA_AVX2 : isa;
     }
 #endif
     return isa == TP_ISA_SCALAR ? isa : TP_ISA_BASELINE;

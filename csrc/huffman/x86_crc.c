@@ -58,4 +58,42 @@ TP_TARGET_PCLMUL uint32_t huff_crc32_pclmul(uint32_t crc, const uint8_t *p, size
     }
     return huff_crc32_pclmul_finish(x, p + i, n - i);
 }
+
+/* x folded forward by the distance k encodes, XOR d: one ternary logic op for both XORs. */
+TP_TARGET_VPCLMUL static inline __m512i fold4(__m512i x, __m512i k, __m512i d) {
+    return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(x, k, 0x00),
+                                     _mm512_clmulepi64_epi128(x, k, 0x11), d, 0x96);
+}
+
+TP_TARGET_VPCLMUL static inline __m512i broadcast_constants(uint64_t k_lo, uint64_t k_hi) {
+    return _mm512_broadcast_i32x4(_mm_set_epi64x((long long)k_hi, (long long)k_lo));
+}
+
+TP_TARGET_VPCLMUL uint32_t huff_crc32_vpclmul(uint32_t crc, const uint8_t *p, size_t n) {
+    if (n < 256) return huff_crc32_pclmul(crc, p, n);
+    const __m512i k256 = broadcast_constants(HUFF_CRC32_K2111, HUFF_CRC32_K2047);
+    const __m512i k64 = broadcast_constants(HUFF_CRC32_K575, HUFF_CRC32_K511);
+    __m512i x0 = _mm512_xor_si512(_mm512_loadu_si512(p),
+                                  _mm512_castsi128_si512(_mm_cvtsi32_si128((int)~crc)));
+    __m512i x1 = _mm512_loadu_si512(p + 64), x2 = _mm512_loadu_si512(p + 128);
+    __m512i x3 = _mm512_loadu_si512(p + 192);
+    size_t i = 256;
+    for (; i + 256 <= n; i += 256) {
+        x0 = fold4(x0, k256, _mm512_loadu_si512(p + i));
+        x1 = fold4(x1, k256, _mm512_loadu_si512(p + i + 64));
+        x2 = fold4(x2, k256, _mm512_loadu_si512(p + i + 128));
+        x3 = fold4(x3, k256, _mm512_loadu_si512(p + i + 192));
+    }
+    x0 = fold4(x0, k64, x1);
+    x0 = fold4(x0, k64, x2);
+    x0 = fold4(x0, k64, x3);
+    for (; i + 64 <= n; i += 64) x0 = fold4(x0, k64, _mm512_loadu_si512(p + i));
+    /* the four lanes, first to last, into one remainder */
+    const __m128i k16 = _mm_set_epi64x((long long)HUFF_CRC32_K127, (long long)HUFF_CRC32_K191);
+    __m128i x = _mm512_castsi512_si128(x0);
+    x = _mm_xor_si128(fold(x, k16), _mm512_extracti32x4_epi32(x0, 1));
+    x = _mm_xor_si128(fold(x, k16), _mm512_extracti32x4_epi32(x0, 2));
+    x = _mm_xor_si128(fold(x, k16), _mm512_extracti32x4_epi32(x0, 3));
+    return huff_crc32_pclmul_finish(x, p + i, n - i);
+}
 #endif
