@@ -43,7 +43,7 @@ int huff_decode_block(huff_decode4_fn decode4, huff_decode4_fn decode4_multi,
             const uint8_t *base = blk + at + 12;
             const uint64_t start[4] = {0, s0, s0 + s1, s0 + s1 + s2};
             const uint64_t end[4] = {s0, s0 + s1, s0 + s1 + s2, payload};
-            uint16_t codes[256], table[HUFF_TABLE];
+            uint16_t codes[256], table[HUFF_TABLE + 1]; /* + 1: multi_table_avx512 reads past */
             huff_canonical_codes(lengths, codes);
             for (int s = 0; s < 256; s++) {
                 int l = lengths[s];

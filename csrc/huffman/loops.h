@@ -308,7 +308,7 @@ TP_ALWAYS_INLINE void huff_multi_table(const uint16_t *TP_RESTRICT single,
         uint32_t e2 = single[i >> l1], l2 = e2 & 255;
         uint32_t e3 = single[(i >> l1) >> l2], l3 = e3 & 255;
         uint32_t two = l1 + l2 <= HUFF_BITS, three = two & (l1 + l2 + l3 <= HUFF_BITS);
-        uint32_t bits = l1 + (two ? l2 : 0) + (three ? l3 : 0);
+        uint32_t bits = l1 + (l2 & -two) + (l3 & -three);
         multi[i] = bits | (e1 >> 8) << 8 | (e2 >> 8) << 16 | (e3 >> 8) << 24 |
                    (uint64_t)(1 + two + three) << 32;
     }
@@ -443,12 +443,11 @@ TP_ALWAYS_INLINE int mreaders_finish(const uint16_t *single, const uint64_t *mul
     return TP_OK;
 }
 
-/* decode4_body with the multi-symbol table (built from `single` here: ~2 cycles an entry). */
-TP_ALWAYS_INLINE int decode4_multi_body(const uint16_t *TP_RESTRICT single, const uint8_t *base,
+/* decode4_body with the multi-symbol table `multi` (built from `single` by the caller). */
+TP_ALWAYS_INLINE int decode4_multi_body(const uint16_t *TP_RESTRICT single,
+                                        const uint64_t *TP_RESTRICT multi, const uint8_t *base,
                                         const uint64_t *start_byte, const uint64_t *end_byte,
                                         uint8_t *TP_RESTRICT out, int64_t len) {
-    uint64_t multi[HUFF_TABLE];
-    huff_multi_table(single, multi);
     huff_mreaders r;
     mreaders_init(&r, base, start_byte, out);
     int64_t rounds;

@@ -38,7 +38,9 @@ TP_NO_VECTORIZE static int decode4_baseline(const uint16_t *table, const uint8_t
 TP_NO_VECTORIZE static int decode4_multi_baseline(const uint16_t *table, const uint8_t *base,
                                                   const uint64_t *start, const uint64_t *end,
                                                   uint8_t *out, int64_t len, uint32_t *crc) {
-    int status = decode4_multi_body(table, base, start, end, out, len);
+    uint64_t multi[HUFF_TABLE];
+    huff_multi_table(table, multi);
+    int status = decode4_multi_body(table, multi, base, start, end, out, len);
     *crc = status == TP_OK ? huff_crc32_slice8(0, out, (size_t)len) : 0;
     return status;
 }
