@@ -592,6 +592,12 @@ def _multi_inputs():
     uneven[1::4] = rng.integers(0, 8, len(uneven[1::4]))
     xs.append(uneven)
     xs.append(_low_entropy(3 * 1024 + 17, seed=11, p=0.3))
+    # blocks of many runs' worth (2048 symbols a stream a run): batches, leftovers moved to the
+    # runs' starts, streams of unequal speed across batches
+    xs.append(_low_entropy(40000 + 3, seed=13, p=0.7))
+    long_uneven = _low_entropy(60000, seed=15, p=0.9)
+    long_uneven[2::4] = rng.integers(0, 16, len(long_uneven[2::4]))
+    xs.append(long_uneven)
     return xs
 
 

@@ -286,74 +286,82 @@ TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8
 /* ---- the multi-symbol four-stream reader (low-entropy blocks) ------------------------------
  * One lookup of the next 11 bits emits every whole code they hold, up to HUFF_MULTI symbols
  * (as zstd's huff0 "X2" decoder, which stops at two): a block of ~2.7 bits per symbol (the
- * float codec's exponent planes) takes ~3 symbols per lookup instead of one, and the chain
- * lookup -> shift that bounds the single-symbol rounds is walked a third as often. The
- * stream format is untouched: the codes are read in the same order, only grouped.
+ * float codec's exponent planes) takes ~3.5 symbols per lookup instead of one, and a block of
+ * ~5.6 bits (float16's top plane) ~1.6. The stream format is untouched: the codes are read in
+ * the same order, only grouped.
  *
- * Entries (uint64): byte 0 the total length of the codes (<= 11, so a shift by the entry
- * shifts by it, as above), bytes 1..3 the symbols, byte 4 their number (1..3). Every symbol byte
- * is stored: one past the count lands on a later position of the same stream, which that
- * stream's next lookups overwrite (the rounds only run while every stream has HUFF_MULTI
- * symbols left per lookup, so such a store never leaves the block). */
-#define HUFF_MULTI 3
+ * Entries (uint64): bytes 0..3 the symbols, byte 4 the total length of the codes (<= 11), byte
+ * 5 their number (1..4), bytes 6..7 zero. A lookup stores the whole entry at once: the four
+ * symbol bytes, and bytes past the count that the stream's next lookup overwrites. So that one
+ * store serves a lookup, each stream decodes into a run of its own (stream k's m-th symbol is
+ * output byte k + 4 m), and an interleaving pass puts the four runs' symbols in place: nine
+ * instructions a lookup instead of the fifteen of three byte stores into the output. */
+#define HUFF_MULTI 4
 #define HUFF_MULTI_LOOKUPS 5 /* lookups per refill: 5 * 11 bits <= 56 */
+#define HUFF_MULTI_ROUND (HUFF_MULTI * HUFF_MULTI_LOOKUPS) /* most symbols a round emits */
+#define HUFF_MULTI_RUN 2048 /* symbols a stream's run holds between interleaving passes */
+typedef uint8_t huff_run[HUFF_MULTI_RUN + 8]; /* + 8: a lookup's store at the last symbol */
 
 /* The multi-symbol table from the single-symbol one. The code after the first of window i is
  * looked up in i >> l1, whose high l1 bits are zero: its entry is right when its length fits
- * the 11 - l1 real bits, the one condition for taking it (and likewise for the third). */
+ * the 11 - l1 real bits, the one condition for taking it (and likewise for the next ones). */
 TP_ALWAYS_INLINE void huff_multi_table(const uint16_t *TP_RESTRICT single,
                                        uint64_t *TP_RESTRICT multi) {
     for (uint32_t i = 0; i < HUFF_TABLE; i++) {
         uint32_t e1 = single[i], l1 = e1 & 255;
-        uint32_t e2 = single[i >> l1], l2 = e2 & 255;
-        uint32_t e3 = single[(i >> l1) >> l2], l3 = e3 & 255;
+        uint32_t j2 = i >> l1, e2 = single[j2], l2 = e2 & 255;
+        uint32_t j3 = j2 >> l2, e3 = single[j3], l3 = e3 & 255;
+        uint32_t e4 = single[j3 >> l3], l4 = e4 & 255;
         uint32_t two = l1 + l2 <= HUFF_BITS, three = two & (l1 + l2 + l3 <= HUFF_BITS);
-        uint32_t bits = l1 + (l2 & -two) + (l3 & -three);
-        multi[i] = bits | (e1 >> 8) << 8 | (e2 >> 8) << 16 | (e3 >> 8) << 24 |
-                   (uint64_t)(1 + two + three) << 32;
+        uint32_t four = three & (l1 + l2 + l3 + l4 <= HUFF_BITS);
+        uint32_t bits = l1 + (l2 & -two) + (l3 & -three) + (l4 & -four);
+        uint32_t symbols = (e1 >> 8) | (e2 & 0xFF00) | (e3 & 0xFF00) << 8 | (e4 & 0xFF00) << 16;
+        multi[i] = symbols | (uint64_t)bits << 32 | (uint64_t)(1 + two + three + four) << 40;
     }
 }
 
-/* The four readers as huff_readers, and o[k]: where stream k's next symbol goes (out + k + 4 m
- * after m symbols): each stream advances by its own counts. */
+/* The four readers as huff_readers, and o[k]: where stream k's next symbol goes in the output
+ * (out + k + 4 m after m symbols), for the rounds of one stream that end a block. */
 typedef struct {
     uint64_t b[4], n[4];
     const uint8_t *q[4];
     uint8_t *o[4];
 } huff_mreaders;
 
-/* One lookup of one reader: its symbols to o, o + 4, o + 8; returns the next position. */
+/* One lookup of one reader into its run at o: returns the run's next position. */
 TP_ALWAYS_INLINE uint8_t *dec_multi(const uint64_t *TP_RESTRICT table, uint64_t *b, uint64_t *n,
                                     uint8_t *o) {
-    uint64_t e = table[*b & (HUFF_TABLE - 1)];
-    *b >>= e & 63;
-    *n -= e; /* only the low 6 bits of n count (as in dec_one) */
-    o[0] = (uint8_t)(e >> 8);
-    o[4] = (uint8_t)(e >> 16);
-    o[8] = (uint8_t)(e >> 24);
-    return o + 4 * (e >> 32);
+    uint64_t e = table[*b & (HUFF_TABLE - 1)], t = e >> 32; /* length | count << 8 */
+    *b >>= t & 63;
+    *n -= t; /* only the low 6 bits of n count (as in dec_one) */
+    tp_store64le(o, e);
+    return o + (e >> 40);
 }
 
-/* `rounds` rounds of streams k0 .. k0 + count - 1 (count 1 or 4, a constant in each instance):
- * each refills a reader once and makes 5 lookups. The caller guarantees every refill reads
- * inside its stream and every stream has 15 symbols left per round. */
+/* One lookup of one reader straight into the output (stride 4). */
+TP_ALWAYS_INLINE uint8_t *dec_multi_strided(const uint64_t *TP_RESTRICT table, uint64_t *b,
+                                            uint64_t *n, uint8_t *o) {
+    uint64_t e = table[*b & (HUFF_TABLE - 1)], t = e >> 32;
+    *b >>= t & 63;
+    *n -= t;
+    for (int j = 0; j < HUFF_MULTI; j++) o[4 * j] = (uint8_t)(e >> (8 * j));
+    return o + 4 * (e >> 40);
+}
+
+/* `rounds` rounds of the four streams, stream k into its run at run[k] + fill[k] (fill[k]
+ * grows by what it emits): each round refills a reader once and makes 5 lookups. The caller
+ * guarantees every refill reads inside its stream, every stream has HUFF_MULTI_ROUND symbols
+ * left per round and every run room for them. The portable loop; x86_decode2.c has it in
+ * assembly. */
+typedef void (*huff_multi_rounds_fn)(const uint64_t *table, huff_mreaders *r, huff_run *run,
+                                     int64_t *fill, int64_t rounds);
 TP_ALWAYS_INLINE void decode_multi_rounds_c(const uint64_t *TP_RESTRICT table, huff_mreaders *r,
-                                            int k0, const int count, int64_t rounds) {
-    if (count == 1) {
-        uint64_t b = r->b[k0], n = r->n[k0];
-        const uint8_t *q = r->q[k0];
-        uint8_t *o = r->o[k0];
-        for (; rounds; rounds--) {
-            dec_refill(&b, &n, &q);
-            for (int j = 0; j < HUFF_MULTI_LOOKUPS; j++) o = dec_multi(table, &b, &n, o);
-        }
-        r->b[k0] = b, r->n[k0] = n, r->q[k0] = q, r->o[k0] = o;
-        return;
-    }
+                                            huff_run *run, int64_t *fill, int64_t rounds) {
     uint64_t b0 = r->b[0], b1 = r->b[1], b2 = r->b[2], b3 = r->b[3];
     uint64_t n0 = r->n[0], n1 = r->n[1], n2 = r->n[2], n3 = r->n[3];
     const uint8_t *q0 = r->q[0], *q1 = r->q[1], *q2 = r->q[2], *q3 = r->q[3];
-    uint8_t *o0 = r->o[0], *o1 = r->o[1], *o2 = r->o[2], *o3 = r->o[3];
+    uint8_t *o0 = run[0] + fill[0], *o1 = run[1] + fill[1];
+    uint8_t *o2 = run[2] + fill[2], *o3 = run[3] + fill[3];
     for (; rounds; rounds--) {
         dec_refill(&b0, &n0, &q0);
         dec_refill(&b1, &n1, &q1);
@@ -369,39 +377,43 @@ TP_ALWAYS_INLINE void decode_multi_rounds_c(const uint64_t *TP_RESTRICT table, h
     r->b[0] = b0, r->b[1] = b1, r->b[2] = b2, r->b[3] = b3;
     r->n[0] = n0, r->n[1] = n1, r->n[2] = n2, r->n[3] = n3;
     r->q[0] = q0, r->q[1] = q1, r->q[2] = q2, r->q[3] = q3;
-    r->o[0] = o0, r->o[1] = o1, r->o[2] = o2, r->o[3] = o3;
+    fill[0] = o0 - run[0], fill[1] = o1 - run[1], fill[2] = o2 - run[2], fill[3] = o3 - run[3];
 }
 
-TP_ALWAYS_INLINE void mreaders_init(huff_mreaders *r, const uint8_t *base,
-                                    const uint64_t *start_byte, uint8_t *out) {
-    for (int k = 0; k < 4; k++) {
-        r->b[k] = 0;
-        r->n[k] = 0;
-        r->q[k] = base + start_byte[k];
-        r->o[k] = out + k;
+/* `rounds` rounds of stream k alone, straight into the output at r->o[k]. */
+TP_ALWAYS_INLINE void decode_multi_stream_rounds_c(const uint64_t *TP_RESTRICT table,
+                                                   huff_mreaders *r, int k, int64_t rounds) {
+    uint64_t b = r->b[k], n = r->n[k];
+    const uint8_t *q = r->q[k];
+    uint8_t *o = r->o[k];
+    for (; rounds; rounds--) {
+        dec_refill(&b, &n, &q);
+        for (int j = 0; j < HUFF_MULTI_LOOKUPS; j++) o = dec_multi_strided(table, &b, &n, o);
     }
+    r->b[k] = b, r->n[k] = n, r->q[k] = q, r->o[k] = o;
 }
 
-/* Symbols stream k has left: it holds (len + 3 - k) / 4, and o[k] = out + k + 4 * done. */
-TP_ALWAYS_INLINE int64_t mreader_left(const huff_mreaders *r, const uint8_t *out, int64_t len,
-                                      int k) {
-    return (len + 3 - k) / 4 - (r->o[k] - out - k) / 4;
+/* The first `count` symbols of the four runs into the output: out[k + 4 i] = run[k][i] (the
+ * portable pass; x86_decode2.c has a vector one). */
+typedef void (*huff_interleave_fn)(huff_run *run, int64_t count, uint8_t *out);
+TP_ALWAYS_INLINE void interleave_body(huff_run *run, int64_t from, int64_t count, uint8_t *out) {
+    for (int64_t i = from; i < count; i++)
+        for (int k = 0; k < 4; k++) out[4 * i + k] = run[k][i];
 }
 
-/* How many rounds streams k0 .. k0 + count - 1 can run now: every refill reads 8 bytes inside
- * its stream (advancing q by <= 7), every lookup has HUFF_MULTI symbols left to write. */
-TP_ALWAYS_INLINE int64_t multi_safe_rounds(const huff_mreaders *r, const uint8_t *base,
-                                           const uint64_t *end_byte, const uint8_t *out,
-                                           int64_t len, int k0, int count) {
-    int64_t rounds = INT64_MAX;
-    for (int k = k0; k < k0 + count; k++) {
-        int64_t avail = (int64_t)end_byte[k] - (r->q[k] - base) - 8;
-        int64_t safe = avail < 0 ? 0 : avail / 7 + 1;
-        int64_t syms = mreader_left(r, out, len, k) / (HUFF_MULTI * HUFF_MULTI_LOOKUPS);
-        if (safe > syms) safe = syms;
-        if (safe < rounds) rounds = safe;
-    }
-    return rounds;
+/* Symbols stream k has left to decode: it holds (len + 3 - k) / 4, of which `decoded` are. */
+TP_ALWAYS_INLINE int64_t stream_left(int64_t len, int k, int64_t decoded) {
+    return (len + 3 - k) / 4 - decoded;
+}
+
+/* How many rounds reader k can run now: its refills read 8 bytes inside its stream (each
+ * advancing q by <= 7), and `left` symbols cover HUFF_MULTI_ROUND a round. */
+TP_ALWAYS_INLINE int64_t reader_safe_rounds(const huff_mreaders *r, int k, const uint8_t *base,
+                                            const uint64_t *end_byte, int64_t left) {
+    int64_t avail = (int64_t)end_byte[k] - (r->q[k] - base) - 8;
+    int64_t safe = avail < 0 ? 0 : avail / 7 + 1;
+    int64_t by_symbols = left / HUFF_MULTI_ROUND;
+    return safe < by_symbols ? safe : by_symbols;
 }
 
 /* Stream k's symbols from its m-th on, one at a time from bit `at` with byte-wise reads that
@@ -426,15 +438,17 @@ TP_ALWAYS_INLINE int decode_stream_tail(const uint16_t *table, const uint8_t *ba
     return TP_OK;
 }
 
-/* The last symbols of every stream: streams that the four-stream rounds left far behind (their
- * symbols cost more bits than the others') first run rounds of their own, then the exact tail. */
+/* The last symbols of every stream, straight into the output from r->o[k]: rounds of the
+ * stream alone while it has HUFF_MULTI_ROUND symbols a round left (the four-stream rounds stop
+ * when the first stream runs short), then the exact tail. */
 TP_ALWAYS_INLINE int mreaders_finish(const uint16_t *single, const uint64_t *multi,
                                      huff_mreaders *r, const uint8_t *base,
                                      const uint64_t *end_byte, uint8_t *out, int64_t len) {
     for (int k = 0; k < 4; k++) {
         int64_t rounds;
-        while ((rounds = multi_safe_rounds(r, base, end_byte, out, len, k, 1)) > 0)
-            decode_multi_rounds_c(multi, r, k, 1, rounds);
+        while ((rounds = reader_safe_rounds(r, k, base, end_byte,
+                                            stream_left(len, k, (r->o[k] - out - k) / 4))) > 0)
+            decode_multi_stream_rounds_c(multi, r, k, rounds);
         uint64_t at = 8 * (uint64_t)(r->q[k] - base) - (r->n[k] & 63);
         int status = decode_stream_tail(single, base, at, 8 * end_byte[k], out, len, k,
                                         (r->o[k] - out - k) / 4);
@@ -443,16 +457,47 @@ TP_ALWAYS_INLINE int mreaders_finish(const uint16_t *single, const uint64_t *mul
     return TP_OK;
 }
 
-/* decode4_body with the multi-symbol table `multi` (built from `single` by the caller). */
+/* decode4_body with the multi-symbol table `multi` (built from `single` by the caller). The
+ * four streams decode into their runs in batches of rounds; after each batch the symbols every
+ * run holds go to the output, and the rest move to the runs' starts. */
 TP_ALWAYS_INLINE int decode4_multi_body(const uint16_t *TP_RESTRICT single,
                                         const uint64_t *TP_RESTRICT multi, const uint8_t *base,
                                         const uint64_t *start_byte, const uint64_t *end_byte,
-                                        uint8_t *TP_RESTRICT out, int64_t len) {
+                                        uint8_t *TP_RESTRICT out, int64_t len,
+                                        huff_multi_rounds_fn rounds_fn,
+                                        huff_interleave_fn interleave) {
+    huff_run run[4];
+    int64_t fill[4] = {0, 0, 0, 0}, m = 0; /* every stream's first m symbols are in out */
     huff_mreaders r;
-    mreaders_init(&r, base, start_byte, out);
-    int64_t rounds;
-    while ((rounds = multi_safe_rounds(&r, base, end_byte, out, len, 0, 4)) > 0)
-        decode_multi_rounds_c(multi, &r, 0, 4, rounds);
+    for (int k = 0; k < 4; k++) {
+        r.b[k] = 0;
+        r.n[k] = 0;
+        r.q[k] = base + start_byte[k];
+    }
+    for (;;) {
+        int64_t rounds = INT64_MAX;
+        for (int k = 0; k < 4; k++) {
+            int64_t safe = reader_safe_rounds(&r, k, base, end_byte, stream_left(len, k, m + fill[k]));
+            int64_t room = (HUFF_MULTI_RUN - fill[k]) / HUFF_MULTI_ROUND;
+            rounds = safe < rounds ? safe : rounds;
+            rounds = room < rounds ? room : rounds;
+        }
+        if (rounds <= 0) break;
+        rounds_fn(multi, &r, run, fill, rounds);
+        int64_t ready = fill[0];
+        for (int k = 1; k < 4; k++) ready = fill[k] < ready ? fill[k] : ready;
+        interleave(run, ready, out + 4 * m);
+        m += ready;
+        for (int k = 0; k < 4; k++) {
+            fill[k] -= ready;
+            memmove(run[k], run[k] + ready, (size_t)fill[k]);
+        }
+    }
+    /* what the runs still hold goes out strided, and each stream finishes alone */
+    for (int k = 0; k < 4; k++) {
+        for (int64_t i = 0; i < fill[k]; i++) out[k + 4 * (m + i)] = run[k][i];
+        r.o[k] = out + k + 4 * (m + fill[k]);
+    }
     return mreaders_finish(single, multi, &r, base, end_byte, out, len);
 }
 

@@ -35,12 +35,22 @@ TP_NO_VECTORIZE static int decode4_baseline(const uint16_t *table, const uint8_t
     return status;
 }
 
+TP_NO_VECTORIZE static void multi_rounds_baseline(const uint64_t *table, huff_mreaders *r,
+                                                  huff_run *run, int64_t *fill, int64_t rounds) {
+    decode_multi_rounds_c(table, r, run, fill, rounds);
+}
+
+static void interleave_baseline(huff_run *run, int64_t count, uint8_t *out) {
+    interleave_body(run, 0, count, out);
+}
+
 TP_NO_VECTORIZE static int decode4_multi_baseline(const uint16_t *table, const uint8_t *base,
                                                   const uint64_t *start, const uint64_t *end,
                                                   uint8_t *out, int64_t len, uint32_t *crc) {
     uint64_t multi[HUFF_TABLE];
     huff_multi_table(table, multi);
-    int status = decode4_multi_body(table, multi, base, start, end, out, len);
+    int status = decode4_multi_body(table, multi, base, start, end, out, len,
+                                    multi_rounds_baseline, interleave_baseline);
     *crc = status == TP_OK ? huff_crc32_slice8(0, out, (size_t)len) : 0;
     return status;
 }
