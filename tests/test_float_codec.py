@@ -23,7 +23,7 @@ BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BF16]
 CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.float16): 2, BF16: 3}
 UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
-CHUNK = {2: 1 << 16, 4: 1 << 15, 8: 1 << 15}  # what float_encode writes (spec section 6)
+CHUNK = {2: 1 << 16, 4: 1 << 16, 8: 1 << 15}  # what float_encode writes (spec section 6)
 
 
 def ids(dtypes):
