@@ -239,10 +239,39 @@ def test_isa_variants_encode_and_decode_as_the_scalar_reference(isa, dtype):
 
 @requires_c
 @pytest.mark.parametrize("isa", isa_variants())
-def test_isa_variants_refuse_damage_as_the_scalar_reference(isa):
-    """Damaged blocks behind a resealed header: every variant gives the scalar verdict."""
+def test_isa_variants_decode_chunk_pairs_as_the_scalar_reference(isa):
+    """The decoder takes chunks two at a time and decodes the same plane of both together when
+    both are single-symbol Huffman blocks of the same length (float16's top plane): pairs of
+    every kind of block (coded, raw, single symbol, multi-symbol), an odd chunk count and a
+    short last chunk."""
     c = _backend.kernels_of("c", "floatcodec")
-    x = np.concatenate([weights(3000, np.dtype(np.float32)), np.zeros(1100, np.float32)])
+    f16 = np.dtype(np.float16)
+    parts = {
+        "coded_pairs": weights(6 * 1024, f16, 4),
+        "odd_count_short_last": weights(5 * 1024 + 333, f16, 5),
+        "coded_beside_raw": np.concatenate([weights(1024, f16, 6), random_bits(1024, f16, 7)]),
+        "coded_beside_constant": np.concatenate([np.full(1024, 0.5, f16), weights(1024, f16, 8)]),
+        "coded_beside_multi": np.concatenate([weights(1024, f16, 9, scale=1e-4),
+                                              (weights(1024, np.dtype(np.float32), 9) * 1e3).astype(f16)]),
+        "two_bit_codes": np.tile(np.array([0.5, 0.25, -1.0, 2.0], f16), 2 * 1024 // 4),
+    }
+    for name, x in parts.items():
+        flat = x.view(np.uint16)
+        want = bytes(c.encode(flat, CODES[f16], x.shape, 10, isa="scalar"))
+        for which in ("scalar", isa):
+            out = np.zeros_like(flat)
+            c.decode(np.frombuffer(want, np.uint8), out, isa=which)
+            assert out.tobytes() == x.tobytes(), (name, which)
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float16)], ids=["float32", "float16"])
+def test_isa_variants_refuse_damage_as_the_scalar_reference(isa, dtype):
+    """Damaged blocks behind a resealed header: every variant gives the scalar verdict (float16:
+    through the pair decoder, its chunks' top planes decoded two at a time)."""
+    c = _backend.kernels_of("c", "floatcodec")
+    x = np.concatenate([weights(3000, dtype), np.zeros(1100, dtype)])
     good = small_chunks(x)
     start = first_block(good)
     rng = np.random.default_rng(3)
@@ -253,7 +282,7 @@ def test_isa_variants_refuse_damage_as_the_scalar_reference(isa):
         data = np.frombuffer(reseal(blob), np.uint8)
         verdicts = []
         for which in ("scalar", isa):
-            out = np.zeros(x.size, np.uint32)
+            out = np.zeros(x.size, UINT[dtype.itemsize])
             try:
                 c.decode(data, out, isa=which)
                 verdicts.append(out.tobytes())

@@ -254,6 +254,34 @@ def test_isa_variants_encode_and_decode_as_the_reference(isa):
 
 @requires_c
 @pytest.mark.parametrize("isa", isa_variants())
+def test_isa_variants_decode_block_pairs_as_the_reference(isa):
+    """Blocks are decoded two at a time, both together when both are full single-symbol
+    Huffman blocks: pairs of every kind of block beside a Huffman one (raw, one symbol,
+    multi-symbol, Huffman), and a short last block."""
+    c = _backend.kernels_of("c", "huffman")
+    rng = np.random.default_rng(31)
+    k = 1024
+    huff = [gaussian_int8(k, seed=s).view(np.uint8) for s in range(40, 46)]
+    kinds = {
+        "huffman": huff[0],
+        "raw": rng.integers(0, 256, k).astype(np.uint8),
+        "one_symbol": np.full(k, 7, np.uint8),
+        "multi": _low_entropy(k, seed=3, p=0.9),
+        "two_bit_codes": np.tile(np.array([1, 2, 3, 4], np.uint8), k // 4),
+    }
+    inputs = [np.concatenate([huff[1], huff[2], huff[3], huff[4], huff[5][:100]])]
+    for name, block in kinds.items():
+        inputs.append(np.concatenate([huff[1], block, block, huff[2], huff[3]]))
+    for x in inputs:
+        want = c.encode(x, 0, x.shape, 10, isa="scalar")
+        for which in ("scalar", isa):
+            out = np.empty_like(x)
+            c.decode(np.frombuffer(want, np.uint8), out, isa=which)
+            np.testing.assert_array_equal(out, x)
+
+
+@requires_c
+@pytest.mark.parametrize("isa", isa_variants())
 def test_isa_variants_refuse_damage_as_the_reference(isa):
     """Every variant gives the reference's verdict on damaged blocks (resealed headers, so the
     block decoders see the damage): CorruptDataError, or the same bytes."""

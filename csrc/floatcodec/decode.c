@@ -2,16 +2,23 @@
  * decode.c: the float codec's decoder. Per chunk: each plane's block decoded (and its CRC-32
  * checked) into the thread's scratch, then the planes merged into the output, which is
  * written once. A raw plane (most mantissa planes) is not copied: after its CRC-32 is checked
- * the merge reads it in the stream itself. Chunks are independent and decoded in parallel.
+ * the merge reads it in the stream itself. Chunks are independent and decoded in parallel, two
+ * at a time: the same plane of two chunks of the same length goes to the Huffman family's
+ * pair decoder, which decodes two single-symbol blocks together (eight bit readers instead of
+ * four: float16's top plane, ~5.6 bits a symbol, a fifth faster).
  */
 #include "floatcodec_internal.h"
 
 /* One plane's block of `size` bytes into *plane: TP_OK or TP_ERR_CORRUPT. A raw block's
  * plane is the block's payload (checked as huff_decode_block checks it); any other is decoded
  * into `scratch`. The scalar reference (crc32 NULL) always decodes into scratch. */
+static int stays_in_stream(huff_crc32_fn crc32, const uint8_t *blk, int64_t size, int64_t len) {
+    return crc32 && size == HUFF_BLOCK_HEADER + len && blk[0] == BLOCK_RAW && len >= 2;
+}
+
 static int decode_plane(huff_block_decoder decode_block, huff_crc32_fn crc32, const uint8_t *blk,
                         int64_t size, int64_t len, uint8_t *scratch, const uint8_t **plane) {
-    if (crc32 && size == HUFF_BLOCK_HEADER + len && blk[0] == BLOCK_RAW && len >= 2) {
+    if (stays_in_stream(crc32, blk, size, len)) {
         TP_RETURN_IF(crc32(0, blk + HUFF_BLOCK_HEADER, (size_t)len) != tp_load32le(blk + 1),
                      TP_ERR_CORRUPT);
         *plane = blk + HUFF_BLOCK_HEADER;
@@ -39,9 +46,11 @@ int tp_float_decode_isa(const uint8_t *blob, int64_t size, void *dst, int64_t co
 
     const int hisa = huff_pick_isa(isa);
     const huff_block_decoder decode_block = TP_PICK(HUFF_DECODE, hisa);
+    const huff_block_pair_decoder decode_pair = TP_PICK(HUFF_DECODE_PAIR, hisa);
     const huff_crc32_fn crc32 = isa == TP_ISA_SCALAR ? NULL : TP_PICK(HUFF_CRC32, hisa);
     const float_merge_fn merge = TP_PICK(FLOAT_MERGE, isa);
     const int64_t cs = (int64_t)1 << info.chunk_log2, n_chunks = info.n_chunks;
+    const int64_t n_pairs = (n_chunks + 1) / 2;
     const uint8_t *sizes = blob + 16 + 8 * info.ndim;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) reduction(min : status) if (threads > 1)
@@ -54,18 +63,40 @@ int tp_float_decode_isa(const uint8_t *blob, int64_t size, void *dst, int64_t co
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-        for (int64_t c = 0; c < n_chunks; c++) {
+        for (int64_t g = 0; g < n_pairs; g++) {
+            const int64_t c = 2 * g; /* chunks c and c + 1 (when there is one) */
             for (; cursor < c * planes; cursor++) offset += tp_load32le(sizes + 4 * cursor);
             if (mine != TP_OK) continue; /* no break out of an OpenMP loop */
-            int64_t len = count - c * cs < cs ? count - c * cs : cs;
-            const uint8_t *plane[8];
-            for (int p = 0; p < planes && mine == TP_OK; p++, cursor++) {
-                uint32_t block = tp_load32le(sizes + 4 * cursor);
-                mine = decode_plane(decode_block, crc32, blob + offset, block, len, own + p * len,
-                                    &plane[p]);
-                offset += block;
+            const int chunks = c + 1 < n_chunks ? 2 : 1;
+            int64_t len[2], at[16], size[16];
+            const uint8_t *plane[2][8];
+            uint8_t *scratch[2];
+            for (int h = 0; h < chunks; h++)
+                len[h] = count - (c + h) * cs < cs ? count - (c + h) * cs : cs;
+            scratch[0] = own;
+            scratch[1] = own + planes * len[0];
+            for (int i = 0; i < chunks * planes; i++, cursor++) {
+                size[i] = tp_load32le(sizes + 4 * cursor);
+                at[i] = offset;
+                offset += size[i];
             }
-            if (mine == TP_OK) merge(plane, len, planes, (uint8_t *)dst + c * cs * planes);
+            for (int p = 0; p < planes && mine == TP_OK; p++) {
+                const uint8_t *blk_a = blob + at[p], *blk_b = blob + at[planes + p];
+                if (chunks == 2 && len[1] == len[0] && !stays_in_stream(crc32, blk_a, size[p], len[0]) &&
+                    !stays_in_stream(crc32, blk_b, size[planes + p], len[1])) {
+                    plane[0][p] = scratch[0] + p * len[0];
+                    plane[1][p] = scratch[1] + p * len[1];
+                    mine = decode_pair(blk_a, size[p], scratch[0] + p * len[0], blk_b,
+                                       size[planes + p], scratch[1] + p * len[1], len[0], 1);
+                    continue;
+                }
+                for (int h = 0; h < chunks && mine == TP_OK; h++)
+                    mine = decode_plane(decode_block, crc32, blob + at[h * planes + p],
+                                        size[h * planes + p], len[h], scratch[h] + p * len[h],
+                                        &plane[h][p]);
+            }
+            for (int h = 0; h < chunks && mine == TP_OK; h++)
+                merge(plane[h], len[h], planes, (uint8_t *)dst + (c + h) * cs * planes);
         }
         if (mine < status) status = mine;
     }

@@ -57,8 +57,10 @@ int64_t tp_float_workspace_size(int64_t count, int32_t dtype, int32_t chunk_log2
     if (!arguments_ok(count, dtype, chunk_log2) || threads < 1 || threads > 4096) return -1;
     const int planes = float_planes(dtype);
     const int64_t chunk = (int64_t)1 << chunk_log2;
-    /* per thread: one chunk's planes, rounded to 64 bytes */
-    const int64_t scratch = (planes * (count < chunk ? count : chunk) + 63) & ~(int64_t)63;
+    /* per thread: the planes of one chunk (encoding) or of two (decoding: chunks are decoded
+     * in pairs, decode.c), rounded to 64 bytes */
+    const int64_t held = encode ? chunk : 2 * chunk;
+    const int64_t scratch = (planes * (count < held ? count : held) + 63) & ~(int64_t)63;
     const int64_t plans = encode ? planes * float_chunk_count(count, chunk_log2) * (int64_t)sizeof(huff_plan) : 0;
     return plans + threads * scratch;
 }

@@ -5,7 +5,7 @@
  *   code_lengths.c  length-limited Huffman code lengths, canonical codes, Kraft's sum
  *   crc.c           CRC-32 with slicing-by-8 tables (crc_table.h), and its dispatch table
  *   encode.c        the encoder: per-block planning and writing, threads, the histogram entry
- *   decode.c        the decoder: per-block decoding, threads
+ *   decode.c        the decoder: per-block decoding (two blocks at a time), threads
  *   loops.h         the portable hot loops (always-inline bodies) of the block coders
  *   variants.c      the per-ISA wrappers around those loops and the dispatch tables
  *   x86_encode.c, x86_decode.c, x86_crc.c   the x86-64 assembly / intrinsics loops
@@ -133,6 +133,11 @@ typedef struct {
  * may be of type BLOCK_HUFF_RANGE (the float codec's streams; never the Huffman stream's). */
 typedef int (*huff_block_decoder)(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len,
                                   int allow_range);
+/* Two blocks of len symbols each into out_a and out_b: TP_OK, or TP_ERR_CORRUPT when either
+ * is damaged. */
+typedef int (*huff_block_pair_decoder)(const uint8_t *blk_a, int64_t size_a, uint8_t *out_a,
+                                       const uint8_t *blk_b, int64_t size_b, uint8_t *out_b,
+                                       int64_t len, int allow_range);
 /* The four streams' histograms of src (symbol i counts in c[i % 4]), added to c. */
 typedef void (*huff_count_fn)(const uint8_t *src, int64_t len, uint32_t (*c)[256]);
 
@@ -143,6 +148,17 @@ typedef int (*huff_encode4_fn)(const uint8_t *src, int64_t len, const uint64_t *
 typedef int (*huff_decode4_fn)(const uint16_t *table, const uint8_t *base,
                                const uint64_t *start, const uint64_t *end, uint8_t *out,
                                int64_t len, uint32_t *crc);
+/* Two Huffman blocks of the same length at once (loops.h, "two blocks at once"): their
+ * streams and outputs, and their decoding tables at tables and tables + HUFF_PAIR_STRIDE (one
+ * register reaches both). TP_OK or TP_ERR_CORRUPT; the CRCs are the caller's. */
+#define HUFF_PAIR_STRIDE (HUFF_TABLE + 64)
+typedef struct {
+    const uint8_t *base;
+    uint64_t start[4], end[4];
+    uint8_t *out;
+} huff_streams;
+typedef int (*huff_decode4_pair_fn)(const uint16_t *tables, const huff_streams *a,
+                                    const huff_streams *b, int64_t len);
 
 /* The fast block coders around those loops (encode.c, decode.c); the type and stream sizes
  * from the streams' histograms (encode.c, the fast planning's and the reference's). */
@@ -156,6 +172,14 @@ int huff_write_block(huff_encode4_fn encode4, const uint8_t *src, int64_t len,
 int huff_decode_block(huff_decode4_fn decode4, huff_decode4_fn decode4_multi,
                       huff_crc32_fn crc32, const uint8_t *blk, int64_t size, uint8_t *out,
                       int64_t len, int allow_range);
+/* Blocks a and b (huff_block_decoder's arguments each, both of `len` symbols) as two calls of
+ * huff_decode_block would, but the two decoded together by decode4_pair where both are
+ * single-symbol Huffman blocks (decode4_pair NULL: never). */
+int huff_decode_block_pair(huff_decode4_fn decode4, huff_decode4_fn decode4_multi,
+                           huff_decode4_pair_fn decode4_pair, huff_crc32_fn crc32,
+                           const uint8_t *blk_a, int64_t size_a, uint8_t *out_a,
+                           const uint8_t *blk_b, int64_t size_b, uint8_t *out_b, int64_t len,
+                           int allow_range);
 #ifndef HUFF_MULTI_MAX_BITS
 #define HUFF_MULTI_MAX_BITS 4
 #endif
@@ -193,6 +217,8 @@ int huff_decode4_x86(const uint16_t *table, const uint8_t *base, const uint64_t 
                      const uint64_t *end, uint8_t *out, int64_t len, uint32_t *crc);
 int huff_decode4_multi_x86(const uint16_t *table, const uint8_t *base, const uint64_t *start,
                            const uint64_t *end, uint8_t *out, int64_t len, uint32_t *crc);
+int huff_decode4_pair_x86(const uint16_t *tables, const huff_streams *a, const huff_streams *b,
+                          int64_t len);
 int huff_decode4_multi_avx512(const uint16_t *table, const uint8_t *base, const uint64_t *start,
                               const uint64_t *end, uint8_t *out, int64_t len, uint32_t *crc);
 #endif
@@ -200,11 +226,12 @@ int huff_decode4_multi_avx512(const uint16_t *table, const uint8_t *base, const 
 /* The dispatch tables, indexed by TP_ISA_*: pick with huff_pick_isa, then TP_PICK. */
 extern const huff_block_encoder *const HUFF_ENCODE[TP_ISA_COUNT];
 extern const huff_block_decoder HUFF_DECODE[TP_ISA_COUNT];
+extern const huff_block_pair_decoder HUFF_DECODE_PAIR[TP_ISA_COUNT];
 extern const huff_count_fn HUFF_COUNT[TP_ISA_COUNT];
 extern const huff_crc32_fn HUFF_CRC32[TP_ISA_COUNT];
 extern const huff_lengths_fn HUFF_CODE_LENGTHS[TP_ISA_COUNT];
-/* The variant to run for `isa`: the x86 slots need BMI2 and PCLMULQDQ too (every AVX2 CPU has
- * them; checked anyway), else the baseline one; the AVX-512 slot also VPCLMULQDQ, else AVX2's. */
+/* The variant to run for `isa`: the x86 slots need BMI2, LZCNT and PCLMULQDQ too (every AVX2
+ * CPU has them; checked anyway), else the baseline one; the AVX-512 slot also VPCLMULQDQ, else AVX2's. */
 int huff_pick_isa(int isa);
 
 /* Below this many symbols per thread a second thread costs more than it saves. */

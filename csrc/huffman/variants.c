@@ -60,6 +60,7 @@ TP_NO_VECTORIZE static int decode4_multi_baseline(const uint16_t *table, const u
 static void plan_baseline(const uint8_t *src, int64_t len, huff_plan *p) { huff_plan_block(scan_baseline, src, len, p); }
 static int write_baseline(const uint8_t *src, int64_t len, const huff_plan *p, uint8_t *dst) { return huff_write_block(encode4_baseline, src, len, p, dst); }
 static int decode_baseline(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(decode4_baseline, decode4_multi_baseline, huff_crc32_slice8, blk, size, out, len, range); }
+static int decode_pair_baseline(const uint8_t *a, int64_t sa, uint8_t *oa, const uint8_t *b, int64_t sb, uint8_t *ob, int64_t len, int range) { return huff_decode_block_pair(decode4_baseline, decode4_multi_baseline, NULL, huff_crc32_slice8, a, sa, oa, b, sb, ob, len, range); }
 static const huff_block_encoder ENCODE_BASELINE = {plan_baseline, write_baseline};
 static const huff_block_encoder ENCODE_REF = {huffman_plan_block_ref, huffman_write_block_ref};
 
@@ -68,6 +69,8 @@ static void plan_x86(const uint8_t *src, int64_t len, huff_plan *p) { huff_plan_
 static int write_x86(const uint8_t *src, int64_t len, const huff_plan *p, uint8_t *dst) { return huff_write_block(huff_encode4_x86, src, len, p, dst); }
 static int decode_x86(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(huff_decode4_x86, huff_decode4_multi_x86, huff_crc32_pclmul, blk, size, out, len, range); }
 static int decode_avx512(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(huff_decode4_x86, huff_decode4_multi_avx512, huff_crc32_vpclmul, blk, size, out, len, range); }
+static int decode_pair_x86(const uint8_t *a, int64_t sa, uint8_t *oa, const uint8_t *b, int64_t sb, uint8_t *ob, int64_t len, int range) { return huff_decode_block_pair(huff_decode4_x86, huff_decode4_multi_x86, huff_decode4_pair_x86, huff_crc32_pclmul, a, sa, oa, b, sb, ob, len, range); }
+static int decode_pair_avx512(const uint8_t *a, int64_t sa, uint8_t *oa, const uint8_t *b, int64_t sb, uint8_t *ob, int64_t len, int range) { return huff_decode_block_pair(huff_decode4_x86, huff_decode4_multi_avx512, huff_decode4_pair_x86, huff_crc32_vpclmul, a, sa, oa, b, sb, ob, len, range); }
 static const huff_block_encoder ENCODE_X86 = {plan_x86, write_x86};
 #endif
 
@@ -82,6 +85,21 @@ const huff_block_decoder HUFF_DECODE[TP_ISA_COUNT] = {
     [TP_ISA_SCALAR] = huffman_decode_block_ref,
     [TP_ISA_BASELINE] = decode_baseline,
     TP_X86_ONLY([TP_ISA_AVX2] = decode_x86, [TP_ISA_AVX512] = decode_avx512,)
+};
+
+/* The scalar reference decodes one block after the other. */
+static int decode_pair_ref(const uint8_t *a, int64_t sa, uint8_t *oa, const uint8_t *b,
+                           int64_t sb, uint8_t *ob, int64_t len, int range) {
+    int status = huffman_decode_block_ref(a, sa, oa, len, range);
+    return status != TP_OK ? status : huffman_decode_block_ref(b, sb, ob, len, range);
+}
+
+/* Two blocks of the same length at once: the x86 slots decode single-symbol Huffman blocks
+ * with eight readers (loops.h); the baseline one after the other, as the reference. */
+const huff_block_pair_decoder HUFF_DECODE_PAIR[TP_ISA_COUNT] = {
+    [TP_ISA_SCALAR] = decode_pair_ref,
+    [TP_ISA_BASELINE] = decode_pair_baseline,
+    TP_X86_ONLY([TP_ISA_AVX2] = decode_pair_x86, [TP_ISA_AVX512] = decode_pair_avx512,)
 };
 
 /* Counting alone gains nothing from the x86 loops: their x86 slots take the baseline. */
@@ -107,7 +125,7 @@ int huff_pick_isa(int isa) {
     if (isa == TP_ISA_AVX2 || isa == TP_ISA_AVX512) {
         __builtin_cpu_init();
         if (!__builtin_cpu_supports("bmi") || !__builtin_cpu_supports("bmi2") ||
-            !__builtin_cpu_supports("pclmul"))
+            !__builtin_cpu_supports("lzcnt") || !__builtin_cpu_supports("pclmul"))
             return TP_ISA_BASELINE;
         return isa == TP_ISA_AVX512 && !__builtin_cpu_supports("vpclmulqdq") ? TP_ISA_AVX2 : isa;
     }

@@ -10,6 +10,11 @@
  * off the lookups' chain). Per symbol: bzhi (index = b & 2047, non-destructive), load the
  * entry, shift b by it, subtract its length byte from the count's low byte (so the count stays
  * clean, < 64), store %ah.
+ *
+ * huff_decode4_pair_x86 decodes two blocks together (loops.h, "two blocks at once"): its
+ * rounds keep the eight readers' bits in r8-r15, the two outputs in rsi and rbx, both tables
+ * in rdi (B's at a fixed displacement), the bzhi index in rdx and three temporaries; the eight
+ * q stay in memory. Per symbol: bzhi, load, shift, store %ah; per refill eleven instructions.
  */
 #include "loops.h"
 
@@ -136,4 +141,67 @@ TP_TARGET_HUFF_X86 TP_NO_VECTORIZE int huff_decode4_x86(const uint16_t *table,
     return status;
 }
 #endif /* HUFF_ASM */
+
+/* ---- two blocks at once ---------------------------------------------------------------------- */
+#if HUFF_ASM
+#define ASM_PAIR_SYM(B, O, J, TABLE)                                                           \
+    "bzhi %%rdx, %%" B ", %%rcx\n\tmovzwl " TABLE "(%%rdi,%%rcx,2), %%eax\n\tshrx %%rax, %%" B \
+    ", %%" B "\n\tmov %%ah, " J "(%%" O ")\n\t"
+/* pair_refill: t = lzcnt b; q += t >> 3; b = (load64(q - 8) >> 1 | 1 << 63) >> (t & 7) */
+#define ASM_PAIR_REFILL(B, Q)                                                                  \
+    "lzcnt %%" B ", %%rcx\n\tmov " Q ", %%rax\n\tmov %%rcx, %%rbp\n\tshr $3, %%rbp\n\t"         \
+    "add %%rbp, %%rax\n\tmov %%rax, " Q "\n\tmov -8(%%rax), %%" B "\n\tshr $1, %%" B "\n\t"    \
+    "bts $63, %%" B "\n\tand $7, %%ecx\n\tshrx %%rcx, %%" B ", %%" B "\n\t"
+#define ASM_PAIR_SYMS8(J)                                                                      \
+    ASM_PAIR_SYM("r8", "rsi", J "+0", "") ASM_PAIR_SYM("r9", "rsi", J "+1", "")                \
+    ASM_PAIR_SYM("r10", "rsi", J "+2", "") ASM_PAIR_SYM("r11", "rsi", J "+3", "")              \
+    ASM_PAIR_SYM("r12", "rbx", J "+0", "%c[tb]") ASM_PAIR_SYM("r13", "rbx", J "+1", "%c[tb]")  \
+    ASM_PAIR_SYM("r14", "rbx", J "+2", "%c[tb]") ASM_PAIR_SYM("r15", "rbx", J "+3", "%c[tb]")
+
+/* decode_pair_rounds_c's contract and effect. */
+__attribute__((target("bmi,bmi2,lzcnt"))) static void pair_rounds_asm(const uint16_t *tables,
+                                                                      huff_pair_readers *r,
+                                                                      uint8_t *oa, uint8_t *ob,
+                                                                      int64_t rounds) {
+    register uint64_t b0 __asm__("r8") = r->b[0], b1 __asm__("r9") = r->b[1];
+    register uint64_t b2 __asm__("r10") = r->b[2], b3 __asm__("r11") = r->b[3];
+    register uint64_t b4 __asm__("r12") = r->b[4], b5 __asm__("r13") = r->b[5];
+    register uint64_t b6 __asm__("r14") = r->b[6], b7 __asm__("r15") = r->b[7];
+    register uint64_t t __asm__("rbp") = 0;
+    const uint8_t *q[8]; /* in this frame, addressed from the stack pointer */
+    for (int k = 0; k < 8; k++) q[k] = r->q[k];
+    if (rounds > 0)
+        __asm__ volatile(
+            "1:\n\t"
+            ASM_PAIR_SYMS8("0") ASM_PAIR_SYMS8("4") ASM_PAIR_SYMS8("8") ASM_PAIR_SYMS8("12")
+            ASM_PAIR_SYMS8("16")
+            ASM_PAIR_REFILL("r8", "%[q]") ASM_PAIR_REFILL("r9", "8+%[q]")
+            ASM_PAIR_REFILL("r10", "16+%[q]") ASM_PAIR_REFILL("r11", "24+%[q]")
+            ASM_PAIR_REFILL("r12", "32+%[q]") ASM_PAIR_REFILL("r13", "40+%[q]")
+            ASM_PAIR_REFILL("r14", "48+%[q]") ASM_PAIR_REFILL("r15", "56+%[q]")
+            "add $20, %%rsi\n\t"
+            "add $20, %%rbx\n\t"
+            "decq %[rounds]\n\t"
+            "jnz 1b\n\t"
+            : "+r"(b0), "+r"(b1), "+r"(b2), "+r"(b3), "+r"(b4), "+r"(b5), "+r"(b6), "+r"(b7),
+              "+r"(t), "+S"(oa), "+b"(ob), [q] "+m"(q), [rounds] "+m"(rounds)
+            : "D"(tables), "d"((uint64_t)HUFF_BITS), [tb] "i"(2 * HUFF_PAIR_STRIDE)
+            : "rax", "rcx", "memory", "cc");
+    r->b[0] = b0, r->b[1] = b1, r->b[2] = b2, r->b[3] = b3;
+    r->b[4] = b4, r->b[5] = b5, r->b[6] = b6, r->b[7] = b7;
+    for (int k = 0; k < 8; k++) r->q[k] = q[k];
+}
+#define PAIR_ROUNDS pair_rounds_asm
+#else
+__attribute__((target("bmi,bmi2,lzcnt"))) TP_NO_VECTORIZE static void pair_rounds_c(
+    const uint16_t *tables, huff_pair_readers *r, uint8_t *oa, uint8_t *ob, int64_t rounds) {
+    decode_pair_rounds_c(tables, r, oa, ob, rounds);
+}
+#define PAIR_ROUNDS pair_rounds_c
+#endif /* HUFF_ASM */
+
+__attribute__((target("avx2,fma,bmi,bmi2,pclmul,lzcnt"))) TP_NO_VECTORIZE int huff_decode4_pair_x86(
+    const uint16_t *tables, const huff_streams *a, const huff_streams *b, int64_t len) {
+    return decode4_pair_body(tables, a, b, len, PAIR_ROUNDS);
+}
 #endif /* TP_HAVE_X86_VARIANTS */
