@@ -81,13 +81,14 @@ int tp_float_decode_isa(const uint8_t *blob, int64_t size, void *dst, int64_t co
                 offset += size[i];
             }
             for (int p = 0; p < planes && mine == TP_OK; p++) {
-                const uint8_t *blk_a = blob + at[p], *blk_b = blob + at[planes + p];
-                if (chunks == 2 && len[1] == len[0] && !stays_in_stream(crc32, blk_a, size[p], len[0]) &&
-                    !stays_in_stream(crc32, blk_b, size[planes + p], len[1])) {
+                const int q = planes + p; /* the same plane of the second chunk */
+                if (chunks == 2 && len[1] == len[0] &&
+                    !stays_in_stream(crc32, blob + at[p], size[p], len[0]) &&
+                    !stays_in_stream(crc32, blob + at[q], size[q], len[1])) {
                     plane[0][p] = scratch[0] + p * len[0];
                     plane[1][p] = scratch[1] + p * len[1];
-                    mine = decode_pair(blk_a, size[p], scratch[0] + p * len[0], blk_b,
-                                       size[planes + p], scratch[1] + p * len[1], len[0], 1);
+                    mine = decode_pair(blob + at[p], size[p], scratch[0] + p * len[0],
+                                       blob + at[q], size[q], scratch[1] + p * len[1], len[0], 1);
                     continue;
                 }
                 for (int h = 0; h < chunks && mine == TP_OK; h++)
