@@ -170,8 +170,10 @@ def run(quick=False, plot=False):
                     fns[name, "dec"] = (lambda zd=zd, b=zblob_s: zd.decompress(b))
                     sizes[name] = len(zblob_s)
                 slow = {k for k in fns if k[0] == "zstd -19"}
+                # 9 rounds: with 5, two runs of one build on this shared machine gave ratios to
+                # ZipNN a third apart (a neighbour's burst can cover every round of one column)
                 seconds = best_times({k: f for k, f in fns.items() if k not in slow},
-                                     repeat=3 if quick else 5, min_time=0.05)
+                                     repeat=3 if quick else 9, min_time=0.05)
                 if slow:  # tens of seconds a call: one round
                     seconds.update(best_times({k: fns[k] for k in slow}, repeat=1, min_time=0))
                 if ("copy", "comp") in seconds:
