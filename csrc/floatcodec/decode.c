@@ -3,8 +3,8 @@
  * checked) into the thread's scratch, then the planes merged into the output, which is
  * written once. A raw plane (most mantissa planes) is not copied: after its CRC-32 is checked
  * the merge reads it in the stream itself. Chunks are independent and decoded in parallel, two
- * at a time: the same plane of two chunks of the same length goes to the Huffman family's
- * pair decoder, which decodes two single-symbol blocks together (eight bit readers instead of
+ * at a time: the same plane of two chunks goes to the Huffman family's pair decoder, which
+ * decodes two single-symbol blocks of the same length together (eight bit readers instead of
  * four: float16's top plane, ~5.6 bits a symbol, a fifth faster).
  */
 #include "floatcodec_internal.h"
@@ -82,13 +82,12 @@ int tp_float_decode_isa(const uint8_t *blob, int64_t size, void *dst, int64_t co
             }
             for (int p = 0; p < planes && mine == TP_OK; p++) {
                 const int q = planes + p; /* the same plane of the second chunk */
-                if (chunks == 2 && len[1] == len[0] &&
-                    !stays_in_stream(crc32, blob + at[p], size[p], len[0]) &&
+                if (chunks == 2 && !stays_in_stream(crc32, blob + at[p], size[p], len[0]) &&
                     !stays_in_stream(crc32, blob + at[q], size[q], len[1])) {
                     plane[0][p] = scratch[0] + p * len[0];
                     plane[1][p] = scratch[1] + p * len[1];
-                    mine = decode_pair(blob + at[p], size[p], scratch[0] + p * len[0],
-                                       blob + at[q], size[q], scratch[1] + p * len[1], len[0], 1);
+                    mine = decode_pair(blob + at[p], size[p], scratch[0] + p * len[0], len[0],
+                                       blob + at[q], size[q], scratch[1] + p * len[1], len[1], 1);
                     continue;
                 }
                 for (int h = 0; h < chunks && mine == TP_OK; h++)

@@ -3,8 +3,8 @@
  *
  * Where the time goes (Zen 1, 2.45 GHz, Gaussian int8 data, cycles per byte): ~2.2 for the
  * four-stream rounds (5 instructions per symbol plus the refills), 0.15 for the CRC folded
- * into them, 0.1 for the table and the last symbols. Blocks are taken two at a time: two full
- * single-symbol Huffman blocks are decoded together (eight readers, loops.h), a fifth faster
+ * into them, 0.1 for the table and the last symbols. Blocks are taken two at a time: two
+ * single-symbol Huffman blocks of the same length are decoded together (eight readers, loops.h), a fifth faster
  * on Zen 4. The variant (HUFF_DECODE, HUFF_DECODE_PAIR in variants.c) decodes whole blocks:
  * the scalar reference's (ref.c), or huff_decode_block(_pair) below around the baseline or x86
  * loops.
@@ -115,25 +115,26 @@ static int pair_fits(const huff_job *job) {
 
 int huff_decode_block_pair(huff_decode4_fn decode4, huff_decode4_fn decode4_multi,
                            huff_decode4_pair_fn decode4_pair, huff_crc32_fn crc32,
-                           const uint8_t *blk_a, int64_t size_a, uint8_t *out_a,
-                           const uint8_t *blk_b, int64_t size_b, uint8_t *out_b, int64_t len,
+                           const uint8_t *blk_a, int64_t size_a, uint8_t *out_a, int64_t len_a,
+                           const uint8_t *blk_b, int64_t size_b, uint8_t *out_b, int64_t len_b,
                            int allow_range) {
     /* both tables in one array: the pair loop reaches B's at a constant offset from A's */
     uint16_t tables[2 * HUFF_PAIR_STRIDE];
     huff_job a, b;
-    int status = block_setup(blk_a, size_a, out_a, len, allow_range, tables, &a);
+    int status = block_setup(blk_a, size_a, out_a, len_a, allow_range, tables, &a);
     TP_RETURN_IF(status != TP_OK, status);
-    status = block_setup(blk_b, size_b, out_b, len, allow_range, tables + HUFF_PAIR_STRIDE, &b);
+    if (!blk_b) return block_run(decode4, decode4_multi, crc32, tables, &a, len_a);
+    status = block_setup(blk_b, size_b, out_b, len_b, allow_range, tables + HUFF_PAIR_STRIDE, &b);
     TP_RETURN_IF(status != TP_OK, status);
-    if (!decode4_pair || !pair_fits(&a) || !pair_fits(&b)) {
-        status = block_run(decode4, decode4_multi, crc32, tables, &a, len);
+    if (!decode4_pair || len_a != len_b || !pair_fits(&a) || !pair_fits(&b)) {
+        status = block_run(decode4, decode4_multi, crc32, tables, &a, len_a);
         TP_RETURN_IF(status != TP_OK, status);
-        return block_run(decode4, decode4_multi, crc32, tables + HUFF_PAIR_STRIDE, &b, len);
+        return block_run(decode4, decode4_multi, crc32, tables + HUFF_PAIR_STRIDE, &b, len_b);
     }
-    status = decode4_pair(tables, &a.s, &b.s, len);
+    status = decode4_pair(tables, &a.s, &b.s, len_a);
     TP_RETURN_IF(status != TP_OK, status);
-    TP_RETURN_IF(crc32(0, out_a, (size_t)len) != a.expect, TP_ERR_CORRUPT);
-    TP_RETURN_IF(crc32(0, out_b, (size_t)len) != b.expect, TP_ERR_CORRUPT);
+    TP_RETURN_IF(crc32(0, out_a, (size_t)len_a) != a.expect, TP_ERR_CORRUPT);
+    TP_RETURN_IF(crc32(0, out_b, (size_t)len_b) != b.expect, TP_ERR_CORRUPT);
     return TP_OK;
 }
 
@@ -141,7 +142,6 @@ int tp_huffman_decode_isa(const uint8_t *blob, int64_t size, uint8_t *dst, int64
                           int isa) {
     TP_RETURN_IF(!tp_isa_available(isa), TP_ERR_UNSUPPORTED);
     const int hisa = huff_pick_isa(isa);
-    const huff_block_decoder decode_block = TP_PICK(HUFF_DECODE, hisa);
     const huff_block_pair_decoder decode_pair = TP_PICK(HUFF_DECODE_PAIR, hisa);
     tp_huffman_info info;
     int status = tp_huffman_parse(blob, size, &info);
@@ -167,15 +167,13 @@ int tp_huffman_decode_isa(const uint8_t *blob, int64_t size, uint8_t *dst, int64
             for (; cursor < b; cursor++) offset += tp_load32le(sizes + 4 * cursor);
             if (mine != TP_OK) continue; /* no break out of an OpenMP loop */
             const int64_t size_a = tp_load32le(sizes + 4 * b);
-            if (b + 1 < n_blocks && count - (b + 1) * bs >= bs) /* two full blocks */
-                mine = decode_pair(blob + offset, size_a, dst + b * bs, blob + offset + size_a,
-                                   tp_load32le(sizes + 4 * (b + 1)), dst + (b + 1) * bs, bs, 0);
+            const int64_t len_a = count - b * bs < bs ? count - b * bs : bs;
+            if (b + 1 < n_blocks)
+                mine = decode_pair(blob + offset, size_a, dst + b * bs, len_a, blob + offset + size_a,
+                                   tp_load32le(sizes + 4 * (b + 1)), dst + (b + 1) * bs,
+                                   count - (b + 1) * bs < bs ? count - (b + 1) * bs : bs, 0);
             else
-                for (int64_t k = b; k < b + 2 && k < n_blocks && mine == TP_OK; k++) {
-                    int64_t at = offset + (k > b ? size_a : 0);
-                    int64_t n = count - k * bs < bs ? count - k * bs : bs;
-                    mine = decode_block(blob + at, tp_load32le(sizes + 4 * k), dst + k * bs, n, 0);
-                }
+                mine = decode_pair(blob + offset, size_a, dst + b * bs, len_a, NULL, 0, NULL, 0, 0);
         }
         if (mine < status) status = mine;
     }

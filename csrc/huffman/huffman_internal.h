@@ -133,11 +133,12 @@ typedef struct {
  * may be of type BLOCK_HUFF_RANGE (the float codec's streams; never the Huffman stream's). */
 typedef int (*huff_block_decoder)(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len,
                                   int allow_range);
-/* Two blocks of len symbols each into out_a and out_b: TP_OK, or TP_ERR_CORRUPT when either
- * is damaged. */
+/* Blocks a and b (len_a and len_b symbols) into out_a and out_b, as two huff_block_decoder
+ * calls would: TP_OK, or TP_ERR_CORRUPT when either is damaged. blk_b NULL: block a alone.
+ * Callers hand blocks over in pairs and the variant decides whether they go together. */
 typedef int (*huff_block_pair_decoder)(const uint8_t *blk_a, int64_t size_a, uint8_t *out_a,
-                                       const uint8_t *blk_b, int64_t size_b, uint8_t *out_b,
-                                       int64_t len, int allow_range);
+                                       int64_t len_a, const uint8_t *blk_b, int64_t size_b,
+                                       uint8_t *out_b, int64_t len_b, int allow_range);
 /* The four streams' histograms of src (symbol i counts in c[i % 4]), added to c. */
 typedef void (*huff_count_fn)(const uint8_t *src, int64_t len, uint32_t (*c)[256]);
 
@@ -172,13 +173,13 @@ int huff_write_block(huff_encode4_fn encode4, const uint8_t *src, int64_t len,
 int huff_decode_block(huff_decode4_fn decode4, huff_decode4_fn decode4_multi,
                       huff_crc32_fn crc32, const uint8_t *blk, int64_t size, uint8_t *out,
                       int64_t len, int allow_range);
-/* Blocks a and b (huff_block_decoder's arguments each, both of `len` symbols) as two calls of
- * huff_decode_block would, but the two decoded together by decode4_pair where both are
- * single-symbol Huffman blocks (decode4_pair NULL: never). */
+/* A huff_block_pair_decoder: blocks a and b as two calls of huff_decode_block would, but the
+ * two decoded together by decode4_pair where both are single-symbol Huffman blocks of the same
+ * length (decode4_pair NULL: never). */
 int huff_decode_block_pair(huff_decode4_fn decode4, huff_decode4_fn decode4_multi,
                            huff_decode4_pair_fn decode4_pair, huff_crc32_fn crc32,
-                           const uint8_t *blk_a, int64_t size_a, uint8_t *out_a,
-                           const uint8_t *blk_b, int64_t size_b, uint8_t *out_b, int64_t len,
+                           const uint8_t *blk_a, int64_t size_a, uint8_t *out_a, int64_t len_a,
+                           const uint8_t *blk_b, int64_t size_b, uint8_t *out_b, int64_t len_b,
                            int allow_range);
 #ifndef HUFF_MULTI_MAX_BITS
 #define HUFF_MULTI_MAX_BITS 4

@@ -60,7 +60,7 @@ TP_NO_VECTORIZE static int decode4_multi_baseline(const uint16_t *table, const u
 static void plan_baseline(const uint8_t *src, int64_t len, huff_plan *p) { huff_plan_block(scan_baseline, src, len, p); }
 static int write_baseline(const uint8_t *src, int64_t len, const huff_plan *p, uint8_t *dst) { return huff_write_block(encode4_baseline, src, len, p, dst); }
 static int decode_baseline(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(decode4_baseline, decode4_multi_baseline, huff_crc32_slice8, blk, size, out, len, range); }
-static int decode_pair_baseline(const uint8_t *a, int64_t sa, uint8_t *oa, const uint8_t *b, int64_t sb, uint8_t *ob, int64_t len, int range) { return huff_decode_block_pair(decode4_baseline, decode4_multi_baseline, NULL, huff_crc32_slice8, a, sa, oa, b, sb, ob, len, range); }
+static int decode_pair_baseline(const uint8_t *a, int64_t sa, uint8_t *oa, int64_t la, const uint8_t *b, int64_t sb, uint8_t *ob, int64_t lb, int range) { return huff_decode_block_pair(decode4_baseline, decode4_multi_baseline, NULL, huff_crc32_slice8, a, sa, oa, la, b, sb, ob, lb, range); }
 static const huff_block_encoder ENCODE_BASELINE = {plan_baseline, write_baseline};
 static const huff_block_encoder ENCODE_REF = {huffman_plan_block_ref, huffman_write_block_ref};
 
@@ -69,8 +69,8 @@ static void plan_x86(const uint8_t *src, int64_t len, huff_plan *p) { huff_plan_
 static int write_x86(const uint8_t *src, int64_t len, const huff_plan *p, uint8_t *dst) { return huff_write_block(huff_encode4_x86, src, len, p, dst); }
 static int decode_x86(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(huff_decode4_x86, huff_decode4_multi_x86, huff_crc32_pclmul, blk, size, out, len, range); }
 static int decode_avx512(const uint8_t *blk, int64_t size, uint8_t *out, int64_t len, int range) { return huff_decode_block(huff_decode4_x86, huff_decode4_multi_avx512, huff_crc32_vpclmul, blk, size, out, len, range); }
-static int decode_pair_x86(const uint8_t *a, int64_t sa, uint8_t *oa, const uint8_t *b, int64_t sb, uint8_t *ob, int64_t len, int range) { return huff_decode_block_pair(huff_decode4_x86, huff_decode4_multi_x86, huff_decode4_pair_x86, huff_crc32_pclmul, a, sa, oa, b, sb, ob, len, range); }
-static int decode_pair_avx512(const uint8_t *a, int64_t sa, uint8_t *oa, const uint8_t *b, int64_t sb, uint8_t *ob, int64_t len, int range) { return huff_decode_block_pair(huff_decode4_x86, huff_decode4_multi_avx512, huff_decode4_pair_x86, huff_crc32_vpclmul, a, sa, oa, b, sb, ob, len, range); }
+static int decode_pair_x86(const uint8_t *a, int64_t sa, uint8_t *oa, int64_t la, const uint8_t *b, int64_t sb, uint8_t *ob, int64_t lb, int range) { return huff_decode_block_pair(huff_decode4_x86, huff_decode4_multi_x86, huff_decode4_pair_x86, huff_crc32_pclmul, a, sa, oa, la, b, sb, ob, lb, range); }
+static int decode_pair_avx512(const uint8_t *a, int64_t sa, uint8_t *oa, int64_t la, const uint8_t *b, int64_t sb, uint8_t *ob, int64_t lb, int range) { return huff_decode_block_pair(huff_decode4_x86, huff_decode4_multi_avx512, huff_decode4_pair_x86, huff_crc32_vpclmul, a, sa, oa, la, b, sb, ob, lb, range); }
 static const huff_block_encoder ENCODE_X86 = {plan_x86, write_x86};
 #endif
 
@@ -88,14 +88,15 @@ const huff_block_decoder HUFF_DECODE[TP_ISA_COUNT] = {
 };
 
 /* The scalar reference decodes one block after the other. */
-static int decode_pair_ref(const uint8_t *a, int64_t sa, uint8_t *oa, const uint8_t *b,
-                           int64_t sb, uint8_t *ob, int64_t len, int range) {
-    int status = huffman_decode_block_ref(a, sa, oa, len, range);
-    return status != TP_OK ? status : huffman_decode_block_ref(b, sb, ob, len, range);
+static int decode_pair_ref(const uint8_t *a, int64_t sa, uint8_t *oa, int64_t la,
+                           const uint8_t *b, int64_t sb, uint8_t *ob, int64_t lb, int range) {
+    int status = huffman_decode_block_ref(a, sa, oa, la, range);
+    return status != TP_OK || !b ? status : huffman_decode_block_ref(b, sb, ob, lb, range);
 }
 
-/* Two blocks of the same length at once: the x86 slots decode single-symbol Huffman blocks
- * with eight readers (loops.h); the baseline one after the other, as the reference. */
+/* Blocks two at a time: the x86 slots decode two single-symbol Huffman blocks of the same
+ * length together with eight readers (loops.h); the baseline one after the other, as the
+ * reference. */
 const huff_block_pair_decoder HUFF_DECODE_PAIR[TP_ISA_COUNT] = {
     [TP_ISA_SCALAR] = decode_pair_ref,
     [TP_ISA_BASELINE] = decode_pair_baseline,
