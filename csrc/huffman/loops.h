@@ -289,24 +289,25 @@ TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8
  * symbol (about a fifth faster on float16's top plane, ~5.6 bits a symbol). A pair reader's bits
  * carry a sentinel: b holds the valid bits, a 1 just above them and zeros above it, so a refill
  * finds how many bits remain with one lzcnt. It then reloads the 8 bytes that end at its new
- * position q + k (k whole bytes further): their top bits are the bits it still held followed by
- * the k new bytes, so one shift that also brings in the new sentinel replaces the four-stream
+ * q (k whole bytes further): their low 63 bits are the bits it still held followed by the new
+ * ones, and their top bit, overwritten by the new sentinel, is read again by the next refill
+ * (the valid bits always end one bit before q). One OR and one shift replace the four-stream
  * refill's mask, shift and OR.
  *
  * The block of reader k (0..3: A, 4..7: B) uses table `tables` (A) or tables +
- * HUFF_PAIR_STRIDE (B; huffman_internal.h). A round decodes 5 symbols of each reader (20 output bytes of each
- * block), then refills: every reader starts a round with >= 56 valid bits. */
+ * HUFF_PAIR_STRIDE (B; huffman_internal.h). A round decodes 5 symbols of each reader (20 output
+ * bytes of each block), then refills: every reader starts a round with >= 56 valid bits. */
 typedef struct {
     uint64_t b[8];
     const uint8_t *q[8];
 } huff_pair_readers;
 
-/* Reads the 8 bytes below the new q: the caller guarantees q + 7 <= its stream's end, and
- * q - start >= 1 after a round (a round consumes >= 5 bits, so k >= 1 whenever q - start = 7). */
+/* Reads the 8 bytes below the new q, which is at most 7 bytes further: the caller guarantees
+ * q + 7 <= its stream's end (q - 8 is never before its start: q starts 8 bytes in). */
 TP_ALWAYS_INLINE void pair_refill(uint64_t *b, const uint8_t **q) {
     unsigned t = (unsigned)__builtin_clzll(*b); /* the sentinel is bit 63 - t */
     *q += t >> 3;
-    *b = ((tp_load64le(*q - 8) >> 1) | ((uint64_t)1 << 63)) >> (t & 7);
+    *b = (tp_load64le(*q - 8) | (uint64_t)1 << 63) >> (t & 7);
 }
 
 TP_ALWAYS_INLINE uint8_t pair_one(const uint16_t *TP_RESTRICT table, uint64_t *b) {
@@ -335,7 +336,7 @@ TP_ALWAYS_INLINE void decode_pair_rounds_c(const uint16_t *TP_RESTRICT tables,
 /* Blocks a and b of `len` symbols each: TP_OK or TP_ERR_CORRUPT. Pair rounds while every
  * reader's refill stays inside its stream, then each block's last symbols as decode4_body's
  * (its readers handed over: the sentinel dropped, its position the count). Every stream holds
- * >= 8 bytes (the caller checks): a reader starts with 56 bits of one 8-byte load. */
+ * >= 8 bytes (the caller checks): a reader starts with 63 bits of one 8-byte load. */
 TP_ALWAYS_INLINE int decode4_pair_body(const uint16_t *TP_RESTRICT tables, const huff_streams *a,
                                        const huff_streams *b, int64_t len,
                                        huff_pair_rounds_fn rounds_fn) {
@@ -344,8 +345,8 @@ TP_ALWAYS_INLINE int decode4_pair_body(const uint16_t *TP_RESTRICT tables, const
     for (int k = 0; k < 8; k++) {
         const huff_streams *s = blk[k >> 2];
         r.q[k] = s->base + s->start[k & 3];
-        r.b[k] = (tp_load64le(r.q[k]) & (((uint64_t)1 << 56) - 1)) | ((uint64_t)1 << 56);
-        r.q[k] += 7;
+        r.b[k] = tp_load64le(r.q[k]) | (uint64_t)1 << 63; /* 63 bits, ending before q */
+        r.q[k] += 8;
     }
     const int64_t full = len / 20;
     int64_t done = 0;
@@ -366,11 +367,13 @@ TP_ALWAYS_INLINE int decode4_pair_body(const uint16_t *TP_RESTRICT tables, const
         const uint16_t *table = tables + h * HUFF_PAIR_STRIDE;
         huff_readers one;
         for (int k = 0; k < 4; k++) {
+            /* n valid bits (>= 56: a round ends with a refill) ending at bit 8q - 1; a
+             * four-stream reader's end at 8q: the last byte's 7 bits are given back */
             uint64_t bits = r.b[4 * h + k];
             unsigned n = 63u - (unsigned)__builtin_clzll(bits);
-            one.b[k] = bits ^ ((uint64_t)1 << n);
-            one.n[k] = n;
-            one.q[k] = r.q[4 * h + k];
+            one.b[k] = bits & ((((uint64_t)1) << (n - 7)) - 1);
+            one.n[k] = n - 7;
+            one.q[k] = r.q[4 * h + k] - 1;
         }
         int64_t at = done, rounds;
         while ((rounds = safe_rounds(&one, s->base, s->end, full - at)) > 0) {
