@@ -189,14 +189,7 @@ void huff_canonical_codes(const uint8_t *lengths, uint16_t *codes) {
             codes[s] = 0;
             continue;
         }
-        /* the l-bit code reversed: its 16 bits reversed by swapping halves, then shifted down
-         * (a bit-at-a-time loop here was a tenth of decoding a 16K-symbol block) */
-        uint32_t r = next[l]++;
-        r = ((r >> 1) & 0x5555) | ((r & 0x5555) << 1);
-        r = ((r >> 2) & 0x3333) | ((r & 0x3333) << 2);
-        r = ((r >> 4) & 0x0F0F) | ((r & 0x0F0F) << 4);
-        r = ((r >> 8) & 0x00FF) | ((r & 0x00FF) << 8);
-        codes[s] = (uint16_t)(r >> (16 - l));
+        codes[s] = huff_reverse(next[l]++, l);
     }
 }
 

@@ -82,6 +82,15 @@ int huff_code_lengths_fast(const uint64_t *counts, int n, int max_bits, uint8_t 
 int huffman_code_lengths_ref(const uint64_t *counts, int n, int max_bits, uint8_t *lengths);
 /* Canonical codes (deflate's rule), bit-reversed for the LSB-first writer. */
 void huff_canonical_codes(const uint8_t *lengths, uint16_t *codes);
+/* The l-bit code reversed: its 16 bits reversed by swapping halves, then shifted down (a
+ * bit-at-a-time loop was a tenth of decoding a 16K-symbol block). */
+TP_ALWAYS_INLINE uint16_t huff_reverse(uint32_t r, int l) {
+    r = ((r >> 1) & 0x5555) | ((r & 0x5555) << 1);
+    r = ((r >> 2) & 0x3333) | ((r & 0x3333) << 2);
+    r = ((r >> 4) & 0x0F0F) | ((r & 0x0F0F) << 4);
+    r = ((r >> 8) & 0x00FF) | ((r & 0x00FF) << 8);
+    return (uint16_t)(r >> (16 - l));
+}
 /* Kraft's sum in units of 2^-HUFF_BITS, -1 when a length exceeds HUFF_BITS. */
 int64_t huff_kraft(const uint8_t *lengths);
 
