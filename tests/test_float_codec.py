@@ -116,7 +116,7 @@ def test_docs_worked_example():
     x = np.array([1.0, -2.0, 0.0], np.float16)
     np.testing.assert_array_equal(ref.planes(x.view(np.uint16)), [[0x00, 0x01, 0x00], [0x78, 0x80, 0x00]])
     blob = tp.float_encode(x)
-    assert blob[:8] == b"TPFC\x01\x02\x01\x10"  # version 1, float16, ndim 1, chunk_log2 16
+    assert blob[:8] == b"TPFC\x01\x02\x01\x11"  # version 1, float16, ndim 1, chunk_log2 17
     hsize = 16 + 8 + 4 * 2 + 4
     assert blob[hsize:hsize + 1] == b"\x00" and blob[hsize + 5:hsize + 8] == bytes([0, 1, 0])
     assert blob[hsize + 8:hsize + 9] == b"\x00" and blob[hsize + 13:] == bytes([0x78, 0x80, 0x00])

@@ -75,7 +75,7 @@ def _codec_calls(kernels, x):
 
     flat = floatcodec._bits_view(x)
     code = floatcodec._DTYPE_CODES[x.dtype]
-    chunk = floatcodec._CHUNK_LOG2[x.dtype.itemsize]
+    chunk = floatcodec._CHUNK_LOG2[x.dtype.name]
     blob = kernels.encode(flat, code, x.shape, chunk)
     data = np.frombuffer(blob, np.uint8)
 
