@@ -23,7 +23,8 @@ BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BF16]
 CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.float16): 2, BF16: 3}
 UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
-CHUNK = {2: 1 << 16, 4: 1 << 16, 8: 1 << 15}  # what float_encode writes (spec section 6)
+# what float_encode writes (spec section 6)
+CHUNK = {"float16": 1 << 17, "bfloat16": 1 << 16, "float32": 1 << 16, "float64": 1 << 15}
 
 
 def ids(dtypes):
@@ -56,7 +57,7 @@ def special_values(dtype):
 
 
 def cases(dtype):
-    c = CHUNK[dtype.itemsize]
+    c = CHUNK[dtype.name]
     return {
         "empty": np.zeros(0, dtype),
         "empty_2d": np.zeros((3, 0), dtype),
@@ -135,8 +136,10 @@ def block_types(blob, itemsize, ndim=1):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
 def test_exponent_plane_is_coded_and_random_mantissa_bytes_stored_raw(dtype):
-    x = weights(3 * CHUNK[dtype.itemsize], dtype)
-    types = block_types(tp.float_encode(x), dtype.itemsize)
+    x = weights(3 * CHUNK[dtype.name], dtype)
+    blob = tp.float_encode(x)
+    assert 1 << blob[7] == CHUNK[dtype.name]  # chunk_log2
+    types = block_types(blob, dtype.itemsize)
     assert (types[:, -1] == 3).all()  # the exponent's plane: Huffman, with a range table
     if dtype.itemsize >= 4:
         assert (types[:, 0] == 0).all()  # the lowest mantissa byte: raw
@@ -179,6 +182,48 @@ def test_a_plane_is_coded_only_when_that_saves_a_64th(spread):
     assert seen == ({"coded as type 2", "smaller, yet raw", "raw"} if spread == 256 else {"coded as type 3"})
 
 
+def sample_looks_random(plane):
+    """Spec section 6: a plane of at least 16384 bytes whose every 8th byte (n of them, counts
+    c) has sum c (c - 1) * 239 <= n (n - 1) is raw, without being counted in full."""
+    if plane.size < 16384:
+        return False
+    c = np.bincount(plane[::8], minlength=256).astype(np.int64)
+    n = int(c.sum())
+    return int((c * np.maximum(c - 1, 0)).sum()) * 239 <= n * (n - 1)
+
+
+@pytest.mark.parametrize("backend", _backend.available_backends())
+def test_a_plane_whose_sample_looks_random_is_raw(backend):
+    """Spec section 6: the sample alone decides. Low bytes of float16 values, one value but at
+    every 8th position, where they come from a distribution that sweeps across the threshold:
+    counted in full, every such plane would be coded (7/8 of it is one byte value), but those
+    whose sample looks random are raw. Planes under 16384 bytes (chunks of 8192 elements) are
+    counted in full and coded whatever their sample."""
+    kernels = _backend.kernels_of(backend, "floatcodec")
+    rng = np.random.default_rng(8)
+    seen = set()
+    for a in np.linspace(0.0, 0.12, 13):
+        p = np.full(256, (1 - a) / 256)
+        p[:16] += a / 16
+        low = np.full(1 << 14, 0x55, np.uint8)
+        low[::8] = rng.choice(256, low[::8].size, p=p)
+        r = low.astype(np.uint16) | np.uint16(0x3C << 8)  # rotated bits: exponent byte fixed
+        bits = ((r >> 1) | (r << 15)).astype(np.uint16)
+        for chunk_log2 in (14, 13):
+            blob = bytes(kernels.encode(bits, CODES[np.dtype(np.float16)], bits.shape, chunk_log2))
+            assert np.frombuffer(tp.float_decode(blob), np.uint16).tobytes() == bits.tobytes()
+            types = block_types(blob, 2)
+            assert (types[:, 1] == 1).all()  # the exponent byte: one value
+            planes = low.reshape(-1, 1 << chunk_log2)
+            raw = [sample_looks_random(plane) for plane in planes]
+            assert list(types[:, 0] == 0) == raw, (a, chunk_log2)
+            assert set(types[:, 0]) <= {0, 2}  # coded: a Huffman block (all 256 values used)
+            seen.update(raw)
+            if chunk_log2 == 13:
+                assert raw == [False, False]
+    assert seen == {False, True}
+
+
 def test_range_table_blocks_belong_to_the_float_codec_only():
     """A type-3 block decodes inside a float codec stream; the same block in a Huffman stream
     (whose format has no type 3) is corrupt."""
@@ -203,19 +248,19 @@ def test_range_table_blocks_belong_to_the_float_codec_only():
 def test_compression_close_to_the_order_zero_bound_of_the_planes():
     """bfloat16 weights: the stream is within 1% of the planes' order-0 entropy per chunk (the
     mantissa plane counted at 8 bits, what storing it raw costs)."""
-    x = weights(4 * CHUNK[2], BF16)
+    x = weights(4 * CHUNK["bfloat16"], BF16)
     blob = tp.float_encode(x)
     planes = ref.planes(x.view(np.uint16))
     bound = 0.0
-    for c in range(0, x.size, CHUNK[2]):
-        bound += tp.entropy_bits(planes[1, c:c + CHUNK[2]]) / 8 + CHUNK[2]
+    for c in range(0, x.size, CHUNK["bfloat16"]):
+        bound += tp.entropy_bits(planes[1, c:c + CHUNK["bfloat16"]]) / 8 + CHUNK["bfloat16"]
     assert len(blob) <= 1.01 * bound
     assert x.nbytes / len(blob) > 1.45
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids(DTYPES))
 def test_incompressible_data_grows_by_at_most_0_2_percent(dtype):
-    x = random_bits(3 * CHUNK[dtype.itemsize] + 11, dtype, seed=9)
+    x = random_bits(3 * CHUNK[dtype.name] + 11, dtype, seed=9)
     assert len(tp.float_encode(x)) <= x.nbytes * 1.002
 
 
@@ -293,7 +338,7 @@ def test_isa_variants_refuse_damage_as_the_scalar_reference(isa, dtype):
 
 @requires_c
 def test_thread_count_does_not_change_output():
-    x = weights(9 * CHUNK[4] + 5, np.dtype(np.float32), seed=11)
+    x = weights(9 * CHUNK["float32"] + 5, np.dtype(np.float32), seed=11)
     before = tp.get_num_threads()
     try:
         tp.set_num_threads(1)

@@ -1,7 +1,8 @@
 /*
  * encode.c: the float codec's encoder. Per chunk of 2^chunk_log2 elements: split into byte
  * planes in the thread's scratch (the chunk is read from memory once; the planes stay in
- * cache), plan each plane's block, then write the blocks at the chunk's offset in the stream.
+ * cache), plan each plane's block (a plane whose sample looks random: raw at once), then write
+ * the blocks at the chunk's offset in the stream.
  * No pass over the whole tensor, and no copy of it, happens outside this loop.
  *
  * With threads, chunks are taken in order from a shared counter and each waits only for the
@@ -22,8 +23,20 @@ static void float_yield(void) {}
 typedef struct {
     const huff_block_encoder *enc;
     float_split_fn split;
+    huff_crc32_fn crc32;
     int planes;
 } chunk_coder;
+
+/* Whether the plane's sample looks uniformly random (floatcodec_internal.h). */
+static int sample_looks_random(const uint8_t *plane, int64_t len) {
+    if (len < FLOAT_SAMPLE_MIN) return 0;
+    uint32_t c[256] = {0};
+    uint64_t n = 0;
+    for (int64_t i = 0; i < len; i += FLOAT_SAMPLE_STEP, n++) c[plane[i]]++;
+    uint64_t pairs = 0; /* <= n^2 <= 2^34 (len <= 2^20), times 239: no overflow */
+    for (int s = 0; s < 256; s++) pairs += (uint64_t)c[s] * (c[s] ? c[s] - 1 : 0);
+    return pairs * FLOAT_RANDOM_PAIRS <= n * (n - 1);
+}
 
 /* The block the codec writes for a planned plane (docs/float_codec.md section 6): a Huffman
  * code's block with whichever of its two table layouts is smaller (the range table unless the
@@ -49,9 +62,18 @@ static int64_t plan_chunk(const chunk_coder *cc, const uint8_t *src, int64_t len
     cc->split(src, len, cc->planes, scratch);
     int64_t bytes = 0;
     for (int p = 0; p < cc->planes; p++) {
-        cc->enc->plan(scratch + p * len, len, &plans[p]);
-        choose_block(&plans[p], len);
-        bytes += plans[p].size;
+        const uint8_t *plane = scratch + p * len;
+        huff_plan *plan = &plans[p];
+        if (sample_looks_random(plane, len)) { /* raw, with only its checksum computed */
+            plan->type = BLOCK_RAW;
+            plan->size = (uint32_t)(HUFF_BLOCK_HEADER + len);
+            plan->huffman_size = 0;
+            plan->checksum = cc->crc32(0, plane, (size_t)len);
+        } else {
+            cc->enc->plan(plane, len, plan);
+            choose_block(plan, len);
+        }
+        bytes += plan->size;
     }
     return bytes;
 }
@@ -144,7 +166,8 @@ int tp_float_encode_isa(const void *src, int64_t count, int32_t dtype, int32_t n
         threads = (int)((workspace_size - plans_size) / scratch_size);
 
     const int hisa = huff_pick_isa(isa);
-    const chunk_coder cc = {TP_PICK(HUFF_ENCODE, hisa), TP_PICK(FLOAT_SPLIT, isa), planes};
+    const chunk_coder cc = {TP_PICK(HUFF_ENCODE, hisa), TP_PICK(FLOAT_SPLIT, isa),
+                            TP_PICK(HUFF_CRC32, hisa), planes};
     const int64_t hsize = float_header_size(count, ndim, chunk_log2, planes);
     float_write_header(dst, count, dtype, ndim, shape, chunk_log2);
     huff_plan *plans = (huff_plan *)workspace;

@@ -49,6 +49,12 @@ MAX_COUNT = 1 << 50
 # A plane is Huffman-coded only when that saves at least 1/MIN_GAIN of its raw bytes
 # (FLOAT_MIN_GAIN, docs/float_codec.md section 6).
 MIN_GAIN = 64
+# A plane of at least SAMPLE_MIN bytes whose every SAMPLE_STEP-th byte looks uniformly random
+# (sum c (c - 1) * RANDOM_PAIRS <= n (n - 1) over the sample's counts) is stored raw without
+# being counted in full (FLOAT_SAMPLE_MIN .. FLOAT_RANDOM_PAIRS, docs/float_codec.md section 6).
+SAMPLE_MIN = 16384
+SAMPLE_STEP = 8
+RANDOM_PAIRS = 239
 PLANES = {FLOAT32: 4, FLOAT64: 8, FLOAT16: 2, BFLOAT16: 2}
 _BITS_DTYPE = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 _BAD_HEADER = "float_decode: corrupt or truncated data (bad header)"
@@ -247,6 +253,24 @@ def choose_block(lengths, sbytes, ln):
 
 
 @nb.njit(cache=True, nogil=True)
+def sample_looks_random(plane, at, ln):
+    """Whether the plane plane[at:at+ln] is stored raw uncounted (sample_looks_random in
+    encode.c): its every SAMPLE_STEP-th byte's counts c (n of them) satisfy
+    sum c (c - 1) * RANDOM_PAIRS <= n (n - 1)."""
+    if ln < SAMPLE_MIN:
+        return False
+    c = np.zeros(256, np.int64)
+    n = 0
+    for i in range(0, ln, SAMPLE_STEP):
+        c[plane[at + i]] += 1
+        n += 1
+    pairs = 0
+    for s in range(256):
+        pairs += c[s] * max(c[s] - 1, 0)
+    return pairs * RANDOM_PAIRS <= n * (n - 1)
+
+
+@nb.njit(cache=True, nogil=True)
 def encode_chunk(src, lo, ln, dst, off, sizes, first):
     """Chunk src[lo:lo+ln] split in a scratch of its own, each plane planned and its block
     written from dst[off:] on, the blocks' sizes to sizes[first:first + planes]. 0, or -1 when a
@@ -258,9 +282,12 @@ def encode_chunk(src, lo, ln, dst, off, sizes, first):
     _split(src, lo, ln, scratch)
     status = 0
     for p in range(planes):
-        btype, size, symbol = plan_block(scratch, p * ln, ln, lengths, sbytes)
-        if btype != RLE:
-            btype, size = choose_block(lengths, sbytes, ln)
+        if sample_looks_random(scratch, p * ln, ln):
+            btype, size, symbol = RAW, BLOCK_HEADER + ln, 0
+        else:
+            btype, size, symbol = plan_block(scratch, p * ln, ln, lengths, sbytes)
+            if btype != RLE:
+                btype, size = choose_block(lengths, sbytes, ln)
         if btype == RAW:
             dst[off] = RAW
             put32le(dst, off + 1, crc32(scratch, p * ln, ln))
