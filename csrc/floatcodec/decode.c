@@ -5,7 +5,7 @@
  * the merge reads it in the stream itself. Chunks are independent and decoded in parallel, two
  * at a time: the same plane of two chunks goes to the Huffman family's pair decoder, which
  * decodes two single-symbol blocks of the same length together (eight bit readers instead of
- * four: float16's top plane, ~5.6 bits a symbol, a fifth faster).
+ * four: float16's top plane, ~5.6 bits a symbol, 1.5x faster).
  */
 #include "floatcodec_internal.h"
 

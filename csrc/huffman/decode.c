@@ -4,8 +4,9 @@
  * Where the time goes (Zen 1, 2.45 GHz, Gaussian int8 data, cycles per byte): ~2.2 for the
  * four-stream rounds (5 instructions per symbol plus the refills), 0.15 for the CRC folded
  * into them, 0.1 for the table and the last symbols. Blocks are taken two at a time: two
- * single-symbol Huffman blocks of the same length are decoded together (eight readers, loops.h), a fifth faster
- * on Zen 4. The variant (HUFF_DECODE, HUFF_DECODE_PAIR in variants.c) decodes whole blocks:
+ * single-symbol Huffman blocks of the same length are decoded together (eight readers,
+ * loops.h; 1.5x faster on Zen 4: 0.39 against 0.59 ns a symbol on float16's top plane, CRC-32
+ * included). The variant (HUFF_DECODE, HUFF_DECODE_PAIR in variants.c) decodes whole blocks:
  * the scalar reference's (ref.c), or huff_decode_block(_pair) below around the baseline or x86
  * loops.
  */
