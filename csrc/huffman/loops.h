@@ -286,10 +286,9 @@ TP_ALWAYS_INLINE int decode4_body(const uint16_t *TP_RESTRICT table, const uint8
 /* ---- two blocks at once: eight readers -----------------------------------------------------
  * Four readers leave the core with 5 instructions a symbol and four lookup chains; two blocks
  * of the same length decoded together give eight chains and drop the count update from every
- * symbol (1.5x faster on float16's top plane, ~5.6 bits a symbol, with x86_decode.c's port-
- * conscious instructions). A pair reader's bits
- * carry a sentinel: b holds the valid bits, a 1 just above them and zeros above it, so a refill
- * finds how many bits remain with one lzcnt. It then reloads the 8 bytes that end at its new
+ * symbol (1.5x faster on float16's top plane, ~5.6 bits a symbol, with x86_decode.c's choice
+ * of instructions). A pair reader's bits carry a sentinel: b holds the valid bits, a 1 just
+ * above them and zeros above it, so a refill finds how many bits remain with one lzcnt. It then reloads the 8 bytes that end at its new
  * q (k whole bytes further): their low 63 bits are the bits it still held followed by the new
  * ones, and their top bit, overwritten by the new sentinel, is read again by the next refill
  * (the valid bits always end one bit before q). One OR and one shift replace the four-stream
