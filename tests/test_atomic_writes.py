@@ -83,6 +83,30 @@ def test_a_failed_npz_write_leaves_the_old_file_and_no_temporary(tmp_path, monke
     assert os.listdir(tmp_path) == ["m.npz"]
 
 
+def test_an_npz_write_interrupted_with_a_member_open_raises_the_interruption(tmp_path, monkeypatch):
+    """A signal (SIGTERM in the CLI, Ctrl-C) can land after the archive opened a member for
+    writing and before the member's `with` took it over: the member then stays open, and closing
+    the archive would raise its own ValueError over the interruption (the CLI then exited 1 with
+    a traceback instead of 143)."""
+    import zipfile
+
+    path = tmp_path / "m.npz"
+    checkpoints.write(path, TENSORS)
+    before = path.read_bytes()
+    open_to_write = zipfile.ZipFile._open_to_write
+    held = []  # as the interrupted frame holds it: the member stays open
+
+    def interrupted(self, *args, **kwargs):
+        held.append(open_to_write(self, *args, **kwargs))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zipfile.ZipFile, "_open_to_write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.write(path, {"other": np.zeros(3)})
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.npz"]
+
+
 def odd_tensors():
     """Every dtype both formats hold, with the layouts that trip hand-written readers."""
     rng = np.random.default_rng(5)

@@ -539,12 +539,20 @@ def _array(tensors, name, spec):
 def _write_npz(f, tensors, specs):
     # np.savez(f, **arrays) would take a tensor named "file" or "allow_pickle" for its own
     # argument; this is the rest of what it does.
-    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+    archive = zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True)
+    try:
         for name, spec in specs.items():
             array = _array(tensors, name, spec)
             with archive.open(name + ".npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
             del array  # before the next tensor is read
+    except BaseException:
+        # The unfinished file is discarded. Closing the archive is not only useless then: after
+        # a signal between archive.open() and its `with` (SIGTERM in the CLI, Ctrl-C), the
+        # member stays open and close() raises its own ValueError over the interruption.
+        archive.fp = None  # close(), and the archive's __del__, then do nothing
+        raise
+    archive.close()
 
 
 def _write_safetensors(f, tensors, specs, metadata=None):
